@@ -1,0 +1,51 @@
+package dev.kiln.graph;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.function.Supplier;
+
+/** A tensor Kiln made in memory; its bytes come from a supplier that must answer the same bytes each time. */
+public final class ComputedTensor implements Tensor {
+  private final DataType dataType;
+  private final long[] dims;
+  private final Supplier<ByteBuffer> source;
+
+  ComputedTensor(DataType dataType, long[] dims, Supplier<ByteBuffer> source) {
+    if (dataType == DataType.STRING || dataType == DataType.UNDEFINED) {
+      throw new IllegalArgumentException("computed tensors hold fixed-size elements, not " + dataType);
+    }
+    this.dataType = dataType;
+    this.dims = dims.clone();
+    this.source = source;
+  }
+
+  @Override
+  public DataType dataType() {
+    return dataType;
+  }
+
+  @Override
+  public long[] dims() {
+    return dims.clone();
+  }
+
+  @Override
+  public long byteSize() {
+    return dataType.byteSize(elementCount());
+  }
+
+  @Override
+  public ByteBuffer bytes() {
+    ByteBuffer data = source.get();
+    if (data.remaining() != byteSize()) {
+      throw new IllegalStateException(
+          "computed " + dataType + Shape.of(dims) + " tensor produced " + data.remaining() + " bytes, expected " + byteSize());
+    }
+    return data.asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
+  }
+
+  @Override
+  public String toString() {
+    return "ComputedTensor(" + dataType + Shape.of(dims) + ")";
+  }
+}

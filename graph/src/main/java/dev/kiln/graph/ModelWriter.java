@@ -1,0 +1,105 @@
+package dev.kiln.graph;
+
+import dev.kiln.common.AtomicFiles;
+import dev.kiln.graph.proto.OnnxProto.ModelProto;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * Writes a model as a .onnx file plus, when any tensor goes external, one data file next to it. Both are
+ * written to temporary files in the target folder and renamed into place (data file first, so a model
+ * never points at a missing file). The same model and options always give the same bytes.
+ */
+public final class ModelWriter {
+  private ModelWriter() {}
+
+  public static void write(Model model, Path target) {
+    write(model, target, WriteOptions.defaults());
+  }
+
+  public static void write(Model model, Path target, WriteOptions options) {
+    Path absolute = target.toAbsolutePath();
+    Path folder = absolute.getParent();
+    String dataFileName = options.dataFileName() != null ? options.dataFileName() : absolute.getFileName() + ".data";
+    Path dataFile = folder.resolve(dataFileName);
+
+    ProtoEncoder encoder = new ProtoEncoder(options, dataFileName);
+    ModelProto proto = encoder.encodeModel(model);
+    if (!encoder.placements().isEmpty()) {
+      writeDataFile(dataFile, encoder);
+    }
+    AtomicFiles.write(absolute, out -> proto.writeTo(out));
+    repointOverwrittenSources(dataFile, encoder);
+  }
+
+  /** Serializes a model to bytes (inline tensors only; external ones must already sit in a file). */
+  public static byte[] toBytes(Model model) {
+    ProtoEncoder encoder = new ProtoEncoder(WriteOptions.allInline(), "unused.data");
+    return encoder.encodeModel(model).toByteArray();
+  }
+
+  private static void writeDataFile(Path dataFile, ProtoEncoder encoder) {
+    Path folder = dataFile.getParent();
+    Path temporary = null;
+    try {
+      Files.createDirectories(folder);
+      temporary = Files.createTempFile(folder, "." + dataFile.getFileName() + ".", ".partial");
+      try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+        long position = 0;
+        for (ProtoEncoder.Placement placement : encoder.placements()) {
+          if (placement.offset() > position) {
+            // Alignment padding is written as zeros (not left as a hole) so the bytes are the same everywhere.
+            writeZeros(channel, placement.offset() - position);
+          }
+          placement.tensor().writeTo(channel);
+          position = placement.offset() + placement.tensor().byteSize();
+          if (channel.position() != position) {
+            throw new IOException("tensor wrote " + (channel.position() - placement.offset()) + " bytes, expected "
+                + placement.tensor().byteSize());
+          }
+        }
+      }
+      AtomicFiles.commit(temporary, dataFile);
+      temporary = null;
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write " + dataFile + ": " + e.getMessage(), e);
+    } finally {
+      AtomicFiles.deleteQuietly(temporary);
+    }
+  }
+
+  private static void writeZeros(FileChannel channel, long count) throws IOException {
+    ByteBuffer zeros = ByteBuffer.allocate((int) Math.min(count, 1 << 16));
+    long left = count;
+    while (left > 0) {
+      zeros.clear().limit((int) Math.min(left, zeros.capacity()));
+      while (zeros.hasRemaining()) {
+        left -= channel.write(zeros);
+      }
+    }
+  }
+
+  /**
+   * Writing over the data file the model was read from replaced that file: tensors that pointed into it
+   * now point into the new file (same bytes, new offsets), so the in-memory model stays readable.
+   */
+  private static void repointOverwrittenSources(Path dataFile, ProtoEncoder encoder) {
+    Path written;
+    try {
+      written = dataFile.toRealPath();
+    } catch (IOException e) {
+      return;
+    }
+    for (ProtoEncoder.Placement placement : encoder.placements()) {
+      if (placement.tensor() instanceof ExternalTensor source && source.file().equals(written)) {
+        placement.repoint().accept(new ExternalTensor(written, placement.offset(), source.length(), source.dataType(), source.dims(),
+            source.original()));
+      }
+    }
+  }
+}

@@ -1,0 +1,4 @@
+package dev.kiln.graph;
+
+/** One place a value is consumed: input {@code inputIndex} of {@code node}. */
+public record Use(Node node, int inputIndex) {}
