@@ -1,0 +1,86 @@
+package dev.kiln.optimizer.engine;
+
+import dev.kiln.graph.Attribute;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.Node;
+import dev.kiln.graph.OpType;
+import dev.kiln.graph.Tensor;
+import dev.kiln.graph.Value;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * What a rule uses to describe its replacement. Nodes are created detached and named after the site's scope
+ * ({@code /down_blocks.0/attentions.0/transformer_blocks.0/attn1/MultiHeadAttention}); the driver inserts them.
+ * New weights become initializers of the graph right away (an abandoned rewrite leaves them unused, and the
+ * driver drops unused initializers).
+ */
+public final class Builder {
+  private final Graph graph;
+  private final String scope;
+  private final NameSet names;
+  final List<Node> nodes = new ArrayList<>();
+  final Map<Value, Value> replacements = new LinkedHashMap<>();
+  final Set<String> domains = new LinkedHashSet<>();
+  final Map<Value, Boolean> created = new IdentityHashMap<>();
+
+  Builder(Graph graph, String scope, NameSet names) {
+    this.graph = graph;
+    this.scope = scope;
+    this.names = names;
+  }
+
+  /** The scope new nodes are named in, ending in '/' (or empty when the site had no scoped names). */
+  public String scope() {
+    return scope;
+  }
+
+  /** A single-output node of {@code type}; a null input is an omitted optional input. */
+  public Value op(OpType type, List<Value> inputs, Attribute... attributes) {
+    return ops(type, 1, inputs, attributes).get(0);
+  }
+
+  public Value op(OpType type, Value input, Attribute... attributes) {
+    return op(type, Arrays.asList(input), attributes);
+  }
+
+  /** A node of {@code type} with {@code outputCount} outputs. */
+  public List<Value> ops(OpType type, int outputCount, List<Value> inputs, Attribute... attributes) {
+    String nodeName = names.freshNode(scope + type.name());
+    List<String> outputNames = new ArrayList<>();
+    for (int i = 0; i < outputCount; i++) {
+      outputNames.add(names.freshValue(nodeName + "_output_" + i));
+    }
+    Node node = new Node(type, nodeName, new ArrayList<>(inputs), outputNames);
+    for (Attribute attribute : attributes) {
+      node.setAttribute(attribute);
+    }
+    nodes.add(node);
+    domains.add(type.domain());
+    for (Value output : node.outputs()) {
+      created.put(output, true);
+    }
+    return node.outputs();
+  }
+
+  /** A new initializer named {@code scope + hint}. */
+  public Value initializer(String hint, Tensor tensor) {
+    return graph.addInitializer(names.freshValue(scope + hint), tensor);
+  }
+
+  /** A new int64 vector initializer (shapes, axes). */
+  public Value longs(String hint, long... values) {
+    return initializer(hint, Tensor.ofLongs(new long[] {values.length}, values));
+  }
+
+  /** Also replaces {@code original} (another output of the site) by {@code replacement}. */
+  public void replace(Value original, Value replacement) {
+    replacements.put(original, replacement);
+  }
+}
