@@ -13,6 +13,7 @@ import picocli.CommandLine.Command;
     description = "Export, optimize, validate and run Stable Diffusion ONNX pipelines from one JVM.",
     subcommands = {
       // Each helper adds its command class here, one line each.
+      GenerateCommand.class, TokenizeCommand.class, DemoCommand.class,
     })
 public final class Main implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;

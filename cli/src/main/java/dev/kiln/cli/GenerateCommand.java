@@ -1,0 +1,163 @@
+package dev.kiln.cli;
+
+import dev.kiln.common.Json;
+import dev.kiln.common.KilnException;
+import dev.kiln.common.Progress;
+import dev.kiln.runner.image.RgbImage;
+import dev.kiln.runner.pipeline.Device;
+import dev.kiln.runner.pipeline.GenerationRequest;
+import dev.kiln.runner.pipeline.GenerationResult;
+import dev.kiln.runner.pipeline.PipelineFolder;
+import dev.kiln.runner.pipeline.PngOutput;
+import dev.kiln.runner.pipeline.StableDiffusionPipeline;
+import dev.kiln.runner.pipeline.StepListener;
+import dev.kiln.runner.scheduler.SchedulerKind;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** {@code kiln generate}: prompt to PNG on ONNX Runtime for any SD 1.x/2.x/Turbo/SDXL ONNX pipeline folder. */
+@Command(name = "generate", mixinStandardHelpOptions = true,
+    description = "Generate images from a prompt with an ONNX Stable Diffusion pipeline folder (diffusers/Optimum layout).")
+public final class GenerateCommand implements Callable<Integer> {
+  @Spec CommandSpec spec;
+
+  @Parameters(index = "0", paramLabel = "PIPELINE_DIR", description = "Pipeline folder (model_index.json, unet/, vae_decoder/, ...).")
+  Path pipeline;
+
+  @Option(names = "--prompt", required = true, description = "What to draw.")
+  String prompt;
+
+  @Option(names = "--negative-prompt", defaultValue = "", description = "What to steer away from (default: empty).")
+  String negativePrompt;
+
+  @Option(names = "--steps", description = "Denoising steps (default: the scheduler's usual count).")
+  Integer steps;
+
+  @Option(names = "--guidance", defaultValue = "7.5", description = "Classifier-free guidance scale; <= 1 runs no unconditional branch (Turbo: 0).")
+  double guidance;
+
+  @Option(names = "--scheduler", description = "ddim, euler, euler-a, lms, dpm++2m, dpm++2m-karras, lcm (default: the pipeline's).")
+  String scheduler;
+
+  @Option(names = "--seed", description = "Seed of torch's CPU generator (default: random; printed).")
+  Long seed;
+
+  @Option(names = "--width", description = "Width in pixels, a multiple of the VAE factor (default: the UNet's sample size).")
+  Integer width;
+
+  @Option(names = "--height", description = "Height in pixels, a multiple of the VAE factor.")
+  Integer height;
+
+  @Option(names = "--batch", defaultValue = "1", description = "Images per prompt.")
+  int batch;
+
+  @Option(names = "--init-image", description = "img2img: start from this image (needs vae_encoder/).")
+  Path initImage;
+
+  @Option(names = "--strength", defaultValue = "0.8", description = "img2img: how much of the schedule to run, (0, 1].")
+  double strength;
+
+  @Option(names = "--clip-skip", defaultValue = "0", description = "Skip the last N CLIP layers (diffusers count; A1111's 'Clip skip 2' is 1).")
+  int clipSkip;
+
+  @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda or tensorrt (GPU only when one is detected).")
+  String device;
+
+  @Option(names = "--threads", defaultValue = "0", description = "Intra-op threads (default: one per core).")
+  int threads;
+
+  @Option(names = {"-o", "--output"}, defaultValue = "out.png", description = "Output PNG (a batch writes NAME-0.png, NAME-1.png, ...).")
+  Path output;
+
+  @Option(names = "--json", description = "Print timings and output paths as JSON.")
+  boolean json;
+
+  @Override
+  public Integer call() {
+    PrintWriter out = spec.commandLine().getOut();
+    PrintWriter err = spec.commandLine().getErr();
+    SchedulerKind kind = scheduler == null ? null : SchedulerKind.parse(scheduler);
+    Device requested = Device.parse(device);
+    if (steps != null && steps < 1) {
+      throw new KilnException.BadInput("--steps must be at least 1, got " + steps);
+    }
+    RgbImage init = initImage == null ? null : RgbImage.read(initImage);
+    long actualSeed = seed != null ? seed : new SecureRandom().nextLong() & 0xffffffffL;
+    PipelineFolder folder = PipelineFolder.open(pipeline);
+    GenerationRequest request = new GenerationRequest(prompt, negativePrompt, steps, guidance, kind, actualSeed, width, height, batch,
+        init, strength, clipSkip);
+    long start = System.nanoTime();
+    try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, requested, threads, line -> {
+      err.println(line);
+      err.flush();
+    })) {
+      int total = steps != null ? steps : (kind != null ? kind : folder.defaultScheduler()).usualSteps();
+      GenerationResult result;
+      try (Progress progress = Progress.start("generating", total, "steps", json)) {
+        result = runner.generate(request, new StepListener() {
+          @Override
+          public void stepDone(int step, int count) {
+            progress.step();
+          }
+        });
+      }
+      long pngStart = System.nanoTime();
+      List<Path> written = PngOutput.write(result, output);
+      result.timings().add("png", System.nanoTime() - pngStart);
+      double totalMs = (System.nanoTime() - start) / 1e6;
+      if (json) {
+        out.println(Json.write(report(result, runner, written, totalMs)));
+      } else {
+        out.println(summary(result, runner, written, totalMs));
+      }
+      out.flush();
+    }
+    return 0;
+  }
+
+  static Map<String, Object> report(GenerationResult result, StableDiffusionPipeline runner, List<Path> written, double totalMs) {
+    Map<String, Object> json = new LinkedHashMap<>();
+    json.put("outputs", written.stream().map(path -> path.toAbsolutePath().toString()).toList());
+    json.put("pipeline", runner.folder().root().toString());
+    json.put("device", runner.device().cliName());
+    json.put("scheduler", result.scheduler().cliName());
+    json.put("steps", result.steps());
+    json.put("guidance", result.guidance());
+    json.put("seed", result.seed());
+    json.put("width", result.width());
+    json.put("height", result.height());
+    Map<String, Object> timings = new LinkedHashMap<>(runner.loadTimings().toJson());
+    timings.putAll(result.timings().toJson());
+    timings.put("total_ms", Math.round(totalMs * 100) / 100.0);
+    json.put("timings", timings);
+    return json;
+  }
+
+  static String summary(GenerationResult result, StableDiffusionPipeline runner, List<Path> written, double totalMs) {
+    StringBuilder text = new StringBuilder();
+    for (Path path : written) {
+      text.append("wrote ").append(path.toAbsolutePath()).append('\n');
+    }
+    var stages = result.timings();
+    int unetSteps = stages.stages().getOrDefault("unet_step", List.of()).size();
+    double load = runner.loadTimings().stages().keySet().stream().mapToDouble(runner.loadTimings()::total).sum();
+    text.append(String.format(Locale.ROOT, "%dx%d, %s, %d steps, guidance %s, seed %d, %s%n", result.width(), result.height(),
+        result.scheduler().cliName(), result.steps(), result.guidance(), result.seed(), runner.device().cliName()));
+    text.append(String.format(Locale.ROOT,
+        "timings: load %.0f ms, tokenize %.1f ms, text encoder %.1f ms, unet %d x %.1f ms, vae decoder %.1f ms, png %.1f ms, total %.0f ms",
+        load, stages.total("tokenize"), stages.total("text_encoder") + stages.total("text_encoder_2"), unetSteps,
+        unetSteps == 0 ? 0 : stages.total("unet_step") / unetSteps, stages.total("vae_decoder"), stages.total("png"), totalMs));
+    return text.toString();
+  }
+}

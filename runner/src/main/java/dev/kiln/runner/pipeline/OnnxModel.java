@@ -1,0 +1,237 @@
+package dev.kiln.runner.pipeline;
+
+import ai.onnxruntime.NodeInfo;
+import ai.onnxruntime.OnnxJavaType;
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OnnxValue;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.TensorInfo;
+import dev.kiln.common.KilnException;
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import java.nio.LongBuffer;
+import java.nio.ShortBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One ORT session for one pipeline component, created once and closed with the pipeline. It knows the
+ * declared inputs and outputs, checks a caller's shapes against static dimensions before ORT sees them
+ * (so the error names the flag to change), and converts values to and from the declared element types.
+ */
+public final class OnnxModel implements AutoCloseable {
+  private final String component;
+  private final Path file;
+  private final OrtEnvironment environment;
+  private final OrtSession session;
+  private final Map<String, TensorInfo> inputs = new LinkedHashMap<>();
+  private final Map<String, TensorInfo> outputs = new LinkedHashMap<>();
+  private final long creationNanos;
+
+  private OnnxModel(String component, Path file, OrtEnvironment environment, OrtSession session, long creationNanos) throws OrtException {
+    this.component = component;
+    this.file = file;
+    this.environment = environment;
+    this.session = session;
+    this.creationNanos = creationNanos;
+    for (Map.Entry<String, NodeInfo> entry : session.getInputInfo().entrySet()) {
+      inputs.put(entry.getKey(), tensorInfo(entry.getValue()));
+    }
+    for (Map.Entry<String, NodeInfo> entry : session.getOutputInfo().entrySet()) {
+      outputs.put(entry.getKey(), tensorInfo(entry.getValue()));
+    }
+  }
+
+  private TensorInfo tensorInfo(NodeInfo node) {
+    if (!(node.getInfo() instanceof TensorInfo info)) {
+      throw new KilnException.Unsupported(component + " model " + file + ": '" + node.getName() + "' is not a tensor");
+    }
+    return info;
+  }
+
+  /** Opens {@code file} (by path, so external data next to it loads) with the given options. */
+  static OnnxModel open(String component, Path file, OrtEnvironment environment, OrtSession.SessionOptions options) {
+    if (!Files.isRegularFile(file)) {
+      throw new KilnException.BadInput("missing " + component + " model " + file);
+    }
+    long start = System.nanoTime();
+    try {
+      OrtSession session = environment.createSession(file.toString(), options);
+      try {
+        return new OnnxModel(component, file, environment, session, System.nanoTime() - start);
+      } catch (RuntimeException | OrtException e) {
+        session.close();
+        throw e;
+      }
+    } catch (OrtException e) {
+      throw new KilnException.BadInput("cannot load " + component + " model " + file + ": " + e.getMessage(), e);
+    }
+  }
+
+  public String component() {
+    return component;
+  }
+
+  public long creationNanos() {
+    return creationNanos;
+  }
+
+  public boolean hasInput(String name) {
+    return inputs.containsKey(name);
+  }
+
+  public Map<String, TensorInfo> inputs() {
+    return inputs;
+  }
+
+  public Map<String, TensorInfo> outputs() {
+    return outputs;
+  }
+
+  /** The declared shape of an input: -1 where a dimension is symbolic. */
+  public long[] inputShape(String name) {
+    return inputs.get(name).getShape();
+  }
+
+  public OnnxJavaType inputType(String name) {
+    return inputs.get(name).type;
+  }
+
+  /** Runs the model; inputs the model does not declare are skipped, declared ones that are missing fail. */
+  public Map<String, Tensor> run(Map<String, ModelInput> values, List<String> wanted) {
+    List<OnnxTensor> created = new ArrayList<>();
+    try {
+      Map<String, OnnxTensor> feeds = new LinkedHashMap<>();
+      for (Map.Entry<String, TensorInfo> declared : inputs.entrySet()) {
+        ModelInput value = values.get(declared.getKey());
+        if (value == null) {
+          throw new KilnException.Unsupported(component + " model " + file + " has input '" + declared.getKey() + "' "
+              + declared.getValue().type + Arrays.toString(declared.getValue().getShape()) + " that Kiln does not know how to feed");
+        }
+        checkShape(declared.getKey(), declared.getValue().getShape(), value.shape());
+        OnnxTensor tensor = convert(value, declared.getValue().type, declared.getKey());
+        created.add(tensor);
+        feeds.put(declared.getKey(), tensor);
+      }
+      java.util.Set<String> requested = new java.util.LinkedHashSet<>(wanted.isEmpty() ? outputs.keySet() : wanted);
+      try (OrtSession.Result result = session.run(feeds, requested)) {
+        Map<String, Tensor> produced = new LinkedHashMap<>();
+        for (String name : requested) {
+          OnnxValue output = result.get(name).orElseThrow();
+          produced.put(name, toTensor((OnnxTensor) output, name));
+        }
+        return produced;
+      }
+    } catch (OrtException e) {
+      throw new KilnException.BadInput(component + " model " + file + " failed to run: " + e.getMessage(), e);
+    } finally {
+      for (OnnxTensor tensor : created) {
+        tensor.close();
+      }
+    }
+  }
+
+  private void checkShape(String name, long[] declared, long[] given) {
+    boolean rankMismatch = declared.length != given.length;
+    boolean dimensionMismatch = false;
+    for (int axis = 0; !rankMismatch && axis < declared.length; axis++) {
+      dimensionMismatch |= declared[axis] > 0 && declared[axis] != given[axis];
+    }
+    if (rankMismatch || dimensionMismatch) {
+      throw new KilnException.BadInput(component + " model " + file + ": input '" + name + "' is declared "
+          + Arrays.toString(declared) + " (-1 = dynamic) but this generation needs " + Arrays.toString(given)
+          + (name.equals("sample") || name.equals("latent_sample")
+              ? "; use the --width/--height (and --batch) the model was exported for, or export it with dynamic axes" : ""));
+    }
+  }
+
+  private OnnxTensor convert(ModelInput value, OnnxJavaType type, String name) throws OrtException {
+    int count = value.length();
+    long[] shape = value.shape();
+    switch (type) {
+      case FLOAT -> {
+        float[] data = value.data() instanceof float[] floats ? floats : new float[count];
+        if (!(value.data() instanceof float[])) {
+          for (int index = 0; index < count; index++) {
+            data[index] = (float) value.valueAt(index);
+          }
+        }
+        return OnnxTensor.createTensor(environment, FloatBuffer.wrap(data), shape);
+      }
+      case FLOAT16 -> {
+        short[] data = new short[count];
+        for (int index = 0; index < count; index++) {
+          data[index] = Float16.fromFloat((float) value.valueAt(index));
+        }
+        return OnnxTensor.createTensor(environment, ShortBuffer.wrap(data), shape, OnnxJavaType.FLOAT16);
+      }
+      case DOUBLE -> {
+        double[] data = new double[count];
+        for (int index = 0; index < count; index++) {
+          data[index] = value.valueAt(index);
+        }
+        return OnnxTensor.createTensor(environment, DoubleBuffer.wrap(data), shape);
+      }
+      case INT64 -> {
+        long[] data = value.data() instanceof long[] longs ? longs : new long[count];
+        if (!(value.data() instanceof long[])) {
+          // Truncation, as numpy's astype(int64) in the diffusers ONNX pipelines does for float timesteps.
+          for (int index = 0; index < count; index++) {
+            data[index] = (long) value.valueAt(index);
+          }
+        }
+        return OnnxTensor.createTensor(environment, LongBuffer.wrap(data), shape);
+      }
+      case INT32 -> {
+        int[] data = new int[count];
+        for (int index = 0; index < count; index++) {
+          data[index] = (int) value.valueAt(index);
+        }
+        return OnnxTensor.createTensor(environment, IntBuffer.wrap(data), shape);
+      }
+      default -> throw new KilnException.Unsupported(component + " model " + file + ": input '" + name + "' has element type "
+          + type + ", which Kiln does not feed");
+    }
+  }
+
+  private Tensor toTensor(OnnxTensor tensor, String name) {
+    TensorInfo info = tensor.getInfo();
+    long[] shape = info.getShape();
+    float[] data = new float[(int) info.getNumElements()];
+    switch (info.type) {
+      case FLOAT -> tensor.getFloatBuffer().get(data);
+      case FLOAT16 -> {
+        ShortBuffer halves = tensor.getShortBuffer();
+        for (int index = 0; index < data.length; index++) {
+          data[index] = Float16.toFloat(halves.get(index));
+        }
+      }
+      case DOUBLE -> {
+        DoubleBuffer doubles = tensor.getDoubleBuffer();
+        for (int index = 0; index < data.length; index++) {
+          data[index] = (float) doubles.get(index);
+        }
+      }
+      default -> throw new KilnException.Unsupported(component + " model " + file + ": output '" + name + "' has element type "
+          + info.type + ", expected a float type");
+    }
+    return new Tensor(data, shape);
+  }
+
+  @Override
+  public void close() {
+    try {
+      session.close();
+    } catch (OrtException e) {
+      throw new IllegalStateException("cannot close " + component + " session: " + e.getMessage(), e);
+    }
+  }
+}

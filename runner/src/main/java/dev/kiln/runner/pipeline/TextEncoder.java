@@ -1,0 +1,201 @@
+package dev.kiln.runner.pipeline;
+
+import dev.kiln.common.KilnException;
+import dev.kiln.runner.tokenizer.ClipTokenizer;
+import dev.kiln.runner.tokenizer.TokenizedPrompt;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A CLIP text encoder session with its tokenizer. Picks the hidden state the pipeline conditions on:
+ * SD 1.x/2.x use the final (normed) hidden state, or with clip skip k the hidden state k layers earlier
+ * passed through the final LayerNorm; SDXL uses the penultimate layer's un-normed state (further back with
+ * clip skip) plus the second encoder's pooled, projected {@code text_embeds}.
+ */
+final class TextEncoder implements AutoCloseable {
+  private static final Pattern HIDDEN_STATE = Pattern.compile("hidden_states\\.(\\d+)");
+  private static final double LAYER_NORM_EPSILON = 1e-5;
+
+  private final OnnxModel model;
+  private final ClipTokenizer tokenizer;
+  private final String idsInput;
+  private final String lastHidden;
+  private final String pooled;
+  private final TreeMap<Integer, String> hiddenStates = new TreeMap<>();
+  private float[] recoveredGamma;
+  private float[] recoveredBeta;
+
+  /** The conditioning of one prompt: [1, tokens, width] hidden states and, for SDXL's second encoder, [1, P] pooled. */
+  record Encoded(Tensor hidden, Tensor pooled, TokenizedPrompt tokens) {}
+
+  TextEncoder(OnnxModel model, ClipTokenizer tokenizer) {
+    this.model = model;
+    this.tokenizer = tokenizer;
+    this.idsInput = model.hasInput("input_ids") ? "input_ids" : model.inputs().keySet().iterator().next();
+    String last = null;
+    String pooledName = null;
+    for (Map.Entry<String, ai.onnxruntime.TensorInfo> output : model.outputs().entrySet()) {
+      String name = output.getKey();
+      Matcher matcher = HIDDEN_STATE.matcher(name);
+      if (matcher.matches()) {
+        hiddenStates.put(Integer.parseInt(matcher.group(1)), name);
+      } else if (name.equals("last_hidden_state") || (last == null && output.getValue().getShape().length == 3 && !name.startsWith("hidden"))) {
+        last = name;
+      } else if (name.equals("text_embeds") || (pooledName == null && name.equals("pooler_output"))) {
+        pooledName = name;
+      }
+    }
+    if (last == null) {
+      throw new KilnException.Unsupported(model.component() + ": no last_hidden_state (or other rank-3) output among " + model.outputs().keySet());
+    }
+    this.lastHidden = last;
+    this.pooled = pooledName;
+  }
+
+  ClipTokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  OnnxModel model() {
+    return model;
+  }
+
+  Encoded encode(String prompt, int clipSkip, boolean xlStyle, StageTimings timings) {
+    TokenizedPrompt tokens = timings.time("tokenize", () -> tokenizer.encode(prompt));
+    long[] ids = tokens.padded();
+    Map<String, ModelInput> inputs = new java.util.HashMap<>();
+    inputs.put(idsInput, ModelInput.longs(ids, 1, ids.length));
+    if (model.hasInput("attention_mask")) {
+      long[] ones = new long[ids.length];
+      java.util.Arrays.fill(ones, 1);
+      inputs.put("attention_mask", ModelInput.longs(ones, 1, ids.length));
+    }
+    List<String> wanted = new ArrayList<>();
+    String hiddenName;
+    boolean normalize = false;
+    if (xlStyle) {
+      hiddenName = hiddenStateFromEnd(clipSkip + 2);
+    } else if (clipSkip > 0) {
+      hiddenName = hiddenStateFromEnd(clipSkip + 1);
+      normalize = true;
+    } else {
+      hiddenName = lastHidden;
+    }
+    wanted.add(hiddenName);
+    boolean recover = normalize && recoveredGamma == null;
+    if (recover) {
+      wanted.add(lastHidden);
+      if (!wanted.contains(hiddenStateFromEnd(1))) {
+        wanted.add(hiddenStateFromEnd(1));
+      }
+    }
+    if (xlStyle && pooled != null) {
+      wanted.add(pooled);
+    }
+    Map<String, Tensor> outputs = timings.time(model.component(), () -> model.run(inputs, wanted));
+    if (recover) {
+      recoverFinalLayerNorm(outputs.get(hiddenStateFromEnd(1)), outputs.get(lastHidden));
+    }
+    Tensor hidden = outputs.get(hiddenName);
+    if (normalize) {
+      hidden = finalLayerNorm(hidden);
+    }
+    return new Encoded(hidden, xlStyle && pooled != null ? outputs.get(pooled) : null, tokens);
+  }
+
+  boolean hasPooled() {
+    return pooled != null;
+  }
+
+  /** hidden_states[-k] in Python terms; the export must list hidden_states.* outputs. */
+  private String hiddenStateFromEnd(int fromEnd) {
+    if (hiddenStates.isEmpty()) {
+      throw new KilnException.Unsupported(model.component() + " exports no hidden_states.* outputs, which clip skip and SDXL need"
+          + " (re-export the text encoder with output_hidden_states=True)");
+    }
+    int index = hiddenStates.lastKey() + 1 - fromEnd;
+    String name = hiddenStates.get(index);
+    if (name == null) {
+      throw new KilnException.BadInput(model.component() + " has hidden states 0.." + hiddenStates.lastKey()
+          + "; --clip-skip " + (fromEnd - 1) + " asks for hidden_states." + index);
+    }
+    return name;
+  }
+
+  /**
+   * The final LayerNorm's weights are inside the ONNX file, which the runner does not parse. They are
+   * recovered exactly instead: last_hidden_state = gamma * normalize(h_last) + beta holds for every token,
+   * so a per-channel least-squares fit over the tokens of one prompt gives gamma and beta.
+   */
+  private void recoverFinalLayerNorm(Tensor preNorm, Tensor normed) {
+    int tokens = (int) preNorm.dimension(1);
+    int width = (int) preNorm.dimension(2);
+    float[] normalized = normalizeRows(preNorm).data();
+    float[] target = normed.data();
+    recoveredGamma = new float[width];
+    recoveredBeta = new float[width];
+    for (int channel = 0; channel < width; channel++) {
+      double meanX = 0;
+      double meanY = 0;
+      for (int token = 0; token < tokens; token++) {
+        meanX += normalized[token * width + channel];
+        meanY += target[token * width + channel];
+      }
+      meanX /= tokens;
+      meanY /= tokens;
+      double covariance = 0;
+      double variance = 0;
+      for (int token = 0; token < tokens; token++) {
+        double dx = normalized[token * width + channel] - meanX;
+        covariance += dx * (target[token * width + channel] - meanY);
+        variance += dx * dx;
+      }
+      double gamma = variance > 0 ? covariance / variance : 1.0;
+      recoveredGamma[channel] = (float) gamma;
+      recoveredBeta[channel] = (float) (meanY - gamma * meanX);
+    }
+  }
+
+  private Tensor finalLayerNorm(Tensor hidden) {
+    float[] normalized = normalizeRows(hidden).data();
+    int width = (int) hidden.dimension(-1);
+    for (int index = 0; index < normalized.length; index++) {
+      int channel = index % width;
+      normalized[index] = normalized[index] * recoveredGamma[channel] + recoveredBeta[channel];
+    }
+    return new Tensor(normalized, hidden.shape());
+  }
+
+  private static Tensor normalizeRows(Tensor hidden) {
+    int width = (int) hidden.dimension(-1);
+    float[] data = hidden.data();
+    float[] result = new float[data.length];
+    for (int row = 0; row < data.length / width; row++) {
+      double mean = 0;
+      for (int channel = 0; channel < width; channel++) {
+        mean += data[row * width + channel];
+      }
+      mean /= width;
+      double variance = 0;
+      for (int channel = 0; channel < width; channel++) {
+        double difference = data[row * width + channel] - mean;
+        variance += difference * difference;
+      }
+      variance /= width;
+      double scale = 1 / Math.sqrt(variance + LAYER_NORM_EPSILON);
+      for (int channel = 0; channel < width; channel++) {
+        result[row * width + channel] = (float) ((data[row * width + channel] - mean) * scale);
+      }
+    }
+    return new Tensor(result, hidden.shape());
+  }
+
+  @Override
+  public void close() {
+    model.close();
+  }
+}
