@@ -107,6 +107,17 @@ final class TextEncoder implements AutoCloseable {
     return new Encoded(hidden, xlStyle && pooled != null ? outputs.get(pooled) : null, tokens);
   }
 
+  /** Every output of the encoder for one prompt (tests check the recovered LayerNorm against them). */
+  Map<String, Tensor> allOutputs(String prompt) {
+    long[] ids = tokenizer.encode(prompt).padded();
+    return model.run(Map.of(idsInput, ModelInput.longs(ids, 1, ids.length)), List.of());
+  }
+
+  /** The final LayerNorm with recovered weights (after a clip-skip encode has recovered them). */
+  Tensor applyFinalLayerNorm(Tensor hidden) {
+    return finalLayerNorm(hidden);
+  }
+
   boolean hasPooled() {
     return pooled != null;
   }
