@@ -88,7 +88,9 @@ public final class DemoCommand implements Callable<Integer> {
           }
         });
       }
+      long pngStart = System.nanoTime();
       written = PngOutput.write(result, output);
+      result.timings().add("png", System.nanoTime() - pngStart);
       timings.putAll(runner.loadTimings().toJson());
       timings.putAll(result.timings().toJson());
     }

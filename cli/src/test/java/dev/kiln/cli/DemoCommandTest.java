@@ -1,0 +1,47 @@
+package dev.kiln.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code kiln demo}: explicit stages, a real PNG, and an honest "not available" for stages not wired yet. */
+class DemoCommandTest {
+  @Test
+  void reportsStagesAndWritesThePng(@TempDir Path folder) throws Exception {
+    Path output = folder.resolve("demo.png");
+    GenerateCommandTest.Run run = GenerateCommandTest.run("demo", "--pipeline", GenerateCommandTest.PIPELINE.toString(), "-o", output.toString(), "--json");
+    assertEquals(0, run.exitCode(), run.err());
+    JsonNode json = new ObjectMapper().readTree(run.out());
+    assertEquals(output.toAbsolutePath().toString(), json.get("output").asText());
+    assertEquals("a red circle on a white background", json.get("prompt").asText());
+    assertEquals(4, json.get("stages").size());
+    assertEquals("export", json.get("stages").get(0).get("name").asText());
+    assertEquals("optimize", json.get("stages").get(1).get("name").asText());
+    assertEquals("validate", json.get("stages").get(2).get("name").asText());
+    assertEquals("generate", json.get("stages").get(3).get("name").asText());
+    assertEquals("done", json.get("stages").get(3).get("status").asText());
+    assertEquals(20, json.get("timings").get("unet_step_each_ms").size());
+    assertTrue(Files.size(output) > 100);
+    GenerateCommandTest.Run text = GenerateCommandTest.run("demo", "--pipeline", GenerateCommandTest.PIPELINE.toString(), "-o", output.toString());
+    assertTrue(text.out().contains("optimize:"), text.out());
+    assertTrue(text.out().contains("generate: done"), text.out());
+  }
+
+  @Test
+  void findsTheBundledPipelineOrSaysWhereItLooked() {
+    Path root = Path.of(System.getProperty("kiln.root", ".."));
+    if (Files.isDirectory(root.resolve(DemoCommand.PIPELINE))) {
+      assertEquals(root.resolve(DemoCommand.PIPELINE).toAbsolutePath().normalize(), DemoCommand.bundledPipeline().toAbsolutePath().normalize());
+    } else {
+      GenerateCommandTest.Run run = GenerateCommandTest.run("demo");
+      assertEquals(2, run.exitCode());
+      assertTrue(run.err().contains(DemoCommand.PIPELINE), run.err());
+    }
+  }
+}
