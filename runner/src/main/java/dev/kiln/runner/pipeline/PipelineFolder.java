@@ -27,6 +27,7 @@ public final class PipelineFolder {
   private final int vaeScaleFactor;
   private final int latentChannels;
   private final int defaultSize;
+  private final int unetDownsampling;
   private final boolean forceZerosForEmptyPrompt;
 
   private PipelineFolder(Path root) {
@@ -59,6 +60,9 @@ public final class PipelineFolder {
     JsonNode unet = readOptional(root.resolve("unet").resolve("config.json"));
     this.latentChannels = vae.path("latent_channels").asInt(unet.path("in_channels").asInt(4));
     this.defaultSize = unet.path("sample_size").asInt(xl ? 128 : 64) * vaeScaleFactor;
+    JsonNode unetBlocks = unet.path("block_out_channels");
+    // Each UNet down block but the last halves the latents, and the skip connections need them to halve evenly.
+    this.unetDownsampling = unetBlocks.isArray() && unetBlocks.size() > 0 ? 1 << (unetBlocks.size() - 1) : 1;
     this.forceZerosForEmptyPrompt = index.path("force_zeros_for_empty_prompt").asBoolean(xl);
   }
 
@@ -124,6 +128,11 @@ public final class PipelineFolder {
 
   public int vaeScaleFactor() {
     return vaeScaleFactor;
+  }
+
+  /** Pixel sizes must be multiples of this: the VAE factor times the UNet's total downsampling. */
+  public int sizeMultiple() {
+    return vaeScaleFactor * unetDownsampling;
   }
 
   public int latentChannels() {

@@ -135,11 +135,12 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   public GenerationResult generate(GenerationRequest request, StepListener listener) {
     StageTimings timings = new StageTimings();
     int factor = folder.vaeScaleFactor();
+    int multiple = folder.sizeMultiple();
     int width = request.width() != null ? request.width() : request.initImage() != null ? request.initImage().width() : folder.defaultSize();
     int height = request.height() != null ? request.height() : request.initImage() != null ? request.initImage().height() : folder.defaultSize();
-    if (width <= 0 || height <= 0 || width % factor != 0 || height % factor != 0) {
-      throw new KilnException.BadInput("--width/--height must be positive multiples of " + factor
-          + " (this pipeline's VAE scale factor), got " + width + "x" + height);
+    if (width <= 0 || height <= 0 || width % multiple != 0 || height % multiple != 0) {
+      throw new KilnException.BadInput("--width/--height must be positive multiples of " + multiple + " for this pipeline (VAE scale factor "
+          + factor + (multiple != factor ? " x UNet downsampling " + multiple / factor : "") + "), got " + width + "x" + height);
     }
     if (request.batch() < 1) {
       throw new KilnException.BadInput("--batch must be at least 1, got " + request.batch());
