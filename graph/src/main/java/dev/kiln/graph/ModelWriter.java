@@ -43,6 +43,15 @@ public final class ModelWriter {
     return encoder.encodeModel(model).toByteArray();
   }
 
+  /**
+   * A single tensor as a serialized TensorProto with its data inline (the format of ONNX test-case .pb files).
+   * A tensor read from such a file comes back byte-identical.
+   */
+  public static byte[] tensorBytes(Tensor tensor, String name) {
+    ProtoEncoder encoder = new ProtoEncoder(WriteOptions.allInline(), "unused.data");
+    return encoder.encodeStandaloneTensor(tensor, name).toByteArray();
+  }
+
   private static void writeDataFile(Path dataFile, ProtoEncoder encoder) {
     Path folder = dataFile.getParent();
     Path temporary = null;

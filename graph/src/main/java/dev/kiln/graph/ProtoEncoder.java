@@ -288,6 +288,10 @@ final class ProtoEncoder {
     return builder.build();
   }
 
+  TensorProto encodeStandaloneTensor(Tensor tensor, String name) {
+    return encodeTensor(tensor, name, written -> {});
+  }
+
   /**
    * Encodes a tensor inline or as a reference into the data file (recording where its bytes go).
    * {@code name} overrides the tensor's own name (initializers take their value's name).

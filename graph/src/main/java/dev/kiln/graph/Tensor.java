@@ -144,6 +144,19 @@ public sealed interface Tensor permits InlineTensor, ExternalTensor, ComputedTen
     return ofBytes(DataType.BFLOAT16, dims, data);
   }
 
+  /** A STRING tensor (kept in ONNX's string_data form). */
+  static InlineTensor ofStrings(long[] dims, List<String> values) {
+    dev.kiln.graph.proto.OnnxProto.TensorProto.Builder proto =
+        dev.kiln.graph.proto.OnnxProto.TensorProto.newBuilder().setDataType(DataType.STRING.number());
+    for (long dim : dims) {
+      proto.addDims(dim);
+    }
+    for (String value : values) {
+      proto.addStringData(ByteString.copyFromUtf8(value));
+    }
+    return new InlineTensor(proto.build(), DataType.STRING);
+  }
+
   /** A tensor over raw little-endian bytes (copied, so later changes to {@code data} do not leak in). */
   static ComputedTensor ofBytes(DataType type, long[] dims, ByteBuffer data) {
     ByteBuffer copy = ByteBuffer.allocate(data.remaining()).order(ByteOrder.LITTLE_ENDIAN);

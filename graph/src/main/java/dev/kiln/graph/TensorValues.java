@@ -109,6 +109,9 @@ final class TensorValues {
   }
 
   static boolean sameBytes(Tensor a, Tensor b) {
+    if (a.byteSize() <= ExternalTensor.MAX_MAP_BYTES && b.byteSize() <= ExternalTensor.MAX_MAP_BYTES) {
+      return a.bytes().equals(b.bytes());
+    }
     return digest(a).equals(digest(b));
   }
 
