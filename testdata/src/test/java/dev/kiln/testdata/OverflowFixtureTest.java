@@ -1,0 +1,31 @@
+package dev.kiln.testdata;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.Test;
+
+/** The overflow-prone VAE decoder documents fp16-overflowing activations while its image output stays sane. */
+class OverflowFixtureTest {
+  @Test
+  void overflowReportListsNodesBeyondFp16RangeAndASaneOutput() {
+    Manifest.Component component = Fixtures.manifest().component("vae_decoder_overflow");
+    JsonNode report = component.json().path("overflow");
+    assertEquals(65504.0, report.path("fp16_max").asDouble());
+    JsonNode nodes = report.path("overflowing_module_outputs");
+    assertTrue(nodes.size() >= 5, nodes.toString());
+    for (JsonNode node : nodes) {
+      assertTrue(node.path("node").asText().startsWith("/decoder/up_blocks."), node.toString());
+      for (JsonNode value : node.path("max_abs_per_test_set")) {
+        assertTrue(value.asDouble() > 65504.0, node.toString());
+      }
+    }
+    for (JsonNode output : report.path("output_max_abs_per_test_set")) {
+      assertTrue(output.asDouble() < 10.0, output.toString());
+    }
+    // same architecture as the normal decoder, so fusions see the same graph shape
+    assertEquals(Fixtures.manifest().component("vae_decoder").onnx(Opset.V17).opHistogram(),
+        component.onnx(Opset.V17).opHistogram());
+  }
+}
