@@ -258,7 +258,7 @@ final class ProtoDecoder {
       }
       Value existing = scope.local.get(name);
       if (existing != null) {
-        String first = existing.producer != null ? "by " + existing.producer : "as a graph input or initializer";
+        String first = existing.producer != null ? "by " + describe(existing.producer) : "as a graph input or initializer";
         throw bad(graphWhere + ": value '" + name + "' is produced twice (duplicate value name): " + first + " and by " + label);
       }
       Value value = new Value(name);
@@ -320,6 +320,10 @@ final class ProtoDecoder {
       }
     }
     return null;
+  }
+
+  private static String describe(Node node) {
+    return node.name().isEmpty() ? "node (" + node.opType().key() + ")" : "node '" + node.name() + "' (" + node.opType().key() + ")";
   }
 
   private static String nodeLabel(NodeProto proto, int index) {
