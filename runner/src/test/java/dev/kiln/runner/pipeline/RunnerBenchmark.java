@@ -74,8 +74,9 @@ public final class RunnerBenchmark {
     System.out.println();
     if (!Files.isRegularFile(model)) {
       System.out.println("## SD 1.5 UNet step: skipped — " + model + " does not exist.");
-      System.out.println("Generate the full-size random-weight SD 1.5 UNet export (diffusers layout, fp32, external data) into");
-      System.out.println(folder + "/ with the fixtures generator under testdata/generator (see testdata's README), then rerun.");
+      System.out.println("Generate the full-size random-weight SD 1.5 UNet (860M parameters, fp32, ~3.4 GB, a few minutes) with");
+      System.out.println("  /usr/bin/python3 runner/src/test/python/make_bench_sd15_unet.py " + folder);
+      System.out.println("then rerun.");
       return;
     }
     OrtEnvironment environment = OrtEnvironment.getEnvironment();
