@@ -1,0 +1,83 @@
+package dev.kiln.optimizer.fusions;
+
+import dev.kiln.graph.Microsoft;
+import dev.kiln.graph.Node;
+import dev.kiln.graph.Onnx;
+import dev.kiln.graph.Shape;
+import dev.kiln.graph.Tensor;
+import dev.kiln.graph.Value;
+import dev.kiln.optimizer.engine.Builder;
+import dev.kiln.optimizer.engine.Check;
+import dev.kiln.optimizer.engine.Constants;
+import dev.kiln.optimizer.engine.Match;
+import dev.kiln.optimizer.engine.Pattern;
+import dev.kiln.optimizer.engine.PatternBuilder;
+import dev.kiln.optimizer.engine.Rule;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * {@code Add(Add(MatMul(…), bias[C]), skip[N, S, C])}  ⇒  {@code com.microsoft.BiasAdd(MatMul(…), bias, skip)}:
+ * a linear layer's bias and the residual added in one kernel — in a UNet, the feed-forward output of every
+ * transformer block (the attention outputs go to SkipLayerNormalization first, which the profile runs earlier).
+ *
+ * <p>ORT's CUDA kernel only accepts C of 320, 640 or 1280; with {@code cudaKernelSizesOnly} other sizes are
+ * refused.
+ */
+public final class BiasAddFusion implements Rule {
+  private static final Set<Long> CUDA_CHANNELS = Set.of(320L, 640L, 1280L);
+  private final boolean cudaKernelSizesOnly;
+
+  public BiasAddFusion(boolean cudaKernelSizesOnly) {
+    this.cudaKernelSizesOnly = cudaKernelSizesOnly;
+  }
+
+  @Override
+  public String name() {
+    return "bias-add";
+  }
+
+  @Override
+  public Pattern pattern(PatternBuilder p) {
+    var biased = p.op(Onnx.ADD, p.input("x"), p.constant("bias")).as("biased");
+    return p.op(Onnx.ADD, biased, p.input("skip"));
+  }
+
+  @Override
+  public Check check(Match m) {
+    Node producer = m.value("x").producer();
+    if (producer == null || !producer.is(Onnx.MAT_MUL)) {
+      return Check.fail("the biased input is not a MatMul output (not a linear layer)");
+    }
+    if (Constants.tensor(m.value("skip")) != null) {
+      return Check.fail("the skip is a constant");
+    }
+    Shape x = m.shape("x");
+    Shape skip = m.shape("skip");
+    if (x == null || skip == null) {
+      return Check.fail("shape of the input or the skip unknown");
+    }
+    if (x.rank() != 3) {
+      return Check.fail("input has rank " + x.rank() + "; BiasAdd takes [N, S, C]");
+    }
+    if (skip.rank() != 3) {
+      return Check.fail("skip has rank " + skip.rank() + "; BiasAdd takes [N, S, C]");
+    }
+    if (!ResidualShapes.sameShape(x, skip)) {
+      return Check.fail("skip shape " + skip + " is not provably the input's " + x);
+    }
+    Tensor bias = m.constant("bias");
+    if (bias.dims().length != 1 || !(x.dim(2) instanceof Shape.Known channels) || bias.dims()[0] != channels.value()) {
+      return Check.fail("bias of shape " + bias.shape() + " is not [C] for input " + x);
+    }
+    if (cudaKernelSizesOnly && !CUDA_CHANNELS.contains(channels.value())) {
+      return Check.fail("ORT's CUDA BiasAdd kernel takes 320, 640 or 1280 channels, not " + channels.value());
+    }
+    return Check.ok();
+  }
+
+  @Override
+  public Value rewrite(Match m, Builder b) {
+    return b.op(Microsoft.BIAS_ADD, List.of(m.value("x"), m.value("bias"), m.value("skip")));
+  }
+}

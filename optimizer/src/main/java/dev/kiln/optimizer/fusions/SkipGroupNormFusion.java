@@ -1,0 +1,144 @@
+package dev.kiln.optimizer.fusions;
+
+import dev.kiln.graph.Attribute;
+import dev.kiln.graph.Microsoft;
+import dev.kiln.graph.Node;
+import dev.kiln.graph.Onnx;
+import dev.kiln.graph.Shape;
+import dev.kiln.graph.Tensor;
+import dev.kiln.graph.Value;
+import dev.kiln.graph.infer.DimArithmetic;
+import dev.kiln.optimizer.engine.Builder;
+import dev.kiln.optimizer.engine.Check;
+import dev.kiln.optimizer.engine.Constants;
+import dev.kiln.optimizer.engine.Match;
+import dev.kiln.optimizer.engine.Pattern;
+import dev.kiln.optimizer.engine.PatternBuilder;
+import dev.kiln.optimizer.engine.Rule;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * {@code GroupNorm(Transpose(Add(x, skip)))} (the form {@link GroupNormFusion} emits, or a channels-first
+ * GroupNorm of the sum)  ⇒  {@code com.microsoft.SkipGroupNorm(xᵀ, γ, β, skipᵀ[, bias])}.
+ *
+ * <p>The residual sums of a UNet (ResNet output, time-embedding add, Transformer2D output) feed the next
+ * GroupNorm. The skip may be the full shape or per sample and channel ([N, C, 1, 1], the time embedding), the
+ * two forms the CUDA kernel broadcasts (batch axes as {@link ResidualShapes} allows). When x is itself {@code Add(y, bias[C,1,1])} with no other user, the
+ * bias moves into the fused op's fifth input. The second output S (the sum) is emitted only when something
+ * other than the GroupNorm reads the sum.
+ */
+public final class SkipGroupNormFusion implements Rule {
+  @Override
+  public String name() {
+    return "skip-group-norm";
+  }
+
+  @Override
+  public Pattern pattern(PatternBuilder p) {
+    var sum = p.op(Onnx.ADD, p.input("a"), p.input("b")).mayEscape().as("sum");
+    var channelsLast = p.op(Microsoft.GROUP_NORM, p.op(Onnx.TRANSPOSE, sum).as("layout"), p.constant("gamma"),
+        p.constant("beta")).as("norm");
+    var channelsFirst = p.op(Microsoft.GROUP_NORM, sum, p.constant("gamma"), p.constant("beta")).as("norm");
+    return p.anyOf(channelsLast, channelsFirst);
+  }
+
+  /** Which operand is the input and which the skip, and the skip's form. */
+  private record Operands(Value input, Value skip, boolean perChannelSkip) {}
+
+  private static Operands operands(Match m) {
+    Shape sum = m.shape(m.node("sum").output());
+    for (int order = 0; order < 2; order++) {
+      Value input = m.value(order == 0 ? "a" : "b");
+      Value skip = m.value(order == 0 ? "b" : "a");
+      if (!sameShape(m.shape(input), sum)) {
+        continue;
+      }
+      Shape skipShape = m.shape(skip);
+      if (sameShape(skipShape, sum)) {
+        return new Operands(input, skip, false);
+      }
+      if (skipShape != null && skipShape.rank() == 4 && ResidualShapes.sameBatch(sum.dim(0), skipShape.dim(0))
+          && DimArithmetic.certainlyEqual(skipShape.dim(1), sum.dim(1)) && isOne(skipShape.dim(2))
+          && isOne(skipShape.dim(3))) {
+        return new Operands(input, skip, true);
+      }
+    }
+    return null;
+  }
+
+  @Override
+  public Check check(Match m) {
+    Node norm = m.node("norm");
+    boolean transposed = m.hasNode("layout");
+    if (transposed != (norm.intAttribute("channels_last", 1) != 0)) {
+      return Check.fail("GroupNorm layout does not match its input (channels_last="
+          + norm.intAttribute("channels_last", 1) + ")");
+    }
+    if (transposed && !ChannelsLast.isTranspose(m.node("layout"), ChannelsLast.TO_NHWC)) {
+      return Check.fail("the Transpose before GroupNorm is not NCHW → NHWC");
+    }
+    if (Constants.tensor(m.value("a")) != null || Constants.tensor(m.value("b")) != null) {
+      return Check.fail("one operand of the sum is a constant (a bias, not a skip)");
+    }
+    Shape sum = m.shape(m.node("sum").output());
+    if (sum == null || sum.rank() != 4) {
+      return Check.fail("the sum is not known to be 4-D NCHW: " + sum);
+    }
+    if (operands(m) == null) {
+      return Check.fail("operand shapes " + m.shape("a") + " and " + m.shape("b")
+          + " are not input [N,C,H,W] plus skip [N,C,H,W] or [N,C,1,1]");
+    }
+    return Check.ok();
+  }
+
+  @Override
+  public Value rewrite(Match m, Builder b) {
+    Node norm = m.node("norm");
+    boolean transposed = m.hasNode("layout");
+    Operands operands = operands(m);
+    Value input = operands.input();
+    long channels = ((Shape.Known) m.shape(m.node("sum").output()).dim(1)).value();
+    Value bias = null;
+    Node producer = input.producer();
+    if (producer != null && producer.is(Onnx.ADD) && input.uses().size() == 1 && !input.isGraphOutput()) {
+      for (int operand = 0; operand < 2 && bias == null; operand++) {
+        Tensor constant = Constants.tensor(producer.input(operand));
+        float[] perChannel = ChannelsLast.perChannel(constant, channels);
+        if (perChannel != null && constant.elementCount() == channels
+            && Constants.tensor(producer.input(1 - operand)) == null) {
+          // SkipGroupNorm's bias is of the activation type T and shaped [C].
+          bias = b.initializer("bias", Tensor.ofBytes(constant.dataType(), new long[] {channels}, constant.bytes()));
+          input = producer.input(1 - operand);
+        }
+      }
+    }
+    Value skip = operands.skip();
+    if (transposed) {
+      input = ChannelsLast.toNhwc(b, input);
+      skip = ChannelsLast.toNhwc(b, skip);
+    }
+    List<Value> inputs = new ArrayList<>(Arrays.asList(input, m.value("gamma"), m.value("beta"), skip));
+    if (bias != null) {
+      inputs.add(bias);
+    }
+    Value sum = m.node("sum").output();
+    boolean sumNeeded = sum.consumerCount() > 1;
+    Attribute[] attributes = norm.attributes().toArray(new Attribute[0]);
+    if (!sumNeeded) {
+      return b.op(Microsoft.SKIP_GROUP_NORM, inputs, attributes);
+    }
+    List<Value> outputs = b.ops(Microsoft.SKIP_GROUP_NORM, 2, inputs, attributes);
+    b.replace(sum, transposed ? ChannelsLast.toNchw(b, outputs.get(1)) : outputs.get(1));
+    return outputs.get(0);
+  }
+
+  private static boolean sameShape(Shape input, Shape sum) {
+    return ResidualShapes.sameShape(sum, input);
+  }
+
+  private static boolean isOne(Shape.Dim dim) {
+    return dim instanceof Shape.Known known && known.value() == 1;
+  }
+}
