@@ -168,7 +168,8 @@ public final class GraphPrinter {
       text.append(' ').append(valuesText(tensor));
     } else if (tensor.dataType() == DataType.STRING && count <= VALUES_SHOWN) {
       text.append(' ').append(tensor.strings().stream().map(string -> Attribute.quote(string.toStringUtf8())).toList());
-    } else if (tensor instanceof ExternalTensor external) {
+    } else if (tensor instanceof ExternalTensor external && !digest) {
+      // Storage shows in the plain form only; the detailed form compares content, wherever it lives.
       text.append(" external ").append(external.length()).append(" bytes");
     } else {
       text.append(" ").append(tensor.byteSize()).append(" bytes");

@@ -151,14 +151,18 @@ public final class Value {
   /**
    * Makes every consumer of this value consume {@code replacement} instead: node inputs (in this graph and
    * in subgraphs that capture it) and graph-output listings. Output names follow the replacement's name,
-   * so rename the replacement first when the model's interface must keep this value's name.
+   * so rename the replacement first when the model's interface must keep this value's name. Uses by the
+   * replacement's own producer are left alone: a node consuming its own output is never meant (this is the
+   * "wrap a value" case: {@code y = Cast(x); x.replaceAllUsesWith(y)} keeps Cast reading x).
    */
   public void replaceAllUsesWith(Value replacement) {
     if (replacement == this) {
       return;
     }
     for (Use use : new ArrayList<>(uses)) {
-      use.node().setInput(use.inputIndex(), replacement);
+      if (use.node() != replacement.producer()) {
+        use.node().setInput(use.inputIndex(), replacement);
+      }
     }
     for (Graph graph : new ArrayList<>(outputOf)) {
       for (int i = 0; i < graph.outputs.size(); i++) {

@@ -88,6 +88,23 @@ public final class DimArithmetic {
     return text.length() < 18;
   }
 
+  /** A dim as coefficient × atoms (atoms repeated per power, sorted); null for an unknown dim. */
+  public record Factors(long coefficient, List<String> atoms) {}
+
+  public static Factors factor(Dim dim) {
+    Monomial monomial = Monomial.of(dim);
+    if (monomial == null) {
+      return null;
+    }
+    List<String> atoms = new ArrayList<>();
+    monomial.atoms().forEach((atom, power) -> {
+      for (int i = 0; i < power; i++) {
+        atoms.add(atom);
+      }
+    });
+    return new Factors(monomial.coefficient(), atoms);
+  }
+
   public static boolean isUnknown(Dim dim) {
     return dim instanceof Shape.Unknown;
   }

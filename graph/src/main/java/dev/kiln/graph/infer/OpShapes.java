@@ -122,8 +122,30 @@ final class OpShapes {
       case "Gemm" -> access.set(out, inType, gemm(node, in, access.shape(node.input(1))));
       case "Conv" -> access.set(out, inType, conv(node, in, access.shape(node.input(1)), false));
       case "com.microsoft:NhwcConv" -> access.set(out, inType, conv(node, in, access.shape(node.input(1)), true));
-      case "Transpose" -> access.set(out, inType, transpose(node, in));
-      case "Reshape" -> access.set(out, inType, reshape(in, access.elements(node.input(1)), node.intAttribute("allowzero", 0) == 1));
+      case "Transpose" -> {
+        Shape transposed = transpose(node, in);
+        access.set(out, inType, transposed);
+        List<Dim> values = access.elements(x);
+        if (values != null && in.isFullyKnown() && in.rank() == 2) {
+          long rows = in.sizes()[0];
+          long columns = in.sizes()[1];
+          List<Dim> swapped = new ArrayList<>();
+          for (int column = 0; column < columns; column++) {
+            for (int row = 0; row < rows; row++) {
+              swapped.add(values.get((int) (row * columns + column)));
+            }
+          }
+          access.setElements(out, swapped);
+        }
+      }
+      case "Reshape" -> {
+        Shape reshaped = reshape(in, access.elements(node.input(1)), node.intAttribute("allowzero", 0) == 1);
+        access.set(out, inType, reshaped);
+        if (reshaped != null && (reshaped.rank() <= 1 || reshaped.isFullyKnown())) {
+          access.setElements(out, access.elements(x));
+        }
+      }
+      case "Pad" -> access.set(out, inType, pad(node, access, in));
       case "Shape" -> shape(node, access, in);
       case "Size" -> access.set(out, DataType.INT64, Shape.SCALAR);
       case "Gather" -> gather(node, access, in, inType);
@@ -134,12 +156,21 @@ final class OpShapes {
       case "Split" -> split(node, access, in, inType);
       case "Expand" -> {
         List<Dim> target = access.elements(node.input(1));
-        access.set(out, inType, target == null ? null : broadcast(in, Shape.of(target)));
+        access.set(out, inType, target == null ? null : expand(in, target));
       }
       case "ConstantOfShape" -> {
         List<Dim> target = access.elements(x);
         Attribute value = node.attribute("value");
         access.set(out, value == null ? DataType.FLOAT : value.asTensor().dataType(), target == null ? null : Shape.of(target));
+        if (target != null && target.size() == 1 && target.get(0) instanceof Known count && count.value() <= 64
+            && value != null && !value.asTensor().dataType().isFloatingPoint()) {
+          long filler = value.asTensor().longs()[0];
+          List<Dim> filled = new ArrayList<>();
+          for (int i = 0; i < count.value(); i++) {
+            filled.add(Shape.known(filler));
+          }
+          access.setElements(out, filled);
+        }
       }
       case "Range" -> range(node, access);
       case "Resize" -> resize(node, access, in, inType);
@@ -205,8 +236,73 @@ final class OpShapes {
     return Shape.of(dims);
   }
 
+  /**
+   * Expand's output: the broadcast of input and target, except that a symbolic target size wins over a
+   * different symbolic input size. Torch's expand (where these graphs come from) never shrinks and never
+   * broadcasts its target, so such a target is the size the exporter traced.
+   */
+  private static Shape expand(Shape in, List<Dim> target) {
+    Shape broadcast = broadcast(in, Shape.of(target));
+    if (broadcast == null) {
+      return null;
+    }
+    List<Dim> dims = new ArrayList<>(broadcast.dims());
+    int offset = dims.size() - target.size();
+    for (int i = 0; i < target.size(); i++) {
+      if (dims.get(offset + i) instanceof Shape.Unknown && target.get(i) instanceof Shape.Symbolic) {
+        dims.set(offset + i, target.get(i));
+      }
+    }
+    return Shape.of(dims);
+  }
+
   private static void elementArithmetic(Node node, ShapeInference.Access access) {
     OpType type = node.opType();
+    if (type.equals(Onnx.EQUAL)) {
+      List<Dim> a = access.elements(node.input(0));
+      List<Dim> b = access.elements(node.input(1));
+      if (a == null || b == null || a.size() != b.size()) {
+        return;
+      }
+      List<Dim> result = new ArrayList<>();
+      for (int i = 0; i < a.size(); i++) {
+        Dim left = a.get(i);
+        Dim right = b.get(i);
+        if (left instanceof Known l && right instanceof Known r) {
+          result.add(Shape.known(l.value() == r.value() ? 1 : 0));
+        } else if (DimArithmetic.certainlyEqual(left, right)) {
+          result.add(Shape.known(1));
+        } else if ((left instanceof Shape.Symbolic && right instanceof Known r && r.value() < 0)
+            || (right instanceof Shape.Symbolic && left instanceof Known l && l.value() < 0)) {
+          // A size is never negative, so a symbolic size never equals -1 (torch's "keep this dim" marker).
+          result.add(Shape.known(0));
+        } else {
+          return;
+        }
+      }
+      access.setElements(node.output(0), result);
+      return;
+    }
+    if (type.equals(Onnx.WHERE)) {
+      List<Dim> condition = access.elements(node.input(0));
+      List<Dim> a = access.elements(node.input(1));
+      List<Dim> b = access.elements(node.input(2));
+      if (condition == null || a == null || b == null) {
+        return;
+      }
+      int size = Math.max(condition.size(), Math.max(a.size(), b.size()));
+      List<Dim> result = new ArrayList<>();
+      for (int i = 0; i < size; i++) {
+        Dim choose = condition.get(condition.size() == 1 ? 0 : i);
+        if (!(choose instanceof Known known)) {
+          return;
+        }
+        List<Dim> source = known.value() != 0 ? a : b;
+        result.add(source.get(source.size() == 1 ? 0 : i));
+      }
+      access.setElements(node.output(0), result);
+      return;
+    }
     if (!(type.equals(Onnx.ADD) || type.equals(Onnx.SUB) || type.equals(Onnx.MUL) || type.equals(Onnx.DIV))) {
       return;
     }
@@ -298,6 +394,36 @@ final class OpShapes {
     }
     if (!vectorRight) {
       dims.add(right.get(right.size() - 1));
+    }
+    return Shape.of(dims);
+  }
+
+  private static Shape pad(Node node, ShapeInference.Access access, Shape in) {
+    if (in == null) {
+      return null;
+    }
+    long[] pads;
+    if (node.hasAttribute("pads")) {
+      pads = node.attribute("pads").asLongs();
+    } else {
+      List<Dim> values = access.elements(node.input(1));
+      if (values == null) {
+        return null;
+      }
+      pads = new long[values.size()];
+      for (int i = 0; i < pads.length; i++) {
+        if (!(values.get(i) instanceof Known known)) {
+          return null;
+        }
+        pads[i] = known.value();
+      }
+    }
+    if (node.input(3) != null || pads.length != 2 * in.rank()) {
+      return null;
+    }
+    List<Dim> dims = new ArrayList<>();
+    for (int i = 0; i < in.rank(); i++) {
+      dims.add(add(in.dim(i), Shape.known(pads[i] + pads[i + in.rank()])));
     }
     return Shape.of(dims);
   }
@@ -586,6 +712,10 @@ final class OpShapes {
     }
     access.set(node.output(0), inType, Shape.of(dims));
     List<Dim> data = access.elements(node.input(0));
+    if (data != null && in.rank() > 1 && in.isFullyKnown() && Shape.of(dims).isFullyKnown()) {
+      access.setElements(node.output(0), sliceElements(data, in.sizes(), Shape.of(dims).sizes(), starts, axes, steps));
+      return;
+    }
     if (data != null && in.rank() == 1 && dims.get(0) instanceof Known length && starts.get(0) instanceof Known start) {
       long from = start.value() < 0 ? start.value() + data.size() : Math.min(start.value(), data.size());
       long count = length.value();
@@ -597,6 +727,60 @@ final class OpShapes {
         access.setElements(node.output(0), data.subList((int) from, (int) (from + count)));
       }
     }
+  }
+
+  /** Elements of a slice of a small fully known tensor (any rank, any steps), or null. */
+  private static List<Dim> sliceElements(List<Dim> data, long[] sizes, long[] outSizes, List<Dim> starts, List<Dim> axes,
+      List<Dim> steps) {
+    int rank = sizes.length;
+    long[] from = new long[rank];
+    long[] step = new long[rank];
+    java.util.Arrays.fill(step, 1);
+    for (int i = 0; i < starts.size(); i++) {
+      if (!(starts.get(i) instanceof Known start)) {
+        return null;
+      }
+      int axis = i;
+      if (axes != null) {
+        if (!(axes.get(i) instanceof Known known)) {
+          return null;
+        }
+        axis = normalize(known.value(), rank);
+      }
+      long stride = 1;
+      if (steps != null) {
+        if (!(steps.get(i) instanceof Known known)) {
+          return null;
+        }
+        stride = known.value();
+      }
+      from[axis] = clampIndex(start.value(), sizes[axis], stride);
+      step[axis] = stride;
+    }
+    long total = 1;
+    for (long size : outSizes) {
+      total *= size;
+    }
+    List<Dim> out = new ArrayList<>();
+    long[] index = new long[rank];
+    for (long flat = 0; flat < total; flat++) {
+      long remainder = flat;
+      long offset = 0;
+      long stride = 1;
+      for (int axis = rank - 1; axis >= 0; axis--) {
+        index[axis] = remainder % outSizes[axis];
+        remainder /= outSizes[axis];
+      }
+      for (int axis = rank - 1; axis >= 0; axis--) {
+        offset += (from[axis] + index[axis] * step[axis]) * stride;
+        stride *= sizes[axis];
+      }
+      if (offset < 0 || offset >= data.size()) {
+        return null;
+      }
+      out.add(data.get((int) offset));
+    }
+    return out;
   }
 
   private static List<Dim> known(long[] values) {

@@ -147,6 +147,9 @@ public final class ShapeInference {
       OpShapes.infer(node, new Access());
     } catch (RuntimeException e) {
       // A malformed attribute or an unexpected input: leave the outputs unknown, a rule will say so.
+      if (Boolean.getBoolean("kiln.debugInference")) {
+        System.err.println("inference failed at " + node + ": " + e);
+      }
     }
     for (Value output : node.outputs()) {
       if (output != null) {
