@@ -69,6 +69,27 @@ public final class Builder {
     return node.outputs();
   }
 
+  /** A node whose outputs are present where {@code present} is true and omitted (null) elsewhere. */
+  public List<Value> ops(OpType type, boolean[] present, List<Value> inputs, Attribute... attributes) {
+    String nodeName = names.freshNode(scope + type.name());
+    List<String> outputNames = new ArrayList<>();
+    for (int i = 0; i < present.length; i++) {
+      outputNames.add(present[i] ? names.freshValue(nodeName + "_output_" + i) : null);
+    }
+    Node node = new Node(type, nodeName, new ArrayList<>(inputs), outputNames);
+    for (Attribute attribute : attributes) {
+      node.setAttribute(attribute);
+    }
+    nodes.add(node);
+    domains.add(type.domain());
+    for (Value output : node.outputs()) {
+      if (output != null) {
+        created.put(output, true);
+      }
+    }
+    return node.outputs();
+  }
+
   /** A new initializer named {@code scope + hint}. */
   public Value initializer(String hint, Tensor tensor) {
     return graph.addInitializer(names.freshValue(scope + hint), tensor);

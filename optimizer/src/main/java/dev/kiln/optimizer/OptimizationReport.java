@@ -1,0 +1,27 @@
+package dev.kiln.optimizer;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What {@link Optimizer} did, per component: node counts and op histograms before and after (keys as in
+ * {@code kiln inspect --json}: "Add", "com.microsoft:MultiHeadAttention"), per-rule applied counts and
+ * rejection reasons, per-pass change counts, wall time.
+ */
+public record OptimizationReport(String target, List<ComponentReport> components, long wallMillis) {
+
+  public record ComponentReport(String path, String component, String target, int nodesBefore, int nodesAfter,
+      Map<String, Integer> opsBefore, Map<String, Integer> opsAfter, Map<String, RuleReport> rules,
+      Map<String, Integer> passes, long wallMillis) {}
+
+  public record RuleReport(int applied, Map<String, Integer> rejected) {}
+
+  public ComponentReport component(String id) {
+    for (ComponentReport report : components) {
+      if (report.component().equals(id)) {
+        return report;
+      }
+    }
+    throw new IllegalArgumentException("no component " + id + " in this report");
+  }
+}

@@ -1,0 +1,152 @@
+package dev.kiln.optimizer.fusions;
+
+import dev.kiln.graph.Attribute;
+import dev.kiln.graph.DataType;
+import dev.kiln.graph.Microsoft;
+import dev.kiln.graph.Node;
+import dev.kiln.graph.Onnx;
+import dev.kiln.graph.Tensor;
+import dev.kiln.graph.Value;
+import dev.kiln.optimizer.engine.Builder;
+import dev.kiln.optimizer.engine.Check;
+import dev.kiln.optimizer.engine.Constants;
+import dev.kiln.optimizer.engine.Match;
+import dev.kiln.optimizer.engine.Pattern;
+import dev.kiln.optimizer.engine.PatternBuilder;
+import dev.kiln.optimizer.engine.Rule;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * UNet attention, torch-1 style (SD 1.x and SD 2.x head layouts alike — the head count is read from the
+ * inferred head split, never assumed):
+ * {@code fold(q), fold(k)ᵀ → MatMul → Mul(scale) → Softmax → MatMul(fold(v)) → unfold}  ⇒
+ * {@code MultiHeadAttention(q, k, v)}; with packing (CUDA), self-attention becomes one MatMul against
+ * packed weights feeding QKV as [B,S,N,3,H], cross-attention packed KV as [B,L,N,2,H].
+ */
+public final class UnetAttentionFusion implements Rule {
+  private final boolean pack;
+
+  /** @param pack emit packed QKV / KV (CUDA); CPU's MultiHeadAttention kernel takes separate q, k, v only */
+  public UnetAttentionFusion(boolean pack) {
+    this.pack = pack;
+  }
+
+  @Override
+  public String name() {
+    return "unet-attention";
+  }
+
+  @Override
+  public Pattern pattern(PatternBuilder p) {
+    var query = AttentionPatterns.foldHeads(p, p.any("q"), "q");
+    var key = AttentionPatterns.foldHeads(p, p.any("k"), "k");
+    var value = AttentionPatterns.foldHeads(p, p.any("v"), "v");
+    var keyTransposed = p.op(Onnx.TRANSPOSE, key).as("keyTransposed");
+    var scores = p.op(Onnx.MUL, p.op(Onnx.MAT_MUL, query, keyTransposed), p.constant("scale"));
+    var probabilities = p.op(Onnx.SOFTMAX, scores).as("softmax");
+    return AttentionPatterns.unfoldHeads(p, p.op(Onnx.MAT_MUL, probabilities, value));
+  }
+
+  @Override
+  public Check check(Match m) {
+    return checkCore(m);
+  }
+
+  /** Shared with the VAE rule: folds agree on heads, key transposed, scalar scale, softmax last, unfold undoes fold. */
+  static Check checkCore(Match m) {
+    long[] shape = null;
+    for (String operand : List.of("q", "k", "v")) {
+      Check rank = AttentionPatterns.rank3(m, operand);
+      if (!rank.passed()) {
+        return rank;
+      }
+      Object heads = AttentionPatterns.foldedHeads(m, operand);
+      if (heads instanceof Check failure) {
+        return failure;
+      }
+      long[] found = (long[]) heads;
+      if (shape != null && !Arrays.equals(shape, found)) {
+        return Check.fail(operand + ": " + found[0] + " heads of " + found[1] + " disagree with q's " + shape[0] + " of " + shape[1]);
+      }
+      shape = found;
+    }
+    if (!AttentionPatterns.hasPerm(m.node("keyTransposed"), 0, 2, 1)) {
+      return Check.fail("key is not transposed [0,2,1] before the score MatMul");
+    }
+    if (Double.isNaN(m.scalar("scale"))) {
+      return Check.fail("attention scale is not a single constant");
+    }
+    return AttentionPatterns.softmaxOnLastAxis(m).and(() -> AttentionPatterns.unfolded(m, headsOf(m), headSizeOf(m)));
+  }
+
+  static long headsOf(Match m) {
+    return ((dev.kiln.graph.Shape.Known) m.shape(m.node("qSplit").output()).dim(2)).value();
+  }
+
+  static long headSizeOf(Match m) {
+    return ((dev.kiln.graph.Shape.Known) m.shape(m.node("qSplit").output()).dim(3)).value();
+  }
+
+  @Override
+  public Value rewrite(Match m, Builder b) {
+    long heads = headsOf(m);
+    long headSize = headSizeOf(m);
+    Attribute[] attributes = {Attribute.ofInt("num_heads", heads), Attribute.ofFloat("scale", (float) m.scalar("scale"))};
+    Value q = m.value("q");
+    Value k = m.value("k");
+    Value v = m.value("v");
+    if (pack) {
+      Projection queryProjection = Projection.of(q);
+      Projection keyProjection = Projection.of(k);
+      Projection valueProjection = Projection.of(v);
+      if (queryProjection != null && keyProjection != null && valueProjection != null
+          && keyProjection.input() == valueProjection.input()) {
+        if (queryProjection.input() == keyProjection.input()) {
+          Value packed = packedProjection(b, queryProjection.input(), List.of(queryProjection, keyProjection, valueProjection),
+              heads, headSize, "qkv");
+          return b.op(Microsoft.MULTI_HEAD_ATTENTION, Arrays.asList(packed, null, null), attributes);
+        }
+        Value packed = packedProjection(b, keyProjection.input(), List.of(keyProjection, valueProjection), heads, headSize, "kv");
+        return b.op(Microsoft.MULTI_HEAD_ATTENTION, Arrays.asList(q, packed, null), attributes);
+      }
+    }
+    return b.op(Microsoft.MULTI_HEAD_ATTENTION, List.of(q, k, v), attributes);
+  }
+
+  /** A bias-free linear projection MatMul(input, W[C, N·H]) with constant fp32 weights. */
+  record Projection(Value input, Tensor weights) {
+    static Projection of(Value value) {
+      Node producer = value.producer();
+      if (producer == null || !producer.is(Onnx.MAT_MUL)) {
+        return null;
+      }
+      Tensor weights = Constants.tensor(producer.input(1));
+      if (weights == null || weights.dims().length != 2 || weights.dataType() != DataType.FLOAT) {
+        return null;
+      }
+      return new Projection(producer.input(0), weights);
+    }
+  }
+
+  /** One MatMul against weights interleaved per head ([C, N, parts, H]), reshaped to [B, S, N, parts, H]. */
+  private static Value packedProjection(Builder b, Value input, List<Projection> parts, long heads, long headSize, String hint) {
+    int inputChannels = (int) parts.get(0).weights().dims()[0];
+    int count = parts.size();
+    int width = (int) (heads * headSize);
+    float[] packed = new float[inputChannels * width * count];
+    for (int part = 0; part < count; part++) {
+      float[] weights = parts.get(part).weights().floats();
+      for (int row = 0; row < inputChannels; row++) {
+        for (int head = 0; head < heads; head++) {
+          System.arraycopy(weights, row * width + (int) (head * headSize),
+              packed, (int) (row * width * count + (head * count + part) * headSize), (int) headSize);
+        }
+      }
+    }
+    Value weights = b.initializer(hint + "_weight", Tensor.ofFloats(new long[] {inputChannels, (long) width * count}, packed));
+    Value projected = b.op(Onnx.MAT_MUL, List.of(input, weights));
+    Value shape = b.longs(hint + "_shape", 0, 0, heads, count, headSize);
+    return b.op(Onnx.RESHAPE, List.of(projected, shape));
+  }
+}

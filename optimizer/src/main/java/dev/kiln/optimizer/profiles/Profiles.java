@@ -1,0 +1,119 @@
+package dev.kiln.optimizer.profiles;
+
+import dev.kiln.optimizer.cleanups.IdentityElimination;
+import dev.kiln.optimizer.cleanups.NoOpCastElimination;
+import dev.kiln.optimizer.cleanups.NoOpReshapeElimination;
+import dev.kiln.optimizer.cleanups.UnitArithmeticElimination;
+import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.fusions.BiasAddFusion;
+import dev.kiln.optimizer.fusions.BiasGeluFusion;
+import dev.kiln.optimizer.fusions.BiasSplitGeluFusion;
+import dev.kiln.optimizer.fusions.ClipAttentionFusion;
+import dev.kiln.optimizer.fusions.GeluFusion;
+import dev.kiln.optimizer.fusions.GroupNormFusion;
+import dev.kiln.optimizer.fusions.LayerNormFusion;
+import dev.kiln.optimizer.fusions.NhwcConvFusion;
+import dev.kiln.optimizer.fusions.QuickGeluFusion;
+import dev.kiln.optimizer.fusions.SkipGroupNormFusion;
+import dev.kiln.optimizer.fusions.SkipLayerNormFusion;
+import dev.kiln.optimizer.fusions.TransposeCancellation;
+import dev.kiln.optimizer.fusions.UnetAttentionFusion;
+import dev.kiln.optimizer.fusions.VaeAttentionFusion;
+import dev.kiln.optimizer.passes.GraphPass;
+import dev.kiln.optimizer.passes.ShapeConstantFolding;
+import dev.kiln.optimizer.passes.ShapeReadRerooting;
+import dev.kiln.optimizer.passes.ShapeSubexpressionElimination;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Every optimization pipeline Kiln runs, as data: target EP × component → ordered steps. Read it top to bottom.
+ *
+ * <ul>
+ *   <li><b>cpu</b> — only ops with CPU kernels in ONNX Runtime (REFERENCE §2): LayerNormalization,
+ *       SkipLayerNormalization, Gelu, BiasGelu, QuickGelu, Attention, MultiHeadAttention with separate q/k/v
+ *       (the CPU kernel rejects packed QKV). Never GroupNorm, SkipGroupNorm, BiasSplitGelu, BiasAdd, NhwcConv.
+ *   <li><b>cuda</b> — everything: packed-QKV/KV MultiHeadAttention, and the channels-last GroupNorm family.
+ *   <li><b>tensorrt</b> — clean-ups only. TensorRT's ONNX parser reads the standard domain; com.microsoft ops
+ *       would need plugins, and TensorRT fuses attention and normalization itself from the plain form, so
+ *       Kiln only removes noise (identities, no-op casts and reshapes, duplicated shape arithmetic).
+ * </ul>
+ */
+public final class Profiles {
+  private Profiles() {}
+
+  /** One step: a set of rules run together to a fixpoint by the driver, or a whole-graph pass. */
+  public sealed interface Step permits RuleStep, PassStep {}
+
+  public record RuleStep(List<Rule> rules) implements Step {}
+
+  public record PassStep(GraphPass pass) implements Step {}
+
+  public record Profile(Target target, Component component, List<Step> steps) {
+    /** Names of every rule and pass, in order (what the pinning test compares). */
+    public List<String> names() {
+      List<String> names = new ArrayList<>();
+      for (Step step : steps) {
+        if (step instanceof RuleStep rules) {
+          rules.rules().forEach(rule -> names.add(rule.name()));
+        } else {
+          names.add(((PassStep) step).pass().name());
+        }
+      }
+      return names;
+    }
+  }
+
+  public static Profile of(Target target, Component component) {
+    List<Step> steps = new ArrayList<>(cleanups());
+    List<Rule> fusions = switch (target) {
+      case CPU -> switch (component) {
+        case TEXT_ENCODER -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), new QuickGeluFusion(),
+            new GeluFusion(false), new BiasGeluFusion(), new ClipAttentionFusion());
+        case UNET -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), new GeluFusion(false),
+            new BiasGeluFusion(), new UnetAttentionFusion(false));
+        case VAE_DECODER, VAE_ENCODER -> List.of(new LayerNormFusion(), new VaeAttentionFusion());
+      };
+      case CUDA -> switch (component) {
+        case TEXT_ENCODER -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), new QuickGeluFusion(),
+            new GeluFusion(false), new BiasGeluFusion(), new ClipAttentionFusion());
+        case UNET -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), new GeluFusion(false),
+            new BiasGeluFusion(), new UnetAttentionFusion(true));
+        case VAE_DECODER, VAE_ENCODER -> List.of(new LayerNormFusion(), new VaeAttentionFusion());
+      };
+      case TENSORRT -> List.of();
+    };
+    if (!fusions.isEmpty()) {
+      steps.add(new RuleStep(fusions));
+    }
+    steps.addAll(cudaGroupNormFamily(target, component));
+    steps.addAll(cleanups());
+    return new Profile(target, component, List.copyOf(steps));
+  }
+
+  /** Identities, no-op casts/reshapes, unit arithmetic, duplicated and constant shape arithmetic. */
+  private static List<Step> cleanups() {
+    return List.of(
+        new RuleStep(List.of(new IdentityElimination(), new NoOpCastElimination(), new UnitArithmeticElimination(),
+            new NoOpReshapeElimination())),
+        new PassStep(new ShapeReadRerooting()),
+        new PassStep(new ShapeSubexpressionElimination()),
+        new PassStep(new ShapeConstantFolding()));
+  }
+
+  /** The CUDA-only GroupNorm family (GroupNorm, SkipGroupNorm, BiasSplitGelu, BiasAdd, NhwcConv). */
+  private static List<Step> cudaGroupNormFamily(Target target, Component component) {
+    if (target != Target.CUDA) {
+      return List.of();
+    }
+    List<Rule> rules = new ArrayList<>();
+    // The CUDA-only rules are registered here, one line each, in the order they must run.
+    rules.add(new GroupNormFusion(true));
+    rules.add(new SkipGroupNormFusion());
+    rules.add(new BiasSplitGeluFusion(false));
+    rules.add(new BiasAddFusion(false));
+    rules.add(new NhwcConvFusion());
+    rules.add(new TransposeCancellation());
+    return rules.isEmpty() ? List.of() : List.of(new RuleStep(rules));
+  }
+}
