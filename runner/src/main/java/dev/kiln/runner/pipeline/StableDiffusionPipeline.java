@@ -160,7 +160,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
     int batch = request.batch();
     boolean guided = request.guidance() > 1.0;
 
-    Conditioning conditioning = encodePrompts(request, guided, batch, timings);
+    Conditioning conditioning = encodePrompts(request, guided, batch, width, height, timings);
     TorchGenerator generator = new TorchGenerator(request.seed());
     long[] latentShape = {batch, folder.latentChannels(), height / factor, width / factor};
     int firstStep = 0;
@@ -207,12 +207,12 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   /** Embeddings for the UNet: [uncond x batch ; cond x batch] when guided, [cond x batch] otherwise. */
   private record Conditioning(Tensor hidden, Tensor pooled, Tensor timeIds) {}
 
-  private Conditioning encodePrompts(GenerationRequest request, boolean guided, int batch, StageTimings timings) {
+  private Conditioning encodePrompts(GenerationRequest request, boolean guided, int batch, int width, int height, StageTimings timings) {
     String negative = request.negativePrompt() == null ? "" : request.negativePrompt();
     Tensor[] positive = encodeOne(request.prompt(), request.clipSkip(), timings, false);
     Tensor hidden = positive[0].repeat(batch);
     Tensor pooled = positive[1] == null ? null : positive[1].repeat(batch);
-    Tensor timeIds = folder.xl() ? timeIds(request, false).repeat(batch) : null;
+    Tensor timeIds = folder.xl() ? timeIds(width, height, false).repeat(batch) : null;
     if (guided) {
       boolean zeros = folder.xl() && negative.isEmpty() && folder.forceZerosForEmptyPrompt();
       Tensor[] unconditional = encodeOne(negative, request.clipSkip(), timings, zeros);
@@ -221,7 +221,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
         pooled = Tensor.stack(List.of(unconditional[1].repeat(batch), pooled));
       }
       if (timeIds != null) {
-        timeIds = Tensor.stack(List.of(timeIds(request, true).repeat(batch), timeIds));
+        timeIds = Tensor.stack(List.of(timeIds(width, height, true).repeat(batch), timeIds));
       }
     }
     return new Conditioning(hidden, pooled, timeIds);
@@ -268,9 +268,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
    * SDXL's micro-conditioning: (original size, crop top-left, target size) = (H, W, 0, 0, H, W); a refiner
    * (5 values) takes an aesthetic score instead of the target size: 6.0 for the prompt, 2.5 for the negative.
    */
-  private Tensor timeIds(GenerationRequest request, boolean negative) {
-    int width = request.width() != null ? request.width() : request.initImage() != null ? request.initImage().width() : folder.defaultSize();
-    int height = request.height() != null ? request.height() : request.initImage() != null ? request.initImage().height() : folder.defaultSize();
+  private Tensor timeIds(int width, int height, boolean negative) {
     long declared = unet.inputShape("time_ids")[unet.inputShape("time_ids").length - 1];
     float[] values = declared == 5
         ? new float[] {height, width, 0, 0, negative ? 2.5f : 6.0f}

@@ -26,7 +26,7 @@ public interface Scheduler {
   /** Noised latents for img2img: the clean latents moved to the noise level of step {@code step}. */
   float[] addNoise(float[] clean, float[] noise, int step);
 
-  /** The model's x0 estimate (clean latents) is what img2img strength 0 or a last step would return. */
+  /** The number of inference steps. */
   default int length() {
     return timesteps().length;
   }

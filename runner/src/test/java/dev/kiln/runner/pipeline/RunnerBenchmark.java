@@ -17,7 +17,7 @@ import java.util.Map;
 /**
  * Per-stage latency of a pipeline (median over runs) and, when present, one full-size SD 1.5 UNet step.
  * Run by bench/runner.sh; not a unit test (timings never gate the build).
- * Arguments: PIPELINE_DIR RUNS [SD15_UNET_DIR SIZE THREADS]
+ * Arguments: PIPELINE_DIR RUNS [SD15_UNET_DIR SIZE THREADS [PIPELINE_SIZE]] (PIPELINE_SIZE 0 = the pipeline's default)
  */
 public final class RunnerBenchmark {
   private RunnerBenchmark() {}
@@ -32,13 +32,16 @@ public final class RunnerBenchmark {
     Path pipeline = Path.of(arguments[0]);
     int runs = Integer.parseInt(arguments[1]);
     int threads = arguments.length > 4 ? Integer.parseInt(arguments[4]) : 0;
-    System.out.printf(Locale.ROOT, "## Pipeline %s — CPU, %d intra-op threads, DDIM 20 steps, guidance 7.5, median of %d runs (after 1 warm-up)%n%n",
-        pipeline.getFileName(), threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), runs);
+    Integer pipelineSize = arguments.length > 5 && Integer.parseInt(arguments[5]) > 0 ? Integer.parseInt(arguments[5]) : null;
+    System.out.printf(Locale.ROOT, "## Pipeline %s — %s, CPU, %d intra-op threads, DDIM 20 steps, guidance 7.5, median of %d runs (after 1 warm-up)%n%n",
+        pipeline.getFileName(), pipelineSize == null ? "default size" : pipelineSize + "x" + pipelineSize,
+        threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), runs);
     Map<String, List<Double>> samples = new LinkedHashMap<>();
     long openStart = System.nanoTime();
     try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(PipelineFolder.open(pipeline), Device.CPU, threads, System.err::println)) {
       double openMs = (System.nanoTime() - openStart) / 1e6;
-      GenerationRequest request = GenerationRequest.of("a red circle on a white background", 0).withScheduler(SchedulerKind.DDIM).withSteps(20);
+      GenerationRequest request = GenerationRequest.of("a red circle on a white background", 0).withScheduler(SchedulerKind.DDIM).withSteps(20)
+          .withSize(pipelineSize, pipelineSize);
       runner.generate(request);
       for (int run = 0; run < runs; run++) {
         long start = System.nanoTime();
