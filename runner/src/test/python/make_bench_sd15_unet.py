@@ -2,7 +2,8 @@
 
 Same architecture as runwayml/stable-diffusion-v1-5's UNet (860M parameters, fp32) built with the fixture
 generator's diffusers-compatible UNet (testdata/generator/kiln_sd); latency does not depend on the weights.
-Writes ~/.cache/kiln/bench/sd15-unet/model.onnx plus external data files (~3.4 GB); never committed.
+Writes ~/.cache/kiln/bench/sd15-unet/model.onnx plus external data files (~3.4 GB), and with --torchscript
+also model.pt (the same weights traced, for the libtorch/DJL side of the benchmark); never committed.
 """
 import json
 import os
@@ -26,7 +27,9 @@ SD15 = {
 
 
 def main():
-    out = os.path.expanduser(sys.argv[1] if len(sys.argv) > 1 else "~/.cache/kiln/bench/sd15-unet")
+    arguments = [argument for argument in sys.argv[1:] if not argument.startswith("--")]
+    torchscript = "--torchscript" in sys.argv
+    out = os.path.expanduser(arguments[0] if arguments else "~/.cache/kiln/bench/sd15-unet")
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
     model = UNet2DConditionModel(SD15).eval()
@@ -36,6 +39,12 @@ def main():
     count = sum(p.numel() for p in model.parameters())
     print("parameters:", count, file=sys.stderr)
     inputs = (torch.randn(2, 4, 64, 64), torch.tensor([500, 500], dtype=torch.int64), torch.randn(2, 77, 768))
+    if torchscript:
+        with torch.no_grad():
+            torch.jit.trace(model, inputs).save(os.path.join(out, "model.pt"))
+        print("wrote", os.path.join(out, "model.pt"), file=sys.stderr)
+        if os.path.exists(os.path.join(out, "model.onnx")):
+            return
     with torch.no_grad():
         torch.onnx.export(model, inputs, os.path.join(out, "model.onnx"), opset_version=17,
                           input_names=["sample", "timestep", "encoder_hidden_states"], output_names=["out_sample"],

@@ -100,9 +100,10 @@ public final class RunnerBenchmark {
         inputs.put("encoder_hidden_states", new ModelInput(context, new long[] {2, 77, width}));
         String output = unet.outputs().keySet().iterator().next();
         List<Double> times = new ArrayList<>();
+        float[] ortOutput = null;
         for (int run = 0; run <= runs; run++) {
           long start = System.nanoTime();
-          unet.run(inputs, List.of(output));
+          ortOutput = unet.run(inputs, List.of(output)).get(output).data();
           if (run > 0) {
             times.add((System.nanoTime() - start) / 1e6);
           }
@@ -113,7 +114,30 @@ public final class RunnerBenchmark {
         System.out.printf(Locale.ROOT, "| session creation | %.0f |%n", unet.creationNanos() / 1e6);
         System.out.printf(Locale.ROOT, "| one UNet step (median) | %.0f |%n", median(times));
         System.out.printf(Locale.ROOT, "| all steps | %s |%n", Arrays.toString(times.stream().mapToLong(Math::round).toArray()));
-        System.out.println("\nlibtorch (DJL) comparison: not measured in this script (optional; see the runner issue).");
+        Path torchScript = folder.resolve("model.pt");
+        if (!Files.isRegularFile(torchScript)) {
+          System.out.println("\nlibtorch (DJL): skipped, " + torchScript + " is missing; create it with");
+          System.out.println("  /usr/bin/python3 runner/src/test/python/make_bench_sd15_unet.py --torchscript " + folder);
+          return;
+        }
+        double[] libtorch = LibtorchUnetStep.run(torchScript, size, width, runs, ortOutput);
+        List<Double> libtorchTimes = new ArrayList<>();
+        for (int index = 2; index < libtorch.length; index++) {
+          libtorchTimes.add(libtorch[index]);
+        }
+        double ortMedian = median(times);
+        double libtorchMedian = median(libtorchTimes);
+        System.out.printf(Locale.ROOT, "%n## Same UNet step, ORT vs libtorch 2.7.1 (DJL 0.35.1, TorchScript traced by torch 1.13), %dx%d batch 2%n%n", size, size);
+        System.out.println("| runtime | session/model load ms | step median ms | steps ms |");
+        System.out.println("|---|---:|---:|---|");
+        System.out.printf(Locale.ROOT, "| ONNX Runtime 1.22 CPU, %d threads | %.0f | %.0f | %s |%n",
+            threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), unet.creationNanos() / 1e6, ortMedian,
+            Arrays.toString(times.stream().mapToLong(Math::round).toArray()));
+        System.out.printf(Locale.ROOT, "| libtorch (DJL) CPU, %s threads | %.0f | %.0f | %s |%n", System.getProperty("ai.djl.pytorch.num_threads", "?"),
+            libtorch[0], libtorchMedian,
+            Arrays.toString(libtorchTimes.stream().mapToLong(Math::round).toArray()));
+        System.out.printf(Locale.ROOT, "%nratio ORT / libtorch step time: %.2f (below 1 = ORT faster); max |ORT - libtorch| output difference %.2e%n",
+            ortMedian / libtorchMedian, libtorch[1]);
       }
     }
   }
