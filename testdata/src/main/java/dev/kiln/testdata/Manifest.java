@@ -142,7 +142,26 @@ public final class Manifest {
     public JsonNode config() {
       return json.path("config");
     }
+
+    /**
+     * For the overflow-prone VAE decoder: the ONNX nodes whose fp32 outputs exceed fp16's 65504 on the test data
+     * sets (those a precision pass must keep in fp32), with the largest |value| seen; empty for other components.
+     */
+    public List<OverflowNode> overflowNodes() {
+      List<OverflowNode> nodes = new ArrayList<>();
+      for (JsonNode node : json.path("overflow").path("overflowing_module_outputs")) {
+        double largest = 0;
+        for (JsonNode value : node.path("max_abs_per_test_set")) {
+          largest = Math.max(largest, value.asDouble());
+        }
+        nodes.add(new OverflowNode(node.path("node").asText(), node.path("module").asText(), largest));
+      }
+      return List.copyOf(nodes);
+    }
   }
+
+  /** An ONNX node whose output overflows fp16, the torch module that produced it, and the largest |value|. */
+  public record OverflowNode(String node, String module, double maxAbs) {}
 
   /** An exported ONNX file: node and initializer counts and its op histogram ("com.microsoft.X" for contrib ops). */
   public record OnnxFile(Path path, int nodes, int initializers, Map<String, Integer> opHistogram) {

@@ -24,6 +24,11 @@ class OverflowFixtureTest {
     for (JsonNode output : report.path("output_max_abs_per_test_set")) {
       assertTrue(output.asDouble() < 10.0, output.toString());
     }
+    java.util.List<Manifest.OverflowNode> overflowing = component.overflowNodes();
+    assertEquals(nodes.size(), overflowing.size());
+    assertEquals("/decoder/up_blocks.1/resnets.0/conv2/Conv", overflowing.get(0).node());
+    assertTrue(overflowing.stream().allMatch(node -> node.maxAbs() > 65504.0 && node.maxAbs() < 1e6));
+    assertEquals(java.util.List.of(), Fixtures.manifest().component("vae_decoder").overflowNodes());
     // same architecture as the normal decoder, so fusions see the same graph shape
     assertEquals(Fixtures.manifest().component("vae_decoder").onnx(Opset.V17).opHistogram(),
         component.onnx(Opset.V17).opHistogram());
