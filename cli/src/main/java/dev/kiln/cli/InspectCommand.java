@@ -1,0 +1,263 @@
+package dev.kiln.cli;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.common.Json;
+import dev.kiln.common.KilnException;
+import dev.kiln.graph.DataType;
+import dev.kiln.graph.ExternalTensor;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.GraphPrinter;
+import dev.kiln.graph.Model;
+import dev.kiln.graph.ModelReader;
+import dev.kiln.graph.Shape;
+import dev.kiln.graph.Tensor;
+import dev.kiln.graph.Value;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code kiln inspect}: what is in an ONNX model, or in each component of a diffusers/Optimum pipeline
+ * folder — IR version, producer, opsets, typed inputs and outputs, op histogram, parameters and where the
+ * weights live. Reads only the protobuf; external weights are never loaded.
+ */
+@Command(name = "inspect", mixinStandardHelpOptions = true,
+    description = "Summarize an ONNX model or every component of a pipeline folder (model_index.json + component subfolders).")
+public final class InspectCommand implements Callable<Integer> {
+  /** Compact and in insertion order, so keys come out in the documented order. */
+  private static final ObjectMapper COMPACT = new ObjectMapper();
+
+  @Spec CommandSpec spec;
+
+  @Parameters(index = "0", paramLabel = "MODEL.onnx|PIPELINE_DIR", description = "An .onnx file or a pipeline folder.")
+  Path target;
+
+  @Option(names = "--json", description = "One JSON object per model, one per line: path, irVersion, producer, opsetImports, inputs, outputs, "
+      + "ops, nodeCount, parameterCount, initializerBytes.")
+  boolean json;
+
+  @Option(names = "--graph", description = "Also print each graph in Kiln's stable text form (text mode only).")
+  boolean graph;
+
+  @Override
+  public Integer call() {
+    if (json && graph) {
+      throw new KilnException.BadInput("--graph prints text and cannot be combined with --json");
+    }
+    PrintWriter out = spec.commandLine().getOut();
+    List<Path> models = modelsOf(target);
+    boolean first = true;
+    for (Path modelFile : models) {
+      Model model = ModelReader.read(modelFile);
+      Map<String, Object> summary = summarize(modelFile, model);
+      if (json) {
+        out.println(compact(summary));
+      } else {
+        if (!first) {
+          out.println();
+        }
+        printText(out, summary);
+        if (graph) {
+          out.print(GraphPrinter.print(model));
+        }
+      }
+      first = false;
+    }
+    out.flush();
+    return 0;
+  }
+
+  /** The model files a target names: itself, or the components of a pipeline folder in model_index.json order. */
+  static List<Path> modelsOf(Path target) {
+    if (Files.isRegularFile(target)) {
+      return List.of(target);
+    }
+    if (!Files.isDirectory(target)) {
+      throw new KilnException.BadInput(target + ": no such file or folder");
+    }
+    Path index = target.resolve("model_index.json");
+    if (!Files.isRegularFile(index)) {
+      if (Files.isRegularFile(target.resolve("model.onnx"))) {
+        return List.of(target.resolve("model.onnx"));
+      }
+      throw new KilnException.BadInput(target + ": not a pipeline folder (no model_index.json) and no model.onnx in it");
+    }
+    List<Path> models = new ArrayList<>();
+    try {
+      JsonNode components = Json.mapper().readTree(index.toFile());
+      if (components == null || !components.isObject()) {
+        throw new KilnException.BadInput(index + ": expected a JSON object");
+      }
+      // diffusers lists components as "name": ["library", "Class"]; keep that order.
+      for (Iterator<Map.Entry<String, JsonNode>> fields = components.fields(); fields.hasNext(); ) {
+        Map.Entry<String, JsonNode> field = fields.next();
+        Path candidate = target.resolve(field.getKey()).resolve("model.onnx");
+        if (field.getValue().isArray() && !field.getKey().contains("/") && Files.isRegularFile(candidate)) {
+          models.add(candidate);
+        }
+      }
+    } catch (JsonProcessingException e) {
+      throw new KilnException.BadInput(index + ": not valid JSON: " + e.getOriginalMessage());
+    } catch (IOException e) {
+      throw new KilnException.BadInput(index + ": cannot read: " + e.getMessage());
+    }
+    if (models.isEmpty()) {
+      // Some exports keep only "_class_name" in model_index.json: take every component folder with a model.
+      try (Stream<Path> entries = Files.list(target)) {
+        entries.filter(folder -> Files.isRegularFile(folder.resolve("model.onnx")))
+            .sorted(Comparator.comparing(folder -> folder.getFileName().toString()))
+            .forEach(folder -> models.add(folder.resolve("model.onnx")));
+      } catch (IOException e) {
+        throw new KilnException.BadInput(target + ": cannot list: " + e.getMessage());
+      }
+    }
+    if (models.isEmpty()) {
+      throw new KilnException.BadInput(target + ": pipeline folder has no component with a model.onnx");
+    }
+    return models;
+  }
+
+  /** The JSON object of one model, keys exactly as documented. */
+  static Map<String, Object> summarize(Path file, Model model) {
+    Map<String, Object> summary = new LinkedHashMap<>();
+    summary.put("path", file.toString());
+    summary.put("irVersion", model.irVersion());
+    summary.put("producer", model.producer());
+    Map<String, Long> opsets = new LinkedHashMap<>();
+    model.opsetImports().forEach((domain, version) -> opsets.put(domain.isEmpty() ? "ai.onnx" : domain, version));
+    summary.put("opsetImports", opsets);
+    List<Map<String, Object>> inputs = new ArrayList<>();
+    for (Value input : model.graph().inputs()) {
+      if (input.initializer() == null) {
+        inputs.add(valueSummary(input));
+      }
+    }
+    summary.put("inputs", inputs);
+    summary.put("outputs", model.graph().outputs().stream().map(InspectCommand::valueSummary).toList());
+    Map<String, Integer> ops = new TreeMap<>();
+    model.graph().forEachNode(node -> ops.merge(node.opType().key(), 1, Integer::sum));
+    summary.put("ops", ops);
+    summary.put("nodeCount", model.graph().totalNodeCount());
+    long[] totals = new long[3]; // parameters, inline bytes, external bytes
+    addInitializers(model.graph(), totals);
+    summary.put("parameterCount", totals[0]);
+    Map<String, Long> bytes = new LinkedHashMap<>();
+    bytes.put("inline", totals[1]);
+    bytes.put("external", totals[2]);
+    summary.put("initializerBytes", bytes);
+    return summary;
+  }
+
+  private static void addInitializers(Graph graph, long[] totals) {
+    for (Value value : graph.initializers()) {
+      Tensor tensor = value.initializer();
+      totals[0] += tensor.elementCount();
+      totals[tensor instanceof ExternalTensor ? 2 : 1] += tensor.byteSize();
+    }
+    for (Value value : graph.sparseInitializers()) {
+      totals[0] += value.sparseInitializer().getValues().getDimsCount() == 0 ? 0 : value.sparseInitializer().getValues().getDims(0);
+      totals[1] += value.sparseInitializer().getSerializedSize();
+    }
+    graph.forEachNode(node -> node.subgraphs().forEach(subgraph -> {
+      if (subgraph.parent() == graph) {
+        addInitializers(subgraph, totals);
+      }
+    }));
+  }
+
+  private static Map<String, Object> valueSummary(Value value) {
+    Map<String, Object> summary = new LinkedHashMap<>();
+    summary.put("name", value.name());
+    DataType type = value.dataType();
+    summary.put("dtype", value.nonTensorType() != null
+        ? value.nonTensorType().getValueCase().name().toLowerCase(Locale.ROOT).replace("_type", "")
+        : type == null ? null : type.name());
+    Shape shape = value.shape();
+    if (shape == null) {
+      summary.put("shape", null);
+    } else {
+      List<Object> dims = new ArrayList<>();
+      for (Shape.Dim dim : shape.dims()) {
+        dims.add(dim instanceof Shape.Known known ? (Object) known.value() : dim instanceof Shape.Symbolic symbolic ? symbolic.name() : null);
+      }
+      summary.put("shape", dims);
+    }
+    return summary;
+  }
+
+  private static String compact(Map<String, Object> summary) {
+    try {
+      return COMPACT.writeValueAsString(summary);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void printText(PrintWriter out, Map<String, Object> summary) {
+    out.println(summary.get("path"));
+    StringBuilder opsets = new StringBuilder();
+    ((Map<String, Long>) summary.get("opsetImports")).forEach((domain, version) -> opsets.append(' ').append(domain).append(':').append(version));
+    out.println("  IR " + summary.get("irVersion") + ", producer " + (summary.get("producer").toString().isEmpty() ? "(none)" : summary.get("producer"))
+        + ", opsets" + opsets);
+    for (String direction : List.of("inputs", "outputs")) {
+      out.println("  " + direction + ":");
+      for (Map<String, Object> value : (List<Map<String, Object>>) summary.get(direction)) {
+        out.println("    " + value.get("name") + "  " + (value.get("dtype") == null ? "?" : value.get("dtype")) + shapeText((List<Object>) value.get("shape")));
+      }
+    }
+    Map<String, Long> bytes = (Map<String, Long>) summary.get("initializerBytes");
+    out.printf(Locale.ROOT, "  nodes %d, parameters %,d, initializers %s inline + %s external%n", summary.get("nodeCount"), summary.get("parameterCount"),
+        size(bytes.get("inline")), size(bytes.get("external")));
+    List<Map.Entry<String, Integer>> ops = new ArrayList<>(((Map<String, Integer>) summary.get("ops")).entrySet());
+    ops.sort(Map.Entry.<String, Integer>comparingByValue().reversed().thenComparing(Map.Entry.comparingByKey()));
+    StringBuilder histogram = new StringBuilder("  ops:");
+    for (Map.Entry<String, Integer> op : ops) {
+      histogram.append(' ').append(op.getKey()).append(' ').append(op.getValue()).append(',');
+    }
+    out.println(ops.isEmpty() ? "  ops: none" : histogram.substring(0, histogram.length() - 1));
+  }
+
+  private static String shapeText(List<Object> shape) {
+    if (shape == null) {
+      return " (rank unknown)";
+    }
+    StringBuilder text = new StringBuilder("[");
+    for (int i = 0; i < shape.size(); i++) {
+      text.append(i > 0 ? "," : "").append(shape.get(i) == null ? "?" : shape.get(i));
+    }
+    return text.append(']').toString();
+  }
+
+  private static String size(long bytes) {
+    if (bytes < 1024) {
+      return bytes + " B";
+    }
+    String[] units = {"KiB", "MiB", "GiB", "TiB"};
+    double value = bytes;
+    int unit = -1;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit++;
+    }
+    return String.format(Locale.ROOT, "%.1f %s", value, units[unit]);
+  }
+}
