@@ -17,6 +17,9 @@ import java.util.List;
  * per sample over the channels of one group and all spatial positions; activation 1 applies SiLU, y * sigmoid(y).
  * channels_last (default 1) means X is [N, H, W, C]; otherwise [N, C, H, W].
  *
+ * <p>The lowering computes in float64 and casts back, so that a comparison against the unfused graph measures
+ * the rewrite rather than float32 summation order.
+ *
  * <p>Channels-last is decomposed without leaving that layout: [N, H, W, C] → Reshape [N, H·W, G, C/G] →
  * ReduceMean over axes 1 and 3 → centre, variance, normalise → Reshape back → per-channel affine, which then
  * broadcasts on the last axis directly. Channels-first groups as [N, G, C/G·H·W] and reduces axis 2.
@@ -51,7 +54,9 @@ final class GroupNormLowering implements OpLowering {
       throw emitter.failure("input X has rank " + rank + "; GroupNorm needs a batch, channel and spatial axis");
     }
     DataType type = emitter.dataType(x);
-    DataType compute = Emitter.computeType(type);
+    // Statistics in float64: a float32 ReduceMean over a large group (H·W·C/G elements, 12k for a 48×64 latent)
+    // sums naively and drifts by ~1e-4 relative, which would be charged to the rewrite being proved.
+    DataType compute = DataType.DOUBLE;
     Value input = emitter.castTo(x, compute);
 
     Value grouped;
