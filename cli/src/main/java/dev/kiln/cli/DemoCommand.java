@@ -3,6 +3,9 @@ package dev.kiln.cli;
 import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
 import dev.kiln.common.Progress;
+import dev.kiln.optimizer.OptimizationReport;
+import dev.kiln.optimizer.Optimizer;
+import dev.kiln.optimizer.profiles.Target;
 import dev.kiln.runner.pipeline.Device;
 import dev.kiln.runner.pipeline.GenerationRequest;
 import dev.kiln.runner.pipeline.GenerationResult;
@@ -69,9 +72,9 @@ public final class DemoCommand implements Callable<Integer> {
     Path source = pipeline != null ? pipeline : bundledPipeline();
     List<Stage> stages = new ArrayList<>();
     stages.add(new Stage("export", "not needed", "the tiny pipeline ships as ONNX in " + PIPELINE, 0));
-    stages.add(optimizeStage());
+    Path optimized = optimizeStage(source, stages);
     stages.add(new Stage("validate", "not available", "the validator has no API the demo can call yet", 0));
-    PipelineFolder folder = PipelineFolder.open(source);
+    PipelineFolder folder = PipelineFolder.open(optimized);
     long start = System.nanoTime();
     GenerationResult result;
     List<Path> written;
@@ -102,7 +105,7 @@ public final class DemoCommand implements Callable<Integer> {
       Map<String, Object> report = new LinkedHashMap<>();
       report.put("output", image.toString());
       report.put("prompt", PROMPT);
-      report.put("pipeline", folder.root().toString());
+      report.put("pipeline", source.toAbsolutePath().toString());
       report.put("stages", stages.stream().map(Stage::toJson).toList());
       report.put("timings", timings);
       out.println(Json.write(report));
@@ -119,9 +122,34 @@ public final class DemoCommand implements Callable<Integer> {
     return 0;
   }
 
-  /** The optimizer's CPU profile is not wired in yet: the unoptimized pipeline is used, and the stage says so. */
-  private Stage optimizeStage() {
-    return new Stage("optimize", "not available", "the optimizer has no CPU-profile API yet; using the unoptimized pipeline", 0);
+  /**
+   * Runs the optimizer's CPU profile over the pipeline into a temporary folder (removed when the JVM exits) that
+   * the generate stage then uses. If the optimizer refuses the pipeline, the stage says so and the original is used.
+   */
+  private Path optimizeStage(Path source, List<Stage> stages) {
+    long start = System.nanoTime();
+    try {
+      Path scratch = Files.createTempDirectory("kiln-demo-");
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteTree(scratch)));
+      Path target = scratch.resolve("pipeline");
+      OptimizationReport report = Optimizer.optimize(source, target, Optimizer.Options.of(Target.CPU));
+      int before = report.components().stream().mapToInt(OptimizationReport.ComponentReport::nodesBefore).sum();
+      int after = report.components().stream().mapToInt(OptimizationReport.ComponentReport::nodesAfter).sum();
+      stages.add(new Stage("optimize", "done", String.format(Locale.ROOT, "cpu profile: %d -> %d nodes in %d models",
+          before, after, report.components().size()), (System.nanoTime() - start) / 1e6));
+      return target;
+    } catch (KilnException | java.io.IOException | java.io.UncheckedIOException e) {
+      stages.add(new Stage("optimize", "failed", e.getMessage() + "; using the unoptimized pipeline", (System.nanoTime() - start) / 1e6));
+      return source;
+    }
+  }
+
+  private static void deleteTree(Path root) {
+    try (var paths = Files.walk(root)) {
+      paths.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
+    } catch (java.io.IOException ignored) {
+      // Best effort at exit; the folder is in the temporary directory.
+    }
   }
 
   /** Finds the repository's tiny pipeline: kiln.root / KILN_ROOT, the folder above the CLI jar's target/, or the current directory. */

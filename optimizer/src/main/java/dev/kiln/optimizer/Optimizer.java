@@ -80,31 +80,10 @@ public final class Optimizer {
     Map<String, int[]> applied = new LinkedHashMap<>();
     Map<String, Map<String, Integer>> rejected = new LinkedHashMap<>();
     for (Profiles.Step step : profile.steps()) {
-      if (step instanceof Profiles.RuleStep ruleStep) {
-        List<Rule> enabled = new ArrayList<>();
-        for (Rule rule : ruleStep.rules()) {
-          if (!options.disabled().contains(rule.name())) {
-            enabled.add(rule);
-          }
-        }
-        if (enabled.isEmpty()) {
-          continue;
-        }
-        DriverReport report = new RewriteDriver(enabled, 16, options.verifyEachStep() ? Verifier::verify : null).run(model);
-        for (RuleStats stats : report.rules()) {
-          applied.computeIfAbsent(stats.rule(), name -> new int[1])[0] += stats.applied();
-          // The last run of a rule has the final word on why sites were declined.
-          rejected.put(stats.rule(), new TreeMap<>(stats.rejections()));
-        }
-      } else {
-        var pass = ((Profiles.PassStep) step).pass();
-        if (options.disabled().contains(pass.name())) {
-          continue;
-        }
-        passes.merge(pass.name(), pass.run(model), Integer::sum);
-        if (options.verifyEachStep()) {
-          Verifier.verify(model);
-        }
+      long stepStart = System.nanoTime();
+      runStep(step, model, options, applied, rejected, passes);
+      if (Boolean.getBoolean("kiln.debugTimings")) {
+        System.err.printf("step %s: %d ms%n", step, (System.nanoTime() - stepStart) / 1_000_000);
       }
     }
     for (String disabled : options.disabled()) {
@@ -116,6 +95,36 @@ public final class Optimizer {
     applied.forEach((name, count) -> rules.put(name, new RuleReport(count[0], rejected.getOrDefault(name, Map.of()))));
     return new ComponentReport(label, component.id(), options.target().id(), nodesBefore, model.graph().totalNodeCount(),
         opsBefore, histogram(model.graph()), rules, passes, (System.nanoTime() - start) / 1_000_000);
+  }
+
+  private static void runStep(Profiles.Step step, Model model, Options options, Map<String, int[]> applied,
+      Map<String, Map<String, Integer>> rejected, Map<String, Integer> passes) {
+    if (step instanceof Profiles.RuleStep ruleStep) {
+        List<Rule> enabled = new ArrayList<>();
+        for (Rule rule : ruleStep.rules()) {
+          if (!options.disabled().contains(rule.name())) {
+            enabled.add(rule);
+          }
+        }
+        if (enabled.isEmpty()) {
+          return;
+        }
+        DriverReport report = new RewriteDriver(enabled, 16, options.verifyEachStep() ? Verifier::verify : null).run(model);
+        for (RuleStats stats : report.rules()) {
+          applied.computeIfAbsent(stats.rule(), name -> new int[1])[0] += stats.applied();
+          // The last run of a rule has the final word on why sites were declined.
+          rejected.put(stats.rule(), new TreeMap<>(stats.rejections()));
+        }
+      } else {
+        var pass = ((Profiles.PassStep) step).pass();
+        if (options.disabled().contains(pass.name())) {
+          return;
+        }
+        passes.merge(pass.name(), pass.run(model), Integer::sum);
+        if (options.verifyEachStep()) {
+          Verifier.verify(model);
+        }
+      }
   }
 
   /** Optimizes a .onnx file or a pipeline folder into {@code output} (same layout; other files copied). */

@@ -91,6 +91,27 @@ public final class OrtParity {
     return new Result(worstRelative, worstAbsolute, worstName, expected.size());
   }
 
+  /** The worst scale-relative error between two runs' outputs, paired by name. */
+  public static double maxRelativeError(Map<String, float[]> expected, Map<String, float[]> actual) {
+    double worst = 0;
+    for (var entry : expected.entrySet()) {
+      float[] reference = entry.getValue();
+      float[] candidate = actual.get(entry.getKey());
+      if (candidate == null || candidate.length != reference.length) {
+        return Double.POSITIVE_INFINITY;
+      }
+      double scale = 1e-6;
+      double absolute = 0;
+      for (int i = 0; i < reference.length; i++) {
+        scale = Math.max(scale, Math.abs(reference[i]));
+        double difference = Math.abs((double) reference[i] - candidate[i]);
+        absolute = Math.max(absolute, Double.isNaN(difference) ? Double.POSITIVE_INFINITY : difference);
+      }
+      worst = Math.max(worst, absolute / scale);
+    }
+    return worst;
+  }
+
   /**
    * Random inputs for every graph input of {@code model}: symbolic dims take their value from
    * {@code dimensions} (by name; unnamed or unknown dims fail loudly), floats are standard normal, integers

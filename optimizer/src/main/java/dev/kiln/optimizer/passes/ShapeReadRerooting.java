@@ -57,6 +57,14 @@ public final class ShapeReadRerooting implements GraphPass {
     }
     Set<String> names = new HashSet<>();
     graph.forEachNode(node -> names.add(node.name()));
+    Set<String> valueNames = new HashSet<>();
+    graph.inputs().forEach(value -> valueNames.add(value.name()));
+    graph.initializers().forEach(value -> valueNames.add(value.name()));
+    graph.forEachNode(node -> node.outputs().forEach(value -> {
+      if (value != null) {
+        valueNames.add(value.name());
+      }
+    }));
     int rerooted = 0;
     for (Node gather : nodes) {
       if (!gather.is(Onnx.GATHER) || gather.intAttribute("axis", 0) != 0 || gather.output() == null) {
@@ -97,19 +105,19 @@ public final class ShapeReadRerooting implements GraphPass {
       Value product = null;
       for (Source part : parts) {
         Node read = Node.create(Onnx.SHAPE, unique(names, scope + "RerootedShape"), List.of(part.value()),
-            graph.uniqueName(scope + "RerootedShape_output"));
+            unique(valueNames, scope + "RerootedShape_output"));
         graph.insertBefore(gather, read);
-        Value axis = graph.addInitializer(graph.uniqueName(scope + "rerooted_axis"), Tensor.ofLongs(index.dims(), part.axis()));
+        Value axis = graph.addInitializer(unique(valueNames, scope + "rerooted_axis"), Tensor.ofLongs(index.dims(), part.axis()));
         Node pick = Node.create(Onnx.GATHER, unique(names, scope + "RerootedGather"), List.of(read.output(), axis),
-            graph.uniqueName(scope + "RerootedGather_output"));
+            unique(valueNames, scope + "RerootedGather_output"));
         pick.setAttribute(dev.kiln.graph.Attribute.ofInt("axis", 0));
         graph.insertBefore(gather, pick);
-        product = product == null ? pick.output() : multiply(graph, gather, names, scope, product, pick.output());
+        product = product == null ? pick.output() : multiply(graph, gather, names, valueNames, scope, product, pick.output());
       }
       if (factors.coefficient() != 1) {
-        Value coefficient = graph.addInitializer(graph.uniqueName(scope + "rerooted_factor"),
+        Value coefficient = graph.addInitializer(unique(valueNames, scope + "rerooted_factor"),
             Tensor.ofLongs(index.dims(), factors.coefficient()));
-        product = multiply(graph, gather, names, scope, product, coefficient);
+        product = multiply(graph, gather, names, valueNames, scope, product, coefficient);
       }
       gather.output().replaceAllUsesWith(product);
       rerooted++;
@@ -119,8 +127,9 @@ public final class ShapeReadRerooting implements GraphPass {
     return rerooted;
   }
 
-  private static Value multiply(Graph graph, Node before, Set<String> names, String scope, Value a, Value b) {
-    Node mul = Node.create(Onnx.MUL, unique(names, scope + "RerootedMul"), List.of(a, b), graph.uniqueName(scope + "RerootedMul_output"));
+  private static Value multiply(Graph graph, Node before, Set<String> names, Set<String> valueNames, String scope, Value a,
+      Value b) {
+    Node mul = Node.create(Onnx.MUL, unique(names, scope + "RerootedMul"), List.of(a, b), unique(valueNames, scope + "RerootedMul_output"));
     graph.insertBefore(before, mul);
     return mul.output();
   }

@@ -52,7 +52,7 @@ public final class ShapeSubexpressionElimination implements GraphPass {
       }
       StringBuilder key = new StringBuilder(node.opType().key());
       for (Value input : node.inputs()) {
-        key.append('|').append(input == null ? -1 : ids.computeIfAbsent(input, value -> ids.size()));
+        key.append('|').append(input == null ? "-" : inputKey(input, ids));
       }
       List<String> attributes = new ArrayList<>();
       for (Attribute attribute : node.attributes()) {
@@ -73,6 +73,17 @@ public final class ShapeSubexpressionElimination implements GraphPass {
       merged++;
     }
     return merged;
+  }
+
+  /** Small constants compare by content (two initializers holding [0] are the same input); others by identity. */
+  private static String inputKey(Value input, Map<Value, Integer> ids) {
+    dev.kiln.graph.Tensor constant = dev.kiln.optimizer.engine.Constants.tensor(input);
+    if (constant != null && constant.elementCount() <= 64 && constant.dataType() != DataType.STRING) {
+      return "c" + constant.dataType() + java.util.Arrays.toString(constant.dims())
+          + (constant.dataType().isFloatingPoint() ? java.util.Arrays.toString(constant.floats())
+              : java.util.Arrays.toString(constant.longs()));
+    }
+    return "v" + ids.computeIfAbsent(input, value -> ids.size());
   }
 
   private static boolean integral(Node node, ShapeInference shapes) {

@@ -1,0 +1,98 @@
+package dev.kiln.cli;
+
+import dev.kiln.common.AtomicFiles;
+import dev.kiln.common.Json;
+import dev.kiln.common.Progress;
+import dev.kiln.optimizer.OptimizationReport;
+import dev.kiln.optimizer.Optimizer;
+import dev.kiln.optimizer.profiles.Component;
+import dev.kiln.optimizer.profiles.Target;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** {@code kiln optimize IN -o OUT --target cpu|cuda|tensorrt}: fuse a model or a whole pipeline folder for one EP. */
+@Command(name = "optimize", mixinStandardHelpOptions = true,
+    description = "Fuse an ONNX model or a diffusers/Optimum pipeline folder for cpu, cuda or tensorrt.")
+public final class OptimizeCommand implements Callable<Integer> {
+  @Spec CommandSpec spec;
+
+  @Parameters(index = "0", paramLabel = "IN", description = "A .onnx file or a pipeline folder (model_index.json).")
+  Path input;
+
+  @Option(names = {"-o", "--output"}, required = true, description = "Output .onnx file or pipeline folder.")
+  Path output;
+
+  @Option(names = "--target", required = true, description = "cpu, cuda or tensorrt.")
+  String target;
+
+  @Option(names = "--component", description = "text-encoder, unet, vae-decoder or vae-encoder (default: detected from I/O names).")
+  String component;
+
+  @Option(names = "--disable", description = "Skip this rule or pass (repeatable), e.g. --disable unet-attention.")
+  List<String> disabled = new ArrayList<>();
+
+  @Option(names = "--explain", description = "Print per rule how many sites it rewrote and why the others were declined.")
+  boolean explain;
+
+  @Option(names = "--report", description = "Write the JSON report here as well.")
+  Path report;
+
+  @Option(names = "--json", description = "Print the JSON report instead of the summary.")
+  boolean json;
+
+  @Override
+  public Integer call() {
+    PrintWriter out = spec.commandLine().getOut();
+    Optimizer.Options options = new Optimizer.Options(Target.parse(target),
+        component == null ? null : Component.parse(component), new HashSet<>(disabled), false);
+    OptimizationReport result;
+    try (Progress progress = Progress.start("optimize", 1, "models", json)) {
+      result = Optimizer.optimize(input, output, options);
+      progress.step();
+    }
+    String text = Json.write(result);
+    if (report != null) {
+      AtomicFiles.writeString(report, text + "\n");
+    }
+    if (json) {
+      out.println(text);
+      out.flush();
+      return 0;
+    }
+    for (OptimizationReport.ComponentReport component : result.components()) {
+      out.println(String.format(Locale.ROOT, "%s (%s, %s): %d -> %d nodes in %d ms", component.path(), component.component(),
+          component.target(), component.nodesBefore(), component.nodesAfter(), component.wallMillis()));
+      StringBuilder fused = new StringBuilder();
+      component.opsAfter().forEach((op, count) -> {
+        if (op.startsWith("com.microsoft:") || op.equals("LayerNormalization")) {
+          fused.append(fused.length() == 0 ? "  fused: " : ", ").append(op.replace("com.microsoft:", "")).append('=').append(count);
+        }
+      });
+      if (fused.length() > 0) {
+        out.println(fused);
+      }
+      if (explain) {
+        for (Map.Entry<String, OptimizationReport.RuleReport> rule : component.rules().entrySet()) {
+          out.println(String.format(Locale.ROOT, "  %-24s applied %d", rule.getKey(), rule.getValue().applied()));
+          rule.getValue().rejected().forEach((reason, count) ->
+              out.println(String.format(Locale.ROOT, "  %-24s   declined %d: %s", "", count, reason)));
+        }
+        component.passes().forEach((pass, changes) ->
+            out.println(String.format(Locale.ROOT, "  %-24s changed %d", pass, changes)));
+      }
+    }
+    out.flush();
+    return 0;
+  }
+}
