@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
     subcommands = {
       // Each helper adds its command class here, one line each.
       GenerateCommand.class, TokenizeCommand.class, DemoCommand.class,
+      OptimizeCommand.class,
       InspectCommand.class,
     })
 public final class Main implements Runnable {
