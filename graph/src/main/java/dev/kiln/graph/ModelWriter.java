@@ -2,7 +2,9 @@ package dev.kiln.graph;
 
 import dev.kiln.common.AtomicFiles;
 import dev.kiln.graph.proto.OnnxProto.ModelProto;
+import java.io.BufferedOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -30,10 +32,32 @@ public final class ModelWriter {
 
     ProtoEncoder encoder = new ProtoEncoder(options, dataFileName);
     ModelProto proto = encoder.encodeModel(model);
-    if (!encoder.placements().isEmpty()) {
-      writeDataFile(dataFile, encoder);
+    // Both files are finished under temporary names before either is renamed, so a failure part-way (a full
+    // disk, an unreadable source) leaves the previous model and data file untouched as a pair.
+    Path dataTemporary = null;
+    Path modelTemporary = null;
+    try {
+      Files.createDirectories(folder);
+      if (!encoder.placements().isEmpty()) {
+        dataTemporary = Files.createTempFile(folder, "." + dataFileName + ".", ".partial");
+        writeDataFile(dataTemporary, encoder);
+      }
+      modelTemporary = Files.createTempFile(folder, "." + absolute.getFileName() + ".", ".partial");
+      try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(modelTemporary), 1 << 20)) {
+        proto.writeTo(out);
+      }
+      if (dataTemporary != null) {
+        AtomicFiles.commit(dataTemporary, dataFile);
+        dataTemporary = null;
+      }
+      AtomicFiles.commit(modelTemporary, absolute);
+      modelTemporary = null;
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write " + absolute + ": " + e.getMessage(), e);
+    } finally {
+      AtomicFiles.deleteQuietly(dataTemporary);
+      AtomicFiles.deleteQuietly(modelTemporary);
     }
-    AtomicFiles.write(absolute, out -> proto.writeTo(out));
     repointOverwrittenSources(dataFile, encoder);
   }
 
@@ -52,33 +76,20 @@ public final class ModelWriter {
     return encoder.encodeStandaloneTensor(tensor, name).toByteArray();
   }
 
-  private static void writeDataFile(Path dataFile, ProtoEncoder encoder) {
-    Path folder = dataFile.getParent();
-    Path temporary = null;
-    try {
-      Files.createDirectories(folder);
-      temporary = Files.createTempFile(folder, "." + dataFile.getFileName() + ".", ".partial");
-      try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-        long position = 0;
-        for (ProtoEncoder.Placement placement : encoder.placements()) {
-          if (placement.offset() > position) {
-            // Alignment padding is written as zeros (not left as a hole) so the bytes are the same everywhere.
-            writeZeros(channel, placement.offset() - position);
-          }
-          placement.tensor().writeTo(channel);
-          position = placement.offset() + placement.tensor().byteSize();
-          if (channel.position() != position) {
-            throw new IOException("tensor wrote " + (channel.position() - placement.offset()) + " bytes, expected "
-                + placement.tensor().byteSize());
-          }
+  private static void writeDataFile(Path temporary, ProtoEncoder encoder) throws IOException {
+    try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+      long position = 0;
+      for (ProtoEncoder.Placement placement : encoder.placements()) {
+        if (placement.offset() > position) {
+          // Alignment padding is written as zeros (not left as a hole) so the bytes are the same everywhere.
+          writeZeros(channel, placement.offset() - position);
+        }
+        placement.tensor().writeTo(channel);
+        position = placement.offset() + placement.tensor().byteSize();
+        if (channel.position() != position) {
+          throw new IOException("tensor wrote " + (channel.position() - placement.offset()) + " bytes, expected " + placement.tensor().byteSize());
         }
       }
-      AtomicFiles.commit(temporary, dataFile);
-      temporary = null;
-    } catch (IOException e) {
-      throw new UncheckedIOException("cannot write " + dataFile + ": " + e.getMessage(), e);
-    } finally {
-      AtomicFiles.deleteQuietly(temporary);
     }
   }
 

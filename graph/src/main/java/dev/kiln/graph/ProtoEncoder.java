@@ -142,8 +142,8 @@ final class ProtoEncoder {
     // Values Kiln typed itself (e.g. by shape inference) are recorded too, in node order.
     for (Node node : graph.nodes) {
       for (Value output : node.outputs) {
-        if (output != null && output.readType == null && !described.contains(output) && !graph.outputs.contains(output)
-            && !TypeInfo.of(output).equals(TypeInfo.NONE)) {
+        boolean typedSinceReading = output != null && !TypeInfo.of(output).equals(output.readType == null ? TypeInfo.NONE : output.readType);
+        if (typedSinceReading && !described.contains(output) && !graph.outputs.contains(output) && !TypeInfo.of(output).equals(TypeInfo.NONE)) {
           described.add(output);
           builder.addValueInfo(encodeValueInfo(output, null));
         }

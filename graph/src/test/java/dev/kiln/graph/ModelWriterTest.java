@@ -164,6 +164,25 @@ class ModelWriterTest {
   }
 
   @Test
+  void aFailureWhileStreamingLeavesThePreviousModelAndDataUntouched() throws IOException {
+    Path target = folder.resolve("model.onnx");
+    ModelWriter.write(threeWeights(), target, WriteOptions.externalAbove(4096));
+    byte[] modelBefore = Files.readAllBytes(target);
+    byte[] dataBefore = Files.readAllBytes(folder.resolve("model.onnx.data"));
+    Model broken = threeWeights();
+    broken.graph().findValue("w_large").setInitializer(Tensor.computed(DataType.FLOAT, new long[] {2500}, () -> {
+      throw new IllegalStateException("source vanished");
+    }));
+    assertThrows(IllegalStateException.class, () -> ModelWriter.write(broken, target, WriteOptions.externalAbove(4096)));
+    assertArrayEquals(modelBefore, Files.readAllBytes(target));
+    assertArrayEquals(dataBefore, Files.readAllBytes(folder.resolve("model.onnx.data")));
+    try (var files = Files.list(folder)) {
+      assertEquals(List.of("model.onnx", "model.onnx.data"), files.map(path -> path.getFileName().toString()).sorted().toList(),
+          "temporary files are removed");
+    }
+  }
+
+  @Test
   void standaloneTensorsRoundTrip() {
     Tensor tensor = Tensor.ofLongs(new long[] {3}, 1, -2, 3);
     Path file = Protos.write(folder.resolve("t.pb"), ModelWriter.tensorBytes(tensor, "t"));
