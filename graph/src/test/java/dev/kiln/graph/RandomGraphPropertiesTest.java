@@ -21,7 +21,7 @@ import net.jqwik.api.constraints.IntRange;
  * Random small graphs (a seed drives every choice: types, shapes, op mix, attributes, metadata, subgraphs,
  * tensor storage) survive write → read unchanged; and the verifier rejects each kind of broken graph.
  */
-class RandomGraphProperties {
+class RandomGraphPropertiesTest {
   private static final List<OpType> UNARY = List.of(Onnx.RELU, Onnx.NEG, Onnx.ABS, Onnx.SIGMOID, Onnx.IDENTITY);
   private static final List<OpType> BINARY = List.of(Onnx.ADD, Onnx.MUL, Onnx.SUB, Onnx.DIV, OpType.microsoft("BiasAdd"));
   private static final List<DataType> TYPES = List.of(DataType.FLOAT, DataType.FLOAT16, DataType.INT64, DataType.INT8, DataType.BFLOAT16,
@@ -133,7 +133,7 @@ class RandomGraphProperties {
     };
   }
 
-  @Property(tries = 150)
+  @Property(tries = 100)
   void randomGraphsSurviveWriteThenRead(@ForAll long seed) {
     Model model = randomModel(seed);
     assertEquals(List.of(), Verifier.check(model));
@@ -165,7 +165,7 @@ class RandomGraphProperties {
     LOST_USE
   }
 
-  @Property(tries = 150)
+  @Property(tries = 100)
   void verifierRejectsDamagedGraphs(@ForAll long seed, @ForAll Damage damage, @ForAll @IntRange(min = 0, max = 1000) int pick) {
     Model model = randomModel(seed);
     Graph graph = model.graph();
