@@ -34,8 +34,11 @@ public final class Lowering {
         new BiasAddLowering(), new NhwcConvLowering(), new PackedAttentionLowering()));
   }
 
-  /** As {@link #forOrtCpu()}, and MultiHeadAttention decomposed into MatMul/Softmax as well. */
-  public static Lowering toStandardOnnx() {
+  /**
+   * As {@link #forOrtCpu()}, and every MultiHeadAttention (packed or not) decomposed into MatMul/Softmax as well:
+   * a cross-check of ORT's attention kernel, and the form for targets without the contrib op.
+   */
+  public static Lowering decomposingAttention() {
     return new Lowering(List.of(new GroupNormLowering(), new SkipGroupNormLowering(), new BiasSplitGeluLowering(),
         new BiasAddLowering(), new NhwcConvLowering(), new AttentionDecomposition()));
   }

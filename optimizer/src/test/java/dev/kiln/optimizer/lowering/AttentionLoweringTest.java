@@ -25,7 +25,7 @@ class AttentionLoweringTest {
         ReferenceOps.unpack(packed, 1), ReferenceOps.unpack(packed, 2), null, heads, null);
     float[] actual = new SingleNodeModel().feed("qkv", packed)
         .node(Microsoft.MULTI_HEAD_ATTENTION, 1, Attribute.ofInt("num_heads", heads))
-        .runLowered(standard ? Lowering.toStandardOnnx() : Lowering.forOrtCpu()).get("output_0");
+        .runLowered(standard ? Lowering.decomposingAttention() : Lowering.forOrtCpu()).get("output_0");
     double error = SingleNodeModel.maxAbsoluteError(expected.data(), actual);
     System.out.printf("LOWERING-ERROR MultiHeadAttention packed QKV %s %s: %.3g%n",
         SingleNodeModel.describe(packed.shape()), standard ? "standard ops" : "CPU kernel", error);
@@ -43,7 +43,7 @@ class AttentionLoweringTest {
         ReferenceOps.unpack(packed, 1), null, heads, null);
     float[] actual = new SingleNodeModel().feed("query", query).feed("kv", packed)
         .node(Microsoft.MULTI_HEAD_ATTENTION, 1, Attribute.ofInt("num_heads", heads))
-        .runLowered(standard ? Lowering.toStandardOnnx() : Lowering.forOrtCpu()).get("output_0");
+        .runLowered(standard ? Lowering.decomposingAttention() : Lowering.forOrtCpu()).get("output_0");
     double error = SingleNodeModel.maxAbsoluteError(expected.data(), actual);
     System.out.printf("LOWERING-ERROR MultiHeadAttention packed KV q=%s kv=%s %s: %.3g%n",
         SingleNodeModel.describe(query.shape()), SingleNodeModel.describe(packed.shape()),
@@ -65,7 +65,7 @@ class AttentionLoweringTest {
     float[] actual = new SingleNodeModel().feed("query", query).feed("key", key).feed("value", value)
         .weight("bias", new long[] {3 * hidden}, bias)
         .node(Microsoft.MULTI_HEAD_ATTENTION, 1, Attribute.ofInt("num_heads", heads), Attribute.ofFloat("scale", 0.3f))
-        .runLowered(Lowering.toStandardOnnx()).get("output_0");
+        .runLowered(Lowering.decomposingAttention()).get("output_0");
     double error = SingleNodeModel.maxAbsoluteError(expected.data(), actual);
     System.out.printf("LOWERING-ERROR MultiHeadAttention unpacked+bias+scale standard ops: %.3g%n", error);
     assertTrue(error <= 1e-5, "max abs error " + error);
