@@ -180,6 +180,15 @@ class MalformedInputTest {
   }
 
   @Test
+  void protobufFilesPast2GiBAreRejectedWithoutBeingRead() throws IOException {
+    Path huge = folder.resolve("huge.onnx");
+    try (var file = new java.io.RandomAccessFile(huge.toFile(), "rw")) {
+      file.setLength((2L << 30) + 1); // sparse: no disk space used
+    }
+    rejected(huge, "cannot exceed 2 GiB", "external data");
+  }
+
+  @Test
   void randomCorruptionsNeverEscapeAsRawExceptions() {
     byte[] whole = Protos.model(chain().addInitializer(Protos.floatTensor("unused", new long[] {2}, 1f, 2f)).build()).toByteArray();
     Random random = new Random(42);
