@@ -25,19 +25,22 @@ out="$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-optimize.XXXXXX")"
 trap 'rm -rf "$out"' EXIT
 cd "$root"
 ./kiln --help >/dev/null   # builds the CLI once, outside the timed runs
+echo "load average before the timed runs: $(cut -d' ' -f1-3 /proc/loadavg) (a shared machine inflates wall time; CPU time is the fairer number)"
+echo
 
 echo "# Kiln optimizer benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(java -version 2>&1 | head -1)"
 echo
 echo "model: $model ($(du -h "$unet_dir/model.onnx.data" 2>/dev/null | cut -f1) external data)"
 echo
-echo "| target | wall (s) | peak RSS (MB) | nodes before -> after |"
-echo "|---|---|---|---|"
+echo "| target | wall (s) | CPU user+sys (s) | peak RSS (MB) | nodes before -> after |"
+echo "|---|---|---|---|---|"
 for target in cuda cpu; do
-  /usr/bin/time -f "%e %M" -o "$out/time-$target.txt" \
+  /usr/bin/time -f "%e %M %U %S" -o "$out/time-$target.txt" \
     ./kiln optimize "$model" -o "$out/unet-$target/model.onnx" --target "$target" --json > "$out/report-$target.json"
-  read -r wall rss_kb < "$out/time-$target.txt"
+  read -r wall rss_kb user sys < "$out/time-$target.txt"
+  cpu="$(python3 -c "print(round($user + $sys, 1))")"
   nodes="$(python3 -c "import json,sys; c=json.load(open(sys.argv[1]))['components'][0]; print(f\"{c['nodesBefore']} -> {c['nodesAfter']}\")" "$out/report-$target.json")"
-  echo "| $target | $wall | $((rss_kb / 1024)) | $nodes |"
+  echo "| $target | $wall | $cpu | $((rss_kb / 1024)) | $nodes |"
 done
 echo
 mvn -B -q -o -pl optimizer test-compile dependency:build-classpath -Dmdep.outputFile=target/bench-classpath.txt -Dmdep.includeScope=test >&2

@@ -72,7 +72,17 @@ public final class Optimizer {
     long start = System.nanoTime();
     Component component = options.component() != null ? options.component() : Component.detect(model.graph(), label);
     Profiles.Profile profile = Profiles.of(options.target(), component);
-    Set<String> known = new HashSet<>(profile.names());
+    // A pipeline shares one --disable list across components, so a name must exist in some profile of the target.
+    Set<String> known = new java.util.TreeSet<>();
+    for (Component each : Component.values()) {
+      known.addAll(Profiles.of(options.target(), each).names());
+    }
+    for (String disabled : options.disabled()) {
+      if (!known.contains(disabled)) {
+        throw new KilnException.BadInput("--disable " + disabled + ": no such rule or pass in the " + options.target().id()
+            + " profiles (they have " + known + ")");
+      }
+    }
     int nodesBefore = model.graph().totalNodeCount();
     Map<String, Integer> opsBefore = histogram(model.graph());
     Map<String, RuleReport> rules = new LinkedHashMap<>();
@@ -84,12 +94,6 @@ public final class Optimizer {
       runStep(step, model, options, applied, rejected, passes);
       if (Boolean.getBoolean("kiln.debugTimings")) {
         System.err.printf("step %s: %d ms%n", step, (System.nanoTime() - stepStart) / 1_000_000);
-      }
-    }
-    for (String disabled : options.disabled()) {
-      if (!known.contains(disabled)) {
-        throw new KilnException.BadInput("--disable " + disabled + ": no such rule or pass in the " + options.target().id()
-            + "/" + component.id() + " profile (it has " + profile.names() + ")");
       }
     }
     applied.forEach((name, count) -> rules.put(name, new RuleReport(count[0], rejected.getOrDefault(name, Map.of()))));

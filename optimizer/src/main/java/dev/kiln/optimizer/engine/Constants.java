@@ -51,7 +51,8 @@ public final class Constants {
 
   /** True when every element of the numeric tensor equals {@code expected} within a relative 1e-6. */
   public static boolean allEqual(Tensor tensor, double expected) {
-    if (tensor == null || tensor.elementCount() == 0 || tensor.elementCount() > 1 << 20) {
+    // A "scalar" is small; reading a large weight here would page it in from its memory map for nothing.
+    if (tensor == null || tensor.elementCount() == 0 || tensor.elementCount() > 4096) {
       return false;
     }
     if (!tensor.dataType().isFloatingPoint() && !tensor.dataType().isInteger() && tensor.dataType() != DataType.BOOL) {

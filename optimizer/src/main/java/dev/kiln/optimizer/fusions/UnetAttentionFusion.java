@@ -129,22 +129,34 @@ public final class UnetAttentionFusion implements Rule {
     }
   }
 
-  /** One MatMul against weights interleaved per head ([C, N, parts, H]), reshaped to [B, S, N, parts, H]. */
+  /**
+   * One MatMul against weights interleaved per head ([C, N, parts, H]), reshaped to [B, S, N, parts, H]. The packed
+   * tensor is computed when the writer asks for it, so a full-size UNet never holds all packed weights at once.
+   */
   private static Value packedProjection(Builder b, Value input, List<Projection> parts, long heads, long headSize, String hint) {
     int inputChannels = (int) parts.get(0).weights().dims()[0];
     int count = parts.size();
     int width = (int) (heads * headSize);
-    float[] packed = new float[inputChannels * width * count];
-    for (int part = 0; part < count; part++) {
-      float[] weights = parts.get(part).weights().floats();
-      for (int row = 0; row < inputChannels; row++) {
-        for (int head = 0; head < heads; head++) {
-          System.arraycopy(weights, row * width + (int) (head * headSize),
-              packed, (int) (row * width * count + (head * count + part) * headSize), (int) headSize);
+    List<Tensor> sources = parts.stream().map(Projection::weights).toList();
+    java.util.function.Supplier<java.nio.ByteBuffer> bytes = () -> {
+      java.nio.ByteBuffer packed = java.nio.ByteBuffer.allocate(inputChannels * width * count * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      java.nio.FloatBuffer view = packed.asFloatBuffer();
+      for (int part = 0; part < count; part++) {
+        java.nio.FloatBuffer weights = sources.get(part).bytes().order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        for (int row = 0; row < inputChannels; row++) {
+          for (int head = 0; head < heads; head++) {
+            view.position((int) (row * width * count + (head * count + part) * headSize));
+            weights.position((int) (row * width + head * headSize));
+            weights.limit((int) (row * width + head * headSize + headSize));
+            view.put(weights);
+            weights.limit(weights.capacity());
+          }
         }
       }
-    }
-    Value weights = b.initializer(hint + "_weight", Tensor.ofFloats(new long[] {inputChannels, (long) width * count}, packed));
+      return packed.asReadOnlyBuffer().order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    };
+    Tensor packedWeights = Tensor.computed(DataType.FLOAT, new long[] {inputChannels, (long) width * count}, bytes);
+    Value weights = b.initializer(hint + "_weight", packedWeights);
     Value projected = b.op(Onnx.MAT_MUL, List.of(input, weights));
     Value shape = b.longs(hint + "_shape", 0, 0, heads, count, headSize);
     return b.op(Onnx.RESHAPE, List.of(projected, shape));
