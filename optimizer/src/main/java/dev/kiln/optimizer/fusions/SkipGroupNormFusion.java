@@ -25,7 +25,8 @@ import java.util.List;
  *
  * <p>The residual sums of a UNet (ResNet output, time-embedding add, Transformer2D output) feed the next
  * GroupNorm. The skip may be the full shape or per sample and channel ([N, C, 1, 1], the time embedding), the
- * two forms the CUDA kernel broadcasts (batch axes as {@link ResidualShapes} allows). When x is itself {@code Add(y, bias[C,1,1])} with no other user, the
+ * two forms the CUDA kernel broadcasts (batch axes as {@link ResidualShapes} allows); a per-channel skip that was
+ * unsqueezed from [N, C] is fed as that [N, C] tensor, which the kernel also takes. When x is itself {@code Add(y, bias[C,1,1])} with no other user, the
  * bias moves into the fused op's fifth input. The second output S (the sum) is emitted only when something
  * other than the GroupNorm reads the sum.
  */
@@ -117,7 +118,9 @@ public final class SkipGroupNormFusion implements Rule {
     Value skip = operands.skip();
     if (transposed) {
       input = ChannelsLast.toNhwc(b, input);
-      skip = ChannelsLast.toNhwc(b, skip);
+      Value perSample = operands.perChannelSkip() ? unsqueezedFrom(m, skip, channels) : null;
+      // The kernel takes a [N, C] skip as it is; a time embedding unsqueezed to [N, C, 1, 1] needs no Transpose.
+      skip = perSample != null ? perSample : ChannelsLast.toNhwc(b, skip);
     }
     List<Value> inputs = new ArrayList<>(Arrays.asList(input, m.value("gamma"), m.value("beta"), skip));
     if (bias != null) {
@@ -132,6 +135,28 @@ public final class SkipGroupNormFusion implements Rule {
     List<Value> outputs = b.ops(Microsoft.SKIP_GROUP_NORM, 2, inputs, attributes);
     b.replace(sum, transposed ? ChannelsLast.toNchw(b, outputs.get(1)) : outputs.get(1));
     return outputs.get(0);
+  }
+
+  /** The [N, C] tensor that {@code skip} [N, C, 1, 1] was unsqueezed from (axes 2 and 3), or null. */
+  private static Value unsqueezedFrom(Match m, Value skip, long channels) {
+    java.util.Set<Long> added = new java.util.HashSet<>();
+    Value current = skip;
+    while (current.producer() != null && current.producer().is(Onnx.UNSQUEEZE)) {
+      Node unsqueeze = current.producer();
+      long[] axes = unsqueeze.attribute("axes") != null ? unsqueeze.attribute("axes").asLongs()
+          : m.shapes().knownElements(unsqueeze.input(1));
+      if (axes == null) {
+        return null;
+      }
+      for (long axis : axes) {
+        added.add(axis);
+      }
+      current = unsqueeze.input(0);
+    }
+    Shape shape = m.shape(current);
+    boolean perSample = shape != null && shape.rank() == 2 && shape.dim(1) instanceof Shape.Known known
+        && known.value() == channels;
+    return perSample && added.equals(java.util.Set.of(2L, 3L)) ? current : null;
   }
 
   private static boolean sameShape(Shape input, Shape sum) {
