@@ -5,7 +5,6 @@ import dev.kiln.graph.DataType;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.Model;
 import dev.kiln.graph.Node;
-import dev.kiln.graph.Onnx;
 import dev.kiln.graph.Shape;
 import dev.kiln.graph.Shape.Dim;
 import dev.kiln.graph.Tensor;
@@ -226,9 +225,5 @@ public final class ShapeInference {
       }
       return null;
     }
-  }
-
-  static boolean isConstantOp(Node node) {
-    return node.is(Onnx.CONSTANT);
   }
 }

@@ -3,7 +3,6 @@ package dev.kiln.optimizer.fusions;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Onnx;
 import dev.kiln.graph.Shape;
-import dev.kiln.graph.Value;
 import dev.kiln.optimizer.engine.Check;
 import dev.kiln.optimizer.engine.Match;
 import dev.kiln.optimizer.engine.Pattern;
@@ -91,14 +90,5 @@ final class AttentionPatterns {
       return Check.fail(name + " shape unknown");
     }
     return Check.require(shape.rank() == 3, name + " is not [batch, sequence, channels]: " + shape);
-  }
-
-  static Value constantOperand(Node node, Match m) {
-    for (Value input : node.inputs()) {
-      if (dev.kiln.optimizer.engine.Constants.tensor(input) != null) {
-        return input;
-      }
-    }
-    return null;
   }
 }
