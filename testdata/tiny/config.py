@@ -44,6 +44,8 @@ UNET = {
 }
 UNET_TRAINING = {"steps": 2200, "batch": 192, "learning_rate": 1e-3, "final_learning_rate": 2e-5,
                  "warmup_steps": 100, "caption_dropout": 0.1, "min_snr_gamma": 5.0, "ema_decay": 0.999}
+# --phase continue: more steps on the saved UNet (a fresh AdamW state, so a short warmup)
+CONTINUE_TRAINING = {"steps": 1000, "learning_rate": 4e-4, "final_learning_rate": 1e-5, "warmup_steps": 50}
 
 SCHEDULER = {
     "num_train_timesteps": 1000,

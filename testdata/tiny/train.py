@@ -171,24 +171,33 @@ class Ema:
                     shadow[key].copy_(value)
 
 
-def train_unet(latent_means, latent_stds, scaling_factor, token_ids, log_file, steps=None):
-    torch.manual_seed(config.SEED + 4)
+def train_unet(latent_means, latent_stds, scaling_factor, token_ids, log_file, steps=None, resume=False):
+    """resume: continue from work/unet.pt (raw weights, EMA carried on) with CONTINUE_TRAINING's schedule."""
+    torch.manual_seed(config.SEED + (6 if resume else 4))
     settings = dict(config.UNET_TRAINING)
+    if resume:
+        settings.update(config.CONTINUE_TRAINING)
     if steps:
         settings["steps"] = steps
     text_config = dict(config.TEXT_ENCODER, vocab_size=int(token_ids.max()) + 1)
     text_encoder = models.CLIPTextModel(text_config)
     unet = models.UNet2DConditionModel(config.UNET)
+    if resume:
+        checkpoint = torch.load(os.path.join(WORK, "unet.pt"))
+        unet.load_state_dict(checkpoint["unet_raw"])
+        text_encoder.load_state_dict(checkpoint["text_encoder_raw"])
     log("unet parameters %d, text encoder parameters %d" % (
         models.parameter_count(unet), models.parameter_count(text_encoder)), log_file)
     parameters = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=settings["learning_rate"], weight_decay=0.01)
     ema = Ema([unet, text_encoder], settings["ema_decay"])
+    if resume:
+        ema.shadows = [checkpoint["unet"], checkpoint["text_encoder"]]
     cumulative = alphas_cumprod().float()
     snr = cumulative / (1 - cumulative)
     loss_weight = torch.clamp(snr, max=settings["min_snr_gamma"]) / snr
     empty_ids = token_ids[-1]  # the last row is the empty prompt
-    generator = np.random.default_rng(config.SEED + 5)
+    generator = np.random.default_rng(config.SEED + (7 if resume else 5))
     count, captions_per_image = token_ids.shape[0] - 1, config.CAPTIONS_PER_IMAGE
     images_count = count // captions_per_image
     started = time.time()
@@ -216,7 +225,7 @@ def train_unet(latent_means, latent_stds, scaling_factor, token_ids, log_file, s
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
-        ema.update(step)
+        ema.update(step + (10000 if resume else 0))  # a resumed EMA is already warm
         running += per_sample.mean().item()
         if (step + 1) % 50 == 0:
             elapsed = time.time() - started
@@ -237,7 +246,8 @@ def save_unet(unet, text_encoder, ema, text_config, path):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--phase", choices=["all", "unet"], default="all")
+    parser.add_argument("--phase", choices=["all", "unet", "continue"], default="all",
+                        help="unet: retrain UNet + text encoder on the saved VAE; continue: train the saved UNet on")
     parser.add_argument("--unet-steps", type=int, default=None)
     arguments = parser.parse_args()
     # One thread: on this shared 2-core machine two OpenMP threads collapse under load (measured 7.9 s per
@@ -245,9 +255,14 @@ def main():
     torch.set_num_threads(1)
     os.makedirs(WORK, exist_ok=True)
     log_file = open(os.path.join(WORK, "train.log"), "a")
-    summary_path = os.path.join(WORK, "training_summary.json")
     vae_summary_path = os.path.join(WORK, "vae_summary.json")
-    summary = json.load(open(vae_summary_path)) if arguments.phase == "unet" else {}
+    summary_path = os.path.join(WORK, "training_summary.json")
+    if arguments.phase == "continue":
+        summary = json.load(open(summary_path))
+    elif arguments.phase == "unet":
+        summary = json.load(open(vae_summary_path))
+    else:
+        summary = {}
 
     started = time.time()
     images, masks, caption_sets, attributes = build_data()
@@ -277,18 +292,34 @@ def main():
         log_file)
     token_ids = torch.tensor([tokenizer(caption) for captions in caption_sets[:config.DATASET_SIZE]
                               for caption in captions] + [tokenizer("")], dtype=torch.int64)
-    summary.update({"latent_seconds": time.time() - encode_started, "scaling_factor": scaling_factor})
+    if arguments.phase != "continue":
+        summary.update({"latent_seconds": time.time() - encode_started, "scaling_factor": scaling_factor})
+    elif abs(summary["scaling_factor"] - scaling_factor) > 1e-6:
+        raise SystemExit("re-encoded latents differ from the saved run's (scaling factor %.6f vs %.6f)" % (
+            scaling_factor, summary["scaling_factor"]))
 
     unet, text_encoder, ema, text_config, unet_curve, unet_seconds = train_unet(
-        latent_means, latent_stds, scaling_factor, token_ids, log_file, arguments.unet_steps)
-    summary.update({"unet_seconds": unet_seconds, "unet_curve": unet_curve, "text_config": text_config,
+        latent_means, latent_stds, scaling_factor, token_ids, log_file, arguments.unet_steps,
+        resume=arguments.phase == "continue")
+    if arguments.phase == "continue":
+        summary.setdefault("continued", []).append({"seconds": unet_seconds, "curve": unet_curve,
+                                                    "setup_seconds": time.time() - started - unet_seconds})
+    else:
+        summary.update({"unet_seconds": unet_seconds, "unet_curve": unet_curve})
+    summary.update({"text_config": text_config,
                     "parameters": {
                         "text_encoder": models.parameter_count(text_encoder),
                         "unet": models.parameter_count(unet),
                         "vae_encoder": models.parameter_count(vae.encoder) + models.parameter_count(vae.quant_conv),
                         "vae_decoder": models.parameter_count(vae.decoder)
                         + models.parameter_count(vae.post_quant_conv)},
-                    "total_seconds": time.time() - started + (summary.get("vae_seconds", 0) if arguments.phase == "unet" else 0)})
+                    })
+    if arguments.phase == "all":
+        summary["total_seconds"] = time.time() - started
+    elif arguments.phase == "unet":
+        summary["total_seconds"] = time.time() - started + summary.get("vae_seconds", 0)
+    else:
+        summary["total_seconds"] = summary.get("total_seconds", 0) + time.time() - started
     with open(summary_path + ".tmp", "w") as handle:
         json.dump(summary, handle, indent=1)
     os.replace(summary_path + ".tmp", summary_path)
