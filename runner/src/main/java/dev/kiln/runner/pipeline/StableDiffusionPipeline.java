@@ -191,6 +191,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
       float[] noisePrediction = predictNoise(new Tensor(input, latentShape), timesteps[step], conditioning, guided, request, listener, step);
       latents = scheduler.step(noisePrediction, step, latents, generator);
       timings.add("unet_step", System.nanoTime() - start);
+      listener.latentsAfterStep(step, latents);
       listener.stepDone(step - firstStep + 1, steps - firstStep);
     }
     Tensor finalLatents = new Tensor(latents, latentShape);

@@ -9,4 +9,7 @@ public interface StepListener {
   default void stepDone(int step, int total) {}
 
   default void unetInputs(int step, Map<String, ModelInput> inputs) {}
+
+  /** The latents after step {@code step} (parity checks against a reference sampler). */
+  default void latentsAfterStep(int step, float[] latents) {}
 }

@@ -10,7 +10,7 @@ public enum SchedulerKind {
   DDIM("ddim", 50),
   EULER("euler", 30),
   EULER_ANCESTRAL("euler-a", 30),
-  LMS("lms", 30),
+  LMS("lms", 50),
   DPMPP_2M("dpm++2m", 20),
   DPMPP_2M_KARRAS("dpm++2m-karras", 20),
   LCM("lcm", 4);
