@@ -2,6 +2,7 @@
 # Graph I/O benchmark: read + write of a >= 3 GB external-data model (ModelReader.read then ModelWriter.write,
 # data streamed to one aligned data file) against a plain `cp` of the same bytes. Prints a Markdown table of
 # wall time and peak RSS. Goals: read+write <= 2x the copy, peak RSS <= 500 MB.
+# Kiln's time includes JVM start-up (~0.5 s). The machine is shared: read the best of RUNS, not one run.
 # Usage: bench/graph-io.sh [GIB] [RUNS]   env: KILN_BENCH_DIR (default /tmp/kiln-bench-graph-io, on disk)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,15 +23,20 @@ bytes=$(( $(stat -c %s "$work/source/model.onnx") + $(stat -c %s "$work/source/m
 
 measure() { # label, command...: prints "label seconds peak_rss_kib"
   local label="$1"; shift
+  # Same start for every operation: no earlier outputs competing for the page cache, nothing dirty, the source
+  # read once so both the copy and Kiln find it cached (the machine's RAM holds it; outputs are not synced).
+  rm -rf "$work/copy" "$work/kiln" && mkdir -p "$work/copy" "$work/kiln"
   sync
+  cat "$work/source/model.onnx.data" >/dev/null
   local stats
-  stats=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null; } 2>&1 | tail -1)
-  echo "$label $stats"
+  stats=$( { /usr/bin/time -f "%e %M" "$@" >"$work/stdout"; } 2>&1 | tail -1)
+  local inside
+  inside=$(sed -n 's/^inProcessSeconds=//p' "$work/stdout")
+  echo "$label $stats ${inside:--}"
 }
 
 results=()
 for run in $(seq 1 "$runs"); do
-  rm -rf "$work/copy" "$work/kiln" && mkdir -p "$work/copy" "$work/kiln"
   results+=("$(measure "cp" cp "$work/source/model.onnx" "$work/source/model.onnx.data" "$work/copy/")")
   results+=("$(measure "kiln-read+write" java -Xmx256m -cp "$classpath" "$main" roundtrip "$work/source/model.onnx" "$work/kiln/model.onnx")")
 done
@@ -43,14 +49,14 @@ echo "# Kiln graph I/O benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores
 echo
 echo "Model: $(awk -v b="$bytes" 'BEGIN{printf "%.2f GB", b/1e9}') (external data, $(( $(stat -c %s "$work/source/model.onnx.data") / 67108864 )) tensors of 64 MiB); output byte-identical to input: $identical"
 echo
-echo "| run | operation | wall s | peak RSS MB | throughput GB/s |"
-echo "|---|---|---|---|---|"
+echo "| run | operation | wall s | of which in-process s | peak RSS MB | throughput GB/s |"
+echo "|---|---|---|---|---|---|"
 best_cp=""; best_kiln=""; worst_rss=0
 i=0
 for line in "${results[@]}"; do
-  read -r label seconds rss <<<"$line"
+  read -r label seconds rss inside <<<"$line"
   run=$(( i / 2 + 1 )); i=$(( i + 1 ))
-  printf "| %d | %s | %.2f | %.0f | %.2f |\n" "$run" "$label" "$seconds" "$(awk -v k="$rss" 'BEGIN{print k/1024}')" \
+  printf "| %d | %s | %.2f | %s | %.0f | %.2f |\n" "$run" "$label" "$seconds" "$inside" "$(awk -v k="$rss" 'BEGIN{print k/1024}')" \
     "$(awk -v b="$bytes" -v s="$seconds" 'BEGIN{print (s > 0 ? b/1e9/s : 0)}')"
   if [ "$label" = cp ]; then
     best_cp=$(awk -v a="${best_cp:-1e9}" -v b="$seconds" 'BEGIN{print (b < a ? b : a)}')
@@ -64,5 +70,5 @@ ratio=$(awk -v k="$best_kiln" -v c="$best_cp" 'BEGIN{printf "%.2f", k/c}')
 rss_mb=$(awk -v k="$worst_rss" 'BEGIN{printf "%.0f", k/1024}')
 echo "| summary | value | goal | met |"
 echo "|---|---|---|---|"
-echo "| best read+write / best cp | ${ratio}x | <= 2x | $(awk -v r="$ratio" 'BEGIN{print (r <= 2 ? "yes" : "no")}') |"
+echo "| best read+write / best cp (wall, JVM start-up included) | ${ratio}x | <= 2x | $(awk -v r="$ratio" 'BEGIN{print (r <= 2 ? "yes" : "no")}') |"
 echo "| read+write peak RSS | ${rss_mb} MB | <= 500 MB | $(awk -v r="$rss_mb" 'BEGIN{print (r <= 500 ? "yes" : "no")}') |"

@@ -64,8 +64,10 @@ public final class GraphIoBenchmark {
   }
 
   private static void roundTrip(Path source, Path target) throws Exception {
+    long start = System.nanoTime();
     Model model = ModelReader.read(source);
     ModelWriter.write(model, target, WriteOptions.externalAbove(1024));
+    System.out.printf(java.util.Locale.ROOT, "inProcessSeconds=%.2f%n", (System.nanoTime() - start) / 1e9);
     System.out.println("peakRssKiB=" + peakRssKib());
     System.out.println("heapUsedBytes=" + (Runtime.getRuntime().totalMemory() - Runtime.getRuntime().freeMemory()));
   }
