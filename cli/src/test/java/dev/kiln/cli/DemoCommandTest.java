@@ -33,6 +33,19 @@ class DemoCommandTest {
     assertTrue(text.out().contains("generate: done"), text.out());
   }
 
+  /** The real demo: the bundled trained tiny pipeline draws what the prompt says, judged by the image judge. */
+  @Test
+  void bundledDemoDrawsARedCircleOnWhite(@TempDir Path folder) throws Exception {
+    Path output = folder.resolve("demo.png");
+    GenerateCommandTest.Run run = GenerateCommandTest.run("demo", "-o", output.toString(), "--json");
+    assertEquals(0, run.exitCode(), run.err());
+    JsonNode json = new ObjectMapper().readTree(run.out());
+    assertEquals(output.toAbsolutePath().toString(), json.get("output").asText());
+    dev.kiln.testdata.ImageJudge.Verdict verdict = dev.kiln.testdata.ImageJudge.judge(javax.imageio.ImageIO.read(output.toFile()));
+    assertTrue(verdict.shows(dev.kiln.testdata.ImageJudge.Colour.RED, dev.kiln.testdata.ImageJudge.Shape.CIRCLE), verdict.toString());
+    assertEquals(dev.kiln.testdata.ImageJudge.Background.WHITE, verdict.background());
+  }
+
   @Test
   void findsTheBundledPipelineOrSaysWhereItLooked() {
     Path root = Path.of(System.getProperty("kiln.root", ".."));
