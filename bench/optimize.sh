@@ -9,14 +9,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runs="${1:-3}"
 latent="${2:-32}"
-unet_dir="${KILN_BENCH_UNET:-}"
-if [ -z "$unet_dir" ]; then
-  for candidate in "$HOME/.cache/kiln/bench/sd15-unet-full" "$HOME/.cache/kiln/bench/sd15-unet"; do
-    if [ -f "$candidate/model.onnx" ]; then unet_dir="$candidate"; break; fi
-  done
-fi
-if [ -z "$unet_dir" ] || [ ! -f "$unet_dir/model.onnx" ]; then
-  echo "bench/optimize.sh: no full-size UNet ONNX found under ~/.cache/kiln/bench/sd15-unet-full/ (or sd15-unet/)." >&2
+unet_dir="${KILN_BENCH_UNET:-$HOME/.cache/kiln/bench/sd15-unet}"
+if [ ! -f "$unet_dir/model.onnx" ]; then
+  echo "bench/optimize.sh: no full-size UNet ONNX found at $unet_dir/model.onnx." >&2
   echo "  Make it with: /usr/bin/python3 testdata/generator/fullsize_unet.py   (see testdata/README for time and size)" >&2
   exit 2
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runner benchmark: per-stage latency of the tiny pipeline (median of N runs) and one full-size SD 1.5 UNet
-# step on CPU through ORT when ~/.cache/kiln/bench/sd15-unet/ exists. Prints Markdown tables.
+# step on CPU through ORT and libtorch when ~/.cache/kiln/bench/sd15-unet/ exists (made by testdata/generator/fullsize_unet.py). Prints Markdown tables.
 # Usage: bench/runner.sh [RUNS] [PIPELINE_DIR]
 #   env: KILN_BENCH_SIZE=512 (UNet step size), KILN_BENCH_THREADS=0 (= all cores),
 #        KILN_BENCH_PIPELINE_SIZE=0 (pipeline image size; 0 = the pipeline's default, 64 for the tiny one),

@@ -3,13 +3,12 @@
 
     nice -n 5 /usr/bin/python3 testdata/generator/fullsize_unet.py [OUT_DIR]
 
-OUT_DIR defaults to ~/.cache/kiln/bench/sd15-unet-full/ (runner/src/test/python/make_bench_sd15_unet.py owns
-~/.cache/kiln/bench/sd15-unet/, an ONNX-only export the runner benchmark reads; writing next to it never replaces a
-model another benchmark may be timing). Same module code as the committed fixtures, with SD 1.5's real
+OUT_DIR defaults to ~/.cache/kiln/bench/sd15-unet/, the one folder every benchmark reads (bench/runner.sh for ORT vs
+libtorch, bench/optimize.sh for `kiln optimize`; KILN_BENCH_UNET overrides it in both). Same module code as the committed fixtures, with SD 1.5's real
 configuration (block channels 320/640/1280/1280, 8 heads, cross-attention 768, 2 layers per block, GroupNorm(32);
 about 860 M parameters). Writes:
 
-  model.pt                    traced TorchScript (~3.4 GB)
+  model.pt                    traced TorchScript (~3.4 GB; traced at batch 1, 32x32 latents, runs at any batch/size)
   model.onnx + model.onnx.data   ONNX opset 17, dynamic axes, every weight in ONE external data file at
                               4096-aligned offsets (a 3.4 GB model cannot be one protobuf: the 2 GiB limit)
   test_data_set_0/            one reference input/output at 1x4x32x32 (256x256 images), batch 1
@@ -81,7 +80,7 @@ def gather_external_data(export_dir, model_name, out_dir):
 
 
 def main(arguments):
-    out_dir = arguments[0] if arguments else os.path.expanduser("~/.cache/kiln/bench/sd15-unet-full")
+    out_dir = arguments[0] if arguments else os.path.expanduser("~/.cache/kiln/bench/sd15-unet")
     os.makedirs(out_dir, exist_ok=True)
     started = time.time()
     timings = {}

@@ -77,8 +77,8 @@ public final class RunnerBenchmark {
     System.out.println();
     if (!Files.isRegularFile(model)) {
       System.out.println("## SD 1.5 UNet step: skipped — " + model + " does not exist.");
-      System.out.println("Generate the full-size random-weight SD 1.5 UNet (860M parameters, fp32, ~3.4 GB, a few minutes) with");
-      System.out.println("  /usr/bin/python3 runner/src/test/python/make_bench_sd15_unet.py " + folder);
+      System.out.println("Generate the full-size random-weight SD 1.5 UNet (860M parameters, fp32, ONNX + TorchScript, ~6.9 GB, a few minutes) with");
+      System.out.println("  /usr/bin/python3 testdata/generator/fullsize_unet.py " + folder);
       System.out.println("then rerun.");
       return;
     }
@@ -117,7 +117,7 @@ public final class RunnerBenchmark {
         Path torchScript = folder.resolve("model.pt");
         if (!Files.isRegularFile(torchScript)) {
           System.out.println("\nlibtorch (DJL): skipped, " + torchScript + " is missing; create it with");
-          System.out.println("  /usr/bin/python3 runner/src/test/python/make_bench_sd15_unet.py --torchscript " + folder);
+          System.out.println("  /usr/bin/python3 testdata/generator/fullsize_unet.py " + folder + "   (writes model.onnx and model.pt together)");
           return;
         }
         double[] libtorch = LibtorchUnetStep.run(torchScript, size, width, runs, ortOutput);
