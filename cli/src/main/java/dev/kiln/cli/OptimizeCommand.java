@@ -51,11 +51,15 @@ public final class OptimizeCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print the JSON report instead of the summary.")
   boolean json;
 
+  @Option(names = "--ignore-cuda-kernel-limits", description = "Fuse BiasSplitGelu/BiasAdd even at sizes ORT's CUDA "
+      + "kernels reject at run time (only for experiments on small models).")
+  boolean ignoreCudaKernelLimits;
+
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
     Optimizer.Options options = new Optimizer.Options(Target.parse(target),
-        component == null ? null : Component.parse(component), new HashSet<>(disabled), false);
+        component == null ? null : Component.parse(component), new HashSet<>(disabled), false, !ignoreCudaKernelLimits);
     OptimizationReport result;
     try (Progress progress = Progress.start("optimize", 1, "models", json)) {
       result = Optimizer.optimize(input, output, options);

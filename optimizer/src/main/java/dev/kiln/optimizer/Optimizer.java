@@ -48,22 +48,29 @@ public final class Optimizer {
    * @param component null = detect from the graph's input/output names
    * @param disabled rule or pass names to skip
    * @param verifyEachStep run the IR verifier after every sweep and pass (tests turn it on)
+   * @param cudaKernelLimits refuse CUDA fusions whose sizes ORT's CUDA kernels reject at run time (default on;
+   *     off only to prove the rewrites on small test graphs that no GPU would be given)
    */
-  public record Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep) {
+  public record Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep,
+      boolean cudaKernelLimits) {
     public Options {
       disabled = Set.copyOf(disabled);
     }
 
     public static Options of(Target target) {
-      return new Options(target, null, Set.of(), false);
+      return new Options(target, null, Set.of(), false, true);
     }
 
     public Options withComponent(Component component) {
-      return new Options(target, component, disabled, verifyEachStep);
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits);
     }
 
     public Options verifying() {
-      return new Options(target, component, disabled, true);
+      return new Options(target, component, disabled, true, cudaKernelLimits);
+    }
+
+    public Options withoutCudaKernelLimits() {
+      return new Options(target, component, disabled, verifyEachStep, false);
     }
   }
 
@@ -71,7 +78,7 @@ public final class Optimizer {
   public static ComponentReport optimize(Model model, String label, Options options) {
     long start = System.nanoTime();
     Component component = options.component() != null ? options.component() : Component.detect(model.graph(), label);
-    Profiles.Profile profile = Profiles.of(options.target(), component);
+    Profiles.Profile profile = Profiles.of(options.target(), component, options.cudaKernelLimits());
     // A pipeline shares one --disable list across components, so a name must exist in some profile of the target.
     Set<String> known = new java.util.TreeSet<>();
     for (Component each : Component.values()) {

@@ -64,7 +64,16 @@ public final class Profiles {
     }
   }
 
+  /** The profile as deployed: CUDA fusions only where ORT's CUDA kernels accept the sizes. */
   public static Profile of(Target target, Component component) {
+    return of(target, component, true);
+  }
+
+  /**
+   * @param cudaKernelLimits whether BiasSplitGelu/BiasAdd are refused for sizes their CUDA kernels reject (hidden
+   *     2560/5120/10240, channels 320/640/1280 — what SD 1.x/2.x/XL have); off only for small test graphs
+   */
+  public static Profile of(Target target, Component component, boolean cudaKernelLimits) {
     List<Step> steps = new ArrayList<>(cleanups());
     List<Rule> fusions = switch (target) {
       case CPU -> switch (component) {
@@ -86,7 +95,7 @@ public final class Profiles {
     if (!fusions.isEmpty()) {
       steps.add(new RuleStep(fusions));
     }
-    steps.addAll(cudaGroupNormFamily(target, component));
+    steps.addAll(cudaGroupNormFamily(target, component, cudaKernelLimits));
     steps.addAll(cleanups());
     return new Profile(target, component, List.copyOf(steps));
   }
@@ -102,7 +111,7 @@ public final class Profiles {
   }
 
   /** The CUDA-only GroupNorm family (GroupNorm, SkipGroupNorm, BiasSplitGelu, BiasAdd, NhwcConv). */
-  private static List<Step> cudaGroupNormFamily(Target target, Component component) {
+  private static List<Step> cudaGroupNormFamily(Target target, Component component, boolean cudaKernelLimits) {
     if (target != Target.CUDA) {
       return List.of();
     }
@@ -110,8 +119,8 @@ public final class Profiles {
     // The CUDA-only rules are registered here, one line each, in the order they must run.
     rules.add(new GroupNormFusion(true));
     rules.add(new SkipGroupNormFusion());
-    rules.add(new BiasSplitGeluFusion(false));
-    rules.add(new BiasAddFusion(false));
+    rules.add(new BiasSplitGeluFusion(cudaKernelLimits));
+    rules.add(new BiasAddFusion(cudaKernelLimits));
     rules.add(new NhwcConvFusion());
     rules.add(new TransposeCancellation());
     return rules.isEmpty() ? List.of() : List.of(new RuleStep(rules));
