@@ -1,6 +1,7 @@
 package dev.kiln.graph;
 
 import com.google.protobuf.ByteString;
+import dev.kiln.common.HalfFloats;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

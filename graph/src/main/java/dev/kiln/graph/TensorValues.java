@@ -1,5 +1,6 @@
 package dev.kiln.graph;
 
+import dev.kiln.common.HalfFloats;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;

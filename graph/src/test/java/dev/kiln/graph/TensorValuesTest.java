@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import com.google.protobuf.ByteString;
+import dev.kiln.common.HalfFloats;
 import dev.kiln.graph.proto.OnnxProto.TensorProto;
 import org.junit.jupiter.api.Test;
 

@@ -8,6 +8,7 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.TensorInfo;
+import dev.kiln.common.HalfFloats;
 import dev.kiln.common.KilnException;
 import java.nio.DoubleBuffer;
 import java.nio.FloatBuffer;
@@ -169,7 +170,7 @@ public final class OnnxModel implements AutoCloseable {
       case FLOAT16 -> {
         short[] data = new short[count];
         for (int index = 0; index < count; index++) {
-          data[index] = Float16.fromFloat((float) value.valueAt(index));
+          data[index] = HalfFloats.toFloat16((float) value.valueAt(index));
         }
         return OnnxTensor.createTensor(environment, ShortBuffer.wrap(data), shape, OnnxJavaType.FLOAT16);
       }
@@ -211,7 +212,7 @@ public final class OnnxModel implements AutoCloseable {
       case FLOAT16 -> {
         ShortBuffer halves = tensor.getShortBuffer();
         for (int index = 0; index < data.length; index++) {
-          data[index] = Float16.toFloat(halves.get(index));
+          data[index] = HalfFloats.fromFloat16(halves.get(index));
         }
       }
       case DOUBLE -> {

@@ -1,6 +1,9 @@
-package dev.kiln.graph;
+package dev.kiln.common;
 
-/** IEEE half precision (FLOAT16) and bfloat16 conversions, round to nearest even. */
+/**
+ * IEEE half precision (FLOAT16) and bfloat16 conversions, round to nearest even. Shared by the graph IR
+ * (initializer data) and the runner (fp16 model inputs and outputs; Java 17 has no Float.floatToFloat16).
+ */
 public final class HalfFloats {
   private HalfFloats() {}
 
