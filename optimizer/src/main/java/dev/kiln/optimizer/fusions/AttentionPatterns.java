@@ -8,6 +8,7 @@ import dev.kiln.optimizer.engine.Match;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * The pieces every torch-1 style attention export shares: heads folded into the batch
@@ -18,6 +19,23 @@ import java.util.Arrays;
  */
 final class AttentionPatterns {
   private AttentionPatterns() {}
+
+  /** The q, k, v every variant starts from, each folded per head; the key also transposed for the scores. */
+  record Operands(Pattern.Op query, Pattern.Op keyTransposed, Pattern.Op value) {}
+
+  /** Binds "q", "k", "v" (and their fold nodes) and "keyTransposed". */
+  static Operands foldedOperands(PatternBuilder p) {
+    var query = foldHeads(p, p.any("q"), "q");
+    var key = foldHeads(p, p.any("k"), "k");
+    var value = foldHeads(p, p.any("v"), "v");
+    return new Operands(query, p.op(Onnx.TRANSPOSE, key).as("keyTransposed"), value);
+  }
+
+  /** {@code unfold(MatMul(Softmax(scores), v))}, binding "softmax": the end every variant shares. */
+  static Pattern.Op attend(PatternBuilder p, Pattern scores, Operands operands) {
+    var probabilities = p.op(Onnx.SOFTMAX, scores).as("softmax");
+    return unfoldHeads(p, p.op(Onnx.MAT_MUL, probabilities, operands.value()));
+  }
 
   /** {@code Reshape(Transpose(Reshape(<name>, ·), [0,2,1,3]), ·)} — [B,S,C] to [B·N,S,H]. */
   static Pattern.Op foldHeads(PatternBuilder p, Pattern projection, String prefix) {
@@ -51,6 +69,57 @@ final class AttentionPatterns {
       return Check.fail(prefix + ": folded heads not [B*N,S,H]: " + folded);
     }
     return new long[] {heads.value(), headSize.value()};
+  }
+
+  /**
+   * Checks what {@link #foldedOperands} bound: q, k and v each [B,S,C] and folded into the same
+   * {heads, headSize}, the key transposed [0,2,1]. Returns that {heads, headSize}, or the failure.
+   */
+  static Object headLayout(Match m) {
+    long[] shape = null;
+    for (String operand : List.of("q", "k", "v")) {
+      Check rank = rank3(m, operand);
+      if (!rank.passed()) {
+        return rank;
+      }
+      Object heads = foldedHeads(m, operand);
+      if (heads instanceof Check failure) {
+        return failure;
+      }
+      long[] found = (long[]) heads;
+      if (shape != null && !Arrays.equals(shape, found)) {
+        return Check.fail(operand + ": " + found[0] + " heads of " + found[1] + " disagree with q's " + shape[0] + " of " + shape[1]);
+      }
+      shape = found;
+    }
+    if (!hasPerm(m.node("keyTransposed"), 0, 2, 1)) {
+      return Check.fail("key is not transposed [0,2,1] before the score MatMul");
+    }
+    return shape;
+  }
+
+  /**
+   * The check of the plain scaled variant ({@code Softmax(Mul(MatMul(q, kᵀ), scale))}, UNet and VAE): head layout,
+   * a single constant "scale", softmax over the last axis, and an unfold that undoes the fold.
+   */
+  static Check scaledDotProduct(Match m) {
+    Object layout = headLayout(m);
+    if (layout instanceof Check failure) {
+      return failure;
+    }
+    if (Double.isNaN(m.scalar("scale"))) {
+      return Check.fail("attention scale is not a single constant");
+    }
+    return softmaxOnLastAxis(m).and(() -> unfolded(m, headsOf(m), headSizeOf(m)));
+  }
+
+  /** Head count of a checked match (from q's inferred head split). */
+  static long headsOf(Match m) {
+    return ((Shape.Known) m.shape(m.node("qSplit").output()).dim(2)).value();
+  }
+
+  static long headSizeOf(Match m) {
+    return ((Shape.Known) m.shape(m.node("qSplit").output()).dim(3)).value();
   }
 
   static Check unfolded(Match m, long heads, long headSize) {

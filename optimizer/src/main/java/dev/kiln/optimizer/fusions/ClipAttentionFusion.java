@@ -1,10 +1,9 @@
 package dev.kiln.optimizer.fusions;
 
 import dev.kiln.graph.Attribute;
-import dev.kiln.graph.Microsoft;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Onnx;
-import dev.kiln.graph.Tensor;
+import dev.kiln.graph.Shape;
 import dev.kiln.graph.Value;
 import dev.kiln.optimizer.engine.Builder;
 import dev.kiln.optimizer.engine.Check;
@@ -17,7 +16,6 @@ import java.util.ArrayDeque;
 import java.util.Collections;
 import java.util.Deque;
 import java.util.IdentityHashMap;
-import java.util.List;
 import java.util.Set;
 
 /**
@@ -36,56 +34,32 @@ public final class ClipAttentionFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var query = AttentionPatterns.foldHeads(p, p.any("q"), "q");
-    var key = AttentionPatterns.foldHeads(p, p.any("k"), "k");
-    var value = AttentionPatterns.foldHeads(p, p.any("v"), "v");
-    var keyTransposed = p.op(Onnx.TRANSPOSE, key).as("keyTransposed");
-    var scores = p.op(Onnx.MAT_MUL, query, keyTransposed);
+    var operands = AttentionPatterns.foldedOperands(p);
+    var scores = p.op(Onnx.MAT_MUL, operands.query(), operands.keyTransposed());
     var perHead = p.op(Onnx.RESHAPE, scores, p.any("perHeadShape")).as("perHead");
     var masked = p.op(Onnx.ADD, perHead, p.any("mask")).as("masked");
     var folded = p.op(Onnx.RESHAPE, masked, p.any("maskedShape")).as("maskedFold");
-    var probabilities = p.op(Onnx.SOFTMAX, folded).as("softmax");
-    return AttentionPatterns.unfoldHeads(p, p.op(Onnx.MAT_MUL, probabilities, value));
+    return AttentionPatterns.attend(p, folded, operands);
   }
 
   @Override
   public Check check(Match m) {
-    long[] shape = null;
-    for (String operand : List.of("q", "k", "v")) {
-      Check rank = AttentionPatterns.rank3(m, operand);
-      if (!rank.passed()) {
-        return rank;
-      }
-      Object heads = AttentionPatterns.foldedHeads(m, operand);
-      if (heads instanceof Check failure) {
-        return failure;
-      }
-      long[] found = (long[]) heads;
-      if (shape != null && !java.util.Arrays.equals(shape, found)) {
-        return Check.fail(operand + ": head layout disagrees with q's");
-      }
-      shape = found;
+    Object headLayout = AttentionPatterns.headLayout(m);
+    if (headLayout instanceof Check failure) {
+      return failure;
     }
-    if (!AttentionPatterns.hasPerm(m.node("keyTransposed"), 0, 2, 1)) {
-      return Check.fail("key is not transposed [0,2,1] before the score MatMul");
-    }
+    long[] layout = (long[]) headLayout;
     var perHead = m.shape(m.node("perHead").output());
-    if (perHead == null || perHead.rank() != 4 || !perHead.dim(1).equals(dev.kiln.graph.Shape.known(shape[0]))) {
+    if (perHead == null || perHead.rank() != 4 || !perHead.dim(1).equals(Shape.known(layout[0]))) {
       return Check.fail("scores are not viewed per head [B,N,T,S] before the mask: " + perHead);
     }
     if (!dataIndependent(m.value("mask"))) {
       return Check.fail("mask depends on input values (not a causal mask)");
     }
-    LinearProjection q = LinearProjection.of(m.value("q"), true);
-    LinearProjection k = LinearProjection.of(m.value("k"), false);
-    LinearProjection v = LinearProjection.of(m.value("v"), false);
-    if (q == null || k == null || v == null) {
-      return Check.fail("q/k/v are not constant linear projections");
+    Check projections = LinearProjection.selfAttention(LinearProjection.queryKeyValue(m, true));
+    if (!projections.passed()) {
+      return projections;
     }
-    if (q.input() != k.input() || q.input() != v.input()) {
-      return Check.fail("q/k/v do not project the same input");
-    }
-    long[] layout = shape;
     return AttentionPatterns.softmaxOnLastAxis(m).and(() -> AttentionPatterns.unfolded(m, layout[0], layout[1]));
   }
 
@@ -118,16 +92,10 @@ public final class ClipAttentionFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    LinearProjection q = LinearProjection.of(m.value("q"), true);
-    LinearProjection k = LinearProjection.of(m.value("k"), false);
-    LinearProjection v = LinearProjection.of(m.value("v"), false);
-    Tensor[] packed = LinearProjection.concatenate(q, k, v);
-    Value weights = b.initializer("qkv_weight", packed[0]);
-    Value bias = b.initializer("qkv_bias", packed[1]);
-    return b.op(Microsoft.ATTENTION, List.of(q.input(), weights, bias),
-        Attribute.ofInt("num_heads", UnetAttentionFusion.headsOf(m)),
+    LinearProjection[] queryKeyValue = LinearProjection.queryKeyValue(m, true);
+    return LinearProjection.packedAttention(b, queryKeyValue,
+        Attribute.ofInt("num_heads", AttentionPatterns.headsOf(m)),
         Attribute.ofInt("unidirectional", 1),
-        Attribute.ofFloat("scale", (float) q.scale()));
+        Attribute.ofFloat("scale", (float) queryKeyValue[0].scale()));
   }
 }
-

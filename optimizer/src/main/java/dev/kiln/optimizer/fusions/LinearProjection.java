@@ -1,11 +1,17 @@
 package dev.kiln.optimizer.fusions;
 
+import dev.kiln.graph.Attribute;
 import dev.kiln.graph.DataType;
+import dev.kiln.graph.Microsoft;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Onnx;
 import dev.kiln.graph.Tensor;
 import dev.kiln.graph.Value;
+import dev.kiln.optimizer.engine.Builder;
+import dev.kiln.optimizer.engine.Check;
 import dev.kiln.optimizer.engine.Constants;
+import dev.kiln.optimizer.engine.Match;
+import java.util.List;
 
 /**
  * A linear layer as torch exports it on 3-D input: {@code MatMul(input, W[in, out])} optionally followed by
@@ -52,6 +58,32 @@ record LinearProjection(Value input, Tensor weights, Tensor bias, double scale, 
       return null;
     }
     return new LinearProjection(producer.input(0), weights, bias, scale, producer);
+  }
+
+  /** The bound "q", "k", "v" as projections (q may carry a scale when {@code scaledQuery}); null if any is not one. */
+  static LinearProjection[] queryKeyValue(Match m, boolean scaledQuery) {
+    LinearProjection q = of(m.value("q"), scaledQuery);
+    LinearProjection k = of(m.value("k"), false);
+    LinearProjection v = of(m.value("v"), false);
+    return q == null || k == null || v == null ? null : new LinearProjection[] {q, k, v};
+  }
+
+  /** Whether {@link #queryKeyValue} found three constant projections of one input, as packed Attention needs. */
+  static Check selfAttention(LinearProjection[] queryKeyValue) {
+    if (queryKeyValue == null) {
+      return Check.fail("q/k/v are not constant linear projections");
+    }
+    Value input = queryKeyValue[0].input();
+    return Check.require(queryKeyValue[1].input() == input && queryKeyValue[2].input() == input,
+        "q/k/v do not project the same input (not self-attention)");
+  }
+
+  /** {@code com.microsoft.Attention(x, [Wq|Wk|Wv], [bq|bk|bv])} over checked {@link #selfAttention} projections. */
+  static Value packedAttention(Builder b, LinearProjection[] queryKeyValue, Attribute... attributes) {
+    Tensor[] packed = concatenate(queryKeyValue);
+    Value weights = b.initializer("qkv_weight", packed[0]);
+    Value bias = b.initializer("qkv_bias", packed[1]);
+    return b.op(Microsoft.ATTENTION, List.of(queryKeyValue[0].input(), weights, bias), attributes);
   }
 
   int inputWidth() {

@@ -39,59 +39,20 @@ public final class UnetAttentionFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var query = AttentionPatterns.foldHeads(p, p.any("q"), "q");
-    var key = AttentionPatterns.foldHeads(p, p.any("k"), "k");
-    var value = AttentionPatterns.foldHeads(p, p.any("v"), "v");
-    var keyTransposed = p.op(Onnx.TRANSPOSE, key).as("keyTransposed");
-    var scores = p.op(Onnx.MUL, p.op(Onnx.MAT_MUL, query, keyTransposed), p.constant("scale"));
-    var probabilities = p.op(Onnx.SOFTMAX, scores).as("softmax");
-    return AttentionPatterns.unfoldHeads(p, p.op(Onnx.MAT_MUL, probabilities, value));
+    var operands = AttentionPatterns.foldedOperands(p);
+    var scores = p.op(Onnx.MUL, p.op(Onnx.MAT_MUL, operands.query(), operands.keyTransposed()), p.constant("scale"));
+    return AttentionPatterns.attend(p, scores, operands);
   }
 
   @Override
   public Check check(Match m) {
-    return checkCore(m);
-  }
-
-  /** Shared with the VAE rule: folds agree on heads, key transposed, scalar scale, softmax last, unfold undoes fold. */
-  static Check checkCore(Match m) {
-    long[] shape = null;
-    for (String operand : List.of("q", "k", "v")) {
-      Check rank = AttentionPatterns.rank3(m, operand);
-      if (!rank.passed()) {
-        return rank;
-      }
-      Object heads = AttentionPatterns.foldedHeads(m, operand);
-      if (heads instanceof Check failure) {
-        return failure;
-      }
-      long[] found = (long[]) heads;
-      if (shape != null && !Arrays.equals(shape, found)) {
-        return Check.fail(operand + ": " + found[0] + " heads of " + found[1] + " disagree with q's " + shape[0] + " of " + shape[1]);
-      }
-      shape = found;
-    }
-    if (!AttentionPatterns.hasPerm(m.node("keyTransposed"), 0, 2, 1)) {
-      return Check.fail("key is not transposed [0,2,1] before the score MatMul");
-    }
-    if (Double.isNaN(m.scalar("scale"))) {
-      return Check.fail("attention scale is not a single constant");
-    }
-    return AttentionPatterns.softmaxOnLastAxis(m).and(() -> AttentionPatterns.unfolded(m, headsOf(m), headSizeOf(m)));
-  }
-
-  static long headsOf(Match m) {
-    return ((dev.kiln.graph.Shape.Known) m.shape(m.node("qSplit").output()).dim(2)).value();
-  }
-
-  static long headSizeOf(Match m) {
-    return ((dev.kiln.graph.Shape.Known) m.shape(m.node("qSplit").output()).dim(3)).value();
+    return AttentionPatterns.scaledDotProduct(m);
   }
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    long heads = headsOf(m);
-    long headSize = headSizeOf(m);
+    long heads = AttentionPatterns.headsOf(m);
+    long headSize = AttentionPatterns.headSizeOf(m);
     Attribute[] attributes = {Attribute.ofInt("num_heads", heads), Attribute.ofFloat("scale", (float) m.scalar("scale"))};
     Value q = m.value("q");
     Value k = m.value("k");

@@ -1,19 +1,14 @@
 package dev.kiln.optimizer.fusions;
 
 import dev.kiln.graph.Attribute;
-import dev.kiln.graph.Microsoft;
-import dev.kiln.graph.Node;
 import dev.kiln.graph.Onnx;
-import dev.kiln.graph.Tensor;
 import dev.kiln.graph.Value;
 import dev.kiln.optimizer.engine.Builder;
 import dev.kiln.optimizer.engine.Check;
-import dev.kiln.optimizer.engine.Constants;
 import dev.kiln.optimizer.engine.Match;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
-import java.util.List;
 
 /**
  * The VAE mid-block's single-head attention (diffusers AttentionBlock, baddbmm export):
@@ -29,48 +24,34 @@ public final class VaeAttentionFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var query = AttentionPatterns.foldHeads(p, p.any("q"), "q");
-    var key = AttentionPatterns.foldHeads(p, p.any("k"), "k");
-    var value = AttentionPatterns.foldHeads(p, p.any("v"), "v");
-    var keyTransposed = p.op(Onnx.TRANSPOSE, key).as("keyTransposed");
-    var product = p.op(Onnx.MUL, p.op(Onnx.MAT_MUL, query, keyTransposed), p.constant("scale"));
+    var operands = AttentionPatterns.foldedOperands(p);
+    var product = p.op(Onnx.MUL, p.op(Onnx.MAT_MUL, operands.query(), operands.keyTransposed()), p.constant("scale"));
     // baddbmm(empty, q, kᵀ, beta=0, alpha=α) = beta·empty + α·(q·kᵀ); beta = 0 makes the first term vanish.
     var discarded = p.op(Onnx.MUL, p.any("empty"), p.scalar(0.0)).as("discarded");
     var scores = p.anyOf(p.op(Onnx.ADD, discarded, product), product);
-    var probabilities = p.op(Onnx.SOFTMAX, scores).as("softmax");
-    return AttentionPatterns.unfoldHeads(p, p.op(Onnx.MAT_MUL, probabilities, value));
+    return AttentionPatterns.attend(p, scores, operands);
   }
 
   @Override
   public Check check(Match m) {
-    Check core = UnetAttentionFusion.checkCore(m);
+    Check core = AttentionPatterns.scaledDotProduct(m);
     if (!core.passed()) {
       return core;
     }
-    LinearProjection q = LinearProjection.of(m.value("q"), false);
-    LinearProjection k = LinearProjection.of(m.value("k"), false);
-    LinearProjection v = LinearProjection.of(m.value("v"), false);
-    if (q == null || k == null || v == null) {
-      return Check.fail("q/k/v are not constant linear projections");
+    LinearProjection[] queryKeyValue = LinearProjection.queryKeyValue(m, false);
+    Check projections = LinearProjection.selfAttention(queryKeyValue);
+    if (!projections.passed()) {
+      return projections;
     }
-    if (q.input() != k.input() || q.input() != v.input()) {
-      return Check.fail("q/k/v do not project the same input (not self-attention)");
-    }
-    return Check.require(q.outputWidth() == k.outputWidth() && k.outputWidth() == v.outputWidth(),
+    int width = queryKeyValue[0].outputWidth();
+    return Check.require(queryKeyValue[1].outputWidth() == width && queryKeyValue[2].outputWidth() == width,
         "q/k/v widths differ");
   }
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    LinearProjection q = LinearProjection.of(m.value("q"), false);
-    LinearProjection k = LinearProjection.of(m.value("k"), false);
-    LinearProjection v = LinearProjection.of(m.value("v"), false);
-    Tensor[] packed = LinearProjection.concatenate(q, k, v);
-    Value weights = b.initializer("qkv_weight", packed[0]);
-    Value bias = b.initializer("qkv_bias", packed[1]);
-    return b.op(Microsoft.ATTENTION, List.of(q.input(), weights, bias),
-        Attribute.ofInt("num_heads", UnetAttentionFusion.headsOf(m)),
+    return LinearProjection.packedAttention(b, LinearProjection.queryKeyValue(m, false),
+        Attribute.ofInt("num_heads", AttentionPatterns.headsOf(m)),
         Attribute.ofFloat("scale", (float) m.scalar("scale")));
   }
-
 }
