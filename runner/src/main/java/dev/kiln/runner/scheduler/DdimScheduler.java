@@ -6,34 +6,12 @@ import dev.kiln.runner.noise.TorchGenerator;
  * DDIM (Song et al. 2020) with eta = 0, the deterministic sampler: predict x0, then jump to the previous
  * timestep's noise level along the predicted noise direction.
  */
-final class DdimScheduler implements Scheduler {
-  private final SchedulerConfig config;
-  private final NoiseSchedule schedule;
-  private final double[] timesteps;
+final class DdimScheduler extends AlphaBarScheduler {
   private final int stride;
-  private final double finalAlphaCumprod;
 
   DdimScheduler(SchedulerConfig config, int steps) {
-    this.config = config;
-    this.schedule = new NoiseSchedule(config);
-    this.timesteps = NoiseSchedule.spacedTimesteps(config, steps, true);
+    super(config, NoiseSchedule.spacedTimesteps(config, steps, true));
     this.stride = config.trainTimesteps() / steps;
-    this.finalAlphaCumprod = config.setAlphaToOne() ? 1.0 : schedule.alphaCumprod(0);
-  }
-
-  @Override
-  public double[] timesteps() {
-    return timesteps.clone();
-  }
-
-  @Override
-  public double initNoiseSigma() {
-    return 1.0;
-  }
-
-  @Override
-  public float[] scaleModelInput(float[] latents, int step) {
-    return latents;
   }
 
   @Override
@@ -42,7 +20,7 @@ final class DdimScheduler implements Scheduler {
     int timestep = (int) timesteps[step];
     int previous = timestep - stride;
     double alpha = schedule.alphaCumprod(timestep);
-    double alphaPrevious = previous >= 0 ? schedule.alphaCumprod(previous) : finalAlphaCumprod;
+    double alphaPrevious = alphaCumprodOrFinal(previous);
     float[] clean = Predictions.cleanEstimate(modelOutput, latents, alpha, config.vPrediction());
     double range = config.clipSampleRange();
     float[] result = new float[latents.length];
@@ -55,11 +33,5 @@ final class DdimScheduler implements Scheduler {
       result[index] = (float) (Math.sqrt(alphaPrevious) * x0 + Math.sqrt(1 - alphaPrevious) * epsilon);
     }
     return result;
-  }
-
-  @Override
-  public float[] addNoise(float[] clean, float[] noise, int step) {
-    double alpha = schedule.alphaCumprod((int) timesteps[step]);
-    return VariancePreserving.mix(clean, noise, alpha);
   }
 }

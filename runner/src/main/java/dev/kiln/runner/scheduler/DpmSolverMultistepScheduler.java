@@ -7,65 +7,58 @@ import dev.kiln.runner.noise.TorchGenerator;
  * prediction x0. The first step and the last (which lands on sigma = 0) are first order, as diffusers does
  * with its final sigma of zero. Latents stay variance preserving, so there is no input scaling.
  */
-final class DpmSolverMultistepScheduler implements Scheduler {
-  private final SchedulerConfig config;
-  private final double[] timesteps;
+final class DpmSolverMultistepScheduler extends AlphaBarScheduler {
   private final double[] sigmas;
   private float[] previousClean;
   private int stepsTaken;
 
   DpmSolverMultistepScheduler(SchedulerConfig config, int steps) {
-    this.config = config;
-    NoiseSchedule schedule = new NoiseSchedule(config);
-    int count = config.trainTimesteps();
-    double[] spaced = new double[steps];
-    switch (config.timestepSpacing()) {
-      case "linspace" -> {
-        double[] values = NoiseSchedule.linspace(0, count - 1, steps + 1);
-        for (int index = 0; index < steps; index++) {
-          spaced[index] = Math.rint(values[steps - index]);
-        }
-      }
-      case "leading" -> {
-        int ratio = count / (steps + 1);
-        for (int index = 0; index < steps; index++) {
-          spaced[index] = (double) (steps - index) * ratio + config.stepsOffset();
-        }
-      }
-      default -> spaced = NoiseSchedule.spacedTimesteps(config, steps, true);
-    }
-    double[] stepSigmas = new double[steps];
-    if (config.useKarrasSigmas()) {
-      stepSigmas = NoiseSchedule.karrasSigmas(schedule.trainSigma(count - 1), schedule.trainSigma(0), steps);
-      for (int index = 0; index < steps; index++) {
-        spaced[index] = Math.rint(schedule.sigmaToTimestep(stepSigmas[index]));
-      }
-    } else {
-      for (int index = 0; index < steps; index++) {
-        stepSigmas[index] = schedule.sigmaAt(spaced[index]);
-      }
-    }
-    this.timesteps = spaced;
-    this.sigmas = java.util.Arrays.copyOf(stepSigmas, steps + 1);
+    this(config, Grid.of(config, steps));
   }
 
-  @Override
-  public double[] timesteps() {
-    return timesteps.clone();
+  private DpmSolverMultistepScheduler(SchedulerConfig config, Grid grid) {
+    super(config, grid.timesteps());
+    this.sigmas = grid.sigmas();
+  }
+
+  /** The step timesteps and their sigmas (one per step plus the final 0), Karras-spaced when configured. */
+  private record Grid(double[] timesteps, double[] sigmas) {
+    static Grid of(SchedulerConfig config, int steps) {
+      NoiseSchedule schedule = new NoiseSchedule(config);
+      int count = config.trainTimesteps();
+      double[] spaced = new double[steps];
+      switch (config.timestepSpacing()) {
+        case "linspace" -> {
+          double[] values = NoiseSchedule.linspace(0, count - 1, steps + 1);
+          for (int index = 0; index < steps; index++) {
+            spaced[index] = Math.rint(values[steps - index]);
+          }
+        }
+        case "leading" -> {
+          int ratio = count / (steps + 1);
+          for (int index = 0; index < steps; index++) {
+            spaced[index] = (double) (steps - index) * ratio + config.stepsOffset();
+          }
+        }
+        default -> spaced = NoiseSchedule.spacedTimesteps(config, steps, true);
+      }
+      double[] stepSigmas = new double[steps];
+      if (config.useKarrasSigmas()) {
+        stepSigmas = NoiseSchedule.karrasSigmas(schedule.trainSigma(count - 1), schedule.trainSigma(0), steps);
+        for (int index = 0; index < steps; index++) {
+          spaced[index] = Math.rint(schedule.sigmaToTimestep(stepSigmas[index]));
+        }
+      } else {
+        for (int index = 0; index < steps; index++) {
+          stepSigmas[index] = schedule.sigmaAt(spaced[index]);
+        }
+      }
+      return new Grid(spaced, java.util.Arrays.copyOf(stepSigmas, steps + 1));
+    }
   }
 
   double[] sigmas() {
     return sigmas.clone();
-  }
-
-  @Override
-  public double initNoiseSigma() {
-    return 1.0;
-  }
-
-  @Override
-  public float[] scaleModelInput(float[] latents, int step) {
-    return latents;
   }
 
   private static double alpha(double sigma) {

@@ -6,32 +6,12 @@ import dev.kiln.runner.noise.TorchGenerator;
  * Euler's method on the probability-flow ODE in sigma (Karras et al. 2022, Algorithm 1 without churn);
  * with {@code ancestral}, each step goes down to sigma_down and adds fresh noise of size sigma_up.
  */
-final class EulerScheduler implements Scheduler {
-  private final SigmaSchedule schedule;
+final class EulerScheduler extends SigmaScheduler {
   private final boolean ancestral;
 
   EulerScheduler(SchedulerConfig config, int steps, boolean ancestral) {
-    this.schedule = new SigmaSchedule(config, steps);
+    super(config, steps);
     this.ancestral = ancestral;
-  }
-
-  @Override
-  public double[] timesteps() {
-    return schedule.timesteps.clone();
-  }
-
-  double[] sigmas() {
-    return schedule.sigmas.clone();
-  }
-
-  @Override
-  public double initNoiseSigma() {
-    return schedule.initNoiseSigma();
-  }
-
-  @Override
-  public float[] scaleModelInput(float[] latents, int step) {
-    return schedule.scale(latents, step);
   }
 
   @Override
@@ -57,10 +37,5 @@ final class EulerScheduler implements Scheduler {
       }
     }
     return result;
-  }
-
-  @Override
-  public float[] addNoise(float[] clean, float[] noise, int step) {
-    return schedule.addNoise(clean, noise, step);
   }
 }

@@ -7,43 +7,27 @@ import dev.kiln.runner.noise.TorchGenerator;
  * through the consistency boundary conditions c_skip / c_out, then re-noises it to the next timestep with
  * fresh noise. Timesteps are picked from the distillation's original 50-step schedule.
  */
-final class LcmScheduler implements Scheduler {
+final class LcmScheduler extends AlphaBarScheduler {
   private static final double SIGMA_DATA = 0.5;
-  private final SchedulerConfig config;
-  private final NoiseSchedule schedule;
-  private final double[] timesteps;
-  private final double finalAlphaCumprod;
 
   LcmScheduler(SchedulerConfig config, int steps) {
-    this.config = config;
-    this.schedule = new NoiseSchedule(config);
+    super(config, distilledTimesteps(config, steps));
+  }
+
+  /** {@code steps} timesteps picked from the distillation's original schedule, after checking there are enough. */
+  private static double[] distilledTimesteps(SchedulerConfig config, int steps) {
     int original = config.originalInferenceSteps();
     if (steps > original) {
       throw new dev.kiln.common.KilnException.BadInput(
           "lcm scheduler: --steps " + steps + " exceeds the distilled schedule's original_inference_steps " + original);
     }
     int stride = config.trainTimesteps() / original;
-    this.timesteps = new double[steps];
+    double[] timesteps = new double[steps];
     for (int index = 0; index < steps; index++) {
       int position = (int) Math.floor((double) index * original / steps);
       timesteps[index] = (double) (original - position) * stride - 1;
     }
-    this.finalAlphaCumprod = config.setAlphaToOne() ? 1.0 : schedule.alphaCumprod(0);
-  }
-
-  @Override
-  public double[] timesteps() {
-    return timesteps.clone();
-  }
-
-  @Override
-  public double initNoiseSigma() {
-    return 1.0;
-  }
-
-  @Override
-  public float[] scaleModelInput(float[] latents, int step) {
-    return latents;
+    return timesteps;
   }
 
   @Override
@@ -63,12 +47,7 @@ final class LcmScheduler implements Scheduler {
     if (last) {
       return denoised;
     }
-    double alphaPrevious = timesteps[step + 1] >= 0 ? schedule.alphaCumprod((int) timesteps[step + 1]) : finalAlphaCumprod;
+    double alphaPrevious = alphaCumprodOrFinal(timesteps[step + 1]);
     return VariancePreserving.mix(denoised, generator.randn(latents.length), alphaPrevious);
-  }
-
-  @Override
-  public float[] addNoise(float[] clean, float[] noise, int step) {
-    return VariancePreserving.mix(clean, noise, schedule.alphaCumprod((int) timesteps[step]));
   }
 }

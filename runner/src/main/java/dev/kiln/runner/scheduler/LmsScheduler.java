@@ -9,32 +9,12 @@ import java.util.Deque;
  * sigma_i+1], of the Lagrange polynomial through the last derivatives. The polynomial is integrated exactly
  * (its coefficients are expanded), where diffusers calls numerical quadrature.
  */
-final class LmsScheduler implements Scheduler {
+final class LmsScheduler extends SigmaScheduler {
   private static final int ORDER = 4;
-  private final SigmaSchedule schedule;
   private final Deque<double[]> derivatives = new ArrayDeque<>();
 
   LmsScheduler(SchedulerConfig config, int steps) {
-    this.schedule = new SigmaSchedule(config, steps);
-  }
-
-  @Override
-  public double[] timesteps() {
-    return schedule.timesteps.clone();
-  }
-
-  double[] sigmas() {
-    return schedule.sigmas.clone();
-  }
-
-  @Override
-  public double initNoiseSigma() {
-    return schedule.initNoiseSigma();
-  }
-
-  @Override
-  public float[] scaleModelInput(float[] latents, int step) {
-    return schedule.scale(latents, step);
+    super(config, steps);
   }
 
   @Override
@@ -92,10 +72,5 @@ final class LmsScheduler implements Scheduler {
       sum = sum * at + polynomial[power] / (power + 1);
     }
     return sum * at;
-  }
-
-  @Override
-  public float[] addNoise(float[] clean, float[] noise, int step) {
-    return schedule.addNoise(clean, noise, step);
   }
 }
