@@ -36,51 +36,49 @@ public final class ImageJudge {
   static final double TRIANGLE_RADIUS = 1.2;
   static final double SQUARE_HALF = 0.85;
 
-  /** The pipeline's shape colours (RGB as scenes.py draws them before jitter). */
-  public enum Colour {
+  /** What the judge's palettes share: the RGB scenes.py draws (before jitter) and the word prompts use for it. */
+  public interface Swatch {
+    String name();
+
+    /** The colour as 0xRRGGBB. */
+    int rgb();
+
+    /** The word prompts use for it. */
+    default String word() {
+      return name().toLowerCase(java.util.Locale.ROOT);
+    }
+  }
+
+  /** The pipeline's shape colours. */
+  public enum Colour implements Swatch {
     RED(220, 30, 30), GREEN(30, 180, 40), BLUE(30, 50, 220), YELLOW(240, 220, 30), MAGENTA(220, 40, 220),
     CYAN(30, 210, 220);
 
-    final int red;
-    final int green;
-    final int blue;
+    private final int rgb;
 
     Colour(int red, int green, int blue) {
-      this.red = red;
-      this.green = green;
-      this.blue = blue;
+      this.rgb = (red << 16) | (green << 8) | blue;
     }
 
-    /** The word prompts use for it. */
-    public String word() {
-      return name().toLowerCase(java.util.Locale.ROOT);
-    }
-
+    @Override
     public int rgb() {
-      return (red << 16) | (green << 8) | blue;
+      return rgb;
     }
   }
 
   /** The pipeline's backgrounds. */
-  public enum Background {
+  public enum Background implements Swatch {
     WHITE(240, 240, 240), BLACK(16, 16, 16), GRAY(128, 128, 128);
 
-    final int red;
-    final int green;
-    final int blue;
+    private final int rgb;
 
     Background(int red, int green, int blue) {
-      this.red = red;
-      this.green = green;
-      this.blue = blue;
+      this.rgb = (red << 16) | (green << 8) | blue;
     }
 
-    public String word() {
-      return name().toLowerCase(java.util.Locale.ROOT);
-    }
-
+    @Override
     public int rgb() {
-      return (red << 16) | (green << 8) | blue;
+      return rgb;
     }
   }
 
@@ -232,7 +230,7 @@ public final class ImageJudge {
       Arrays.sort(border);
       background[c] = border[(n - 1) / 2];
     }
-    Background backgroundName = nearestBackground(background);
+    Background backgroundName = nearest(Background.values(), background);
     double[] distance = new double[count];
     double largest = 0;
     for (int i = 0; i < count; i++) {
@@ -286,7 +284,7 @@ public final class ImageJudge {
     for (int c = 0; c < 3; c++) {
       mean[c] /= core;
     }
-    Colour colour = nearestColour(mean);
+    Colour colour = nearest(Colour.values(), mean);
 
     int boxWidth = maxX - minX + 1;
     int boxHeight = maxY - minY + 1;
@@ -360,26 +358,15 @@ public final class ImageJudge {
     return component;
   }
 
-  private static Colour nearestColour(double[] rgb) {
-    Colour best = null;
+  /** The candidate whose colour is nearest {@code rgb} (first in declaration order on ties). */
+  private static <T extends Swatch> T nearest(T[] candidates, double[] rgb) {
+    T best = null;
     double bestDistance = Double.MAX_VALUE;
-    for (Colour colour : Colour.values()) {
-      double d = distance(rgb, colour.red, colour.green, colour.blue);
+    for (T candidate : candidates) {
+      int packed = candidate.rgb();
+      double d = distance(rgb, (packed >> 16) & 0xff, (packed >> 8) & 0xff, packed & 0xff);
       if (d < bestDistance) {
-        best = colour;
-        bestDistance = d;
-      }
-    }
-    return best;
-  }
-
-  private static Background nearestBackground(double[] rgb) {
-    Background best = null;
-    double bestDistance = Double.MAX_VALUE;
-    for (Background background : Background.values()) {
-      double d = distance(rgb, background.red, background.green, background.blue);
-      if (d < bestDistance) {
-        best = background;
+        best = candidate;
         bestDistance = d;
       }
     }
