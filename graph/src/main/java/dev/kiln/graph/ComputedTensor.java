@@ -1,7 +1,9 @@
 package dev.kiln.graph;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.WritableByteChannel;
 import java.util.function.Supplier;
 
 /** A tensor Kiln made in memory; its bytes come from a supplier that must answer the same bytes each time. */
@@ -42,6 +44,20 @@ public final class ComputedTensor implements Tensor {
           "computed " + dataType + Shape.of(dims) + " tensor produced " + data.remaining() + " bytes, expected " + byteSize());
     }
     return data.asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
+  }
+
+  /** Writes in bounded slices, so the JDK's staging buffer for heap-to-channel writes stays small. */
+  @Override
+  public void writeTo(WritableByteChannel channel) throws IOException {
+    ByteBuffer data = bytes();
+    while (data.hasRemaining()) {
+      ByteBuffer slice = data.duplicate();
+      slice.limit(Math.min(data.limit(), data.position() + ExternalTensor.READ_CHUNK_BYTES));
+      while (slice.hasRemaining()) {
+        channel.write(slice);
+      }
+      data.position(slice.position());
+    }
   }
 
   @Override

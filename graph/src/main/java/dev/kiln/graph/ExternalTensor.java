@@ -23,6 +23,9 @@ public final class ExternalTensor implements Tensor {
   /** Largest single memory map: one byte under 2 GiB is what FileChannel.map accepts; use a round 1 GiB. */
   public static final long MAX_MAP_BYTES = 1L << 30;
 
+  /** Largest single read or write between a heap buffer and a file (the JDK stages such I/O in a direct buffer). */
+  static final int READ_CHUNK_BYTES = 1 << 20;
+
   private final Path file;
   private final long offset;
   private final long length;
@@ -89,6 +92,31 @@ public final class ExternalTensor implements Tensor {
       mapped = view;
     }
     return view.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+  }
+
+  /** A heap copy read with positional reads, so no page of the data file stays mapped (see {@link Tensor#readBytes}). */
+  @Override
+  public ByteBuffer readBytes() {
+    if (length > MAX_MAP_BYTES) {
+      throw new IllegalStateException(
+          "external tensor of " + length + " bytes in " + file + " is larger than one buffer; use writeTo()");
+    }
+    ByteBuffer copy = ByteBuffer.allocate((int) length).order(ByteOrder.LITTLE_ENDIAN);
+    try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+      // Reads go through a bounded buffer: a heap read of the whole tensor would make the JDK allocate (and keep
+      // cached per thread) a direct buffer as large as the tensor.
+      ByteBuffer window = copy.duplicate();
+      while (window.position() < window.capacity()) {
+        window.limit(Math.min(window.capacity(), window.position() + READ_CHUNK_BYTES));
+        int read = channel.read(window, offset + window.position());
+        if (read < 0) {
+          throw new IOException("data file ended after " + (offset + window.position()) + " bytes; tensor needs " + (offset + length));
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot read " + length + " bytes at " + offset + " of " + file + ": " + e.getMessage(), e);
+    }
+    return copy.asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
   }
 
   /** The data as consecutive read-only maps of at most {@link #MAX_MAP_BYTES} each. */

@@ -74,7 +74,7 @@ final class ChannelsLast {
     int elementSize = oihw.dataType().elementSize();
     long[] transposed = {dims[0], dims[2], dims[3], dims[1]};
     return Tensor.computed(oihw.dataType(), transposed, () -> {
-      ByteBuffer source = oihw.bytes().order(ByteOrder.LITTLE_ENDIAN);
+      ByteBuffer source = oihw.readBytes().order(ByteOrder.LITTLE_ENDIAN);
       ByteBuffer target = ByteBuffer.allocate(Math.toIntExact(oihw.byteSize())).order(ByteOrder.LITTLE_ENDIAN);
       int base = source.position();
       for (int o = 0; o < out; o++) {

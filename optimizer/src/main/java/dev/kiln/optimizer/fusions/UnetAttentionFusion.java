@@ -103,7 +103,7 @@ public final class UnetAttentionFusion implements Rule {
       java.nio.ByteBuffer packed = java.nio.ByteBuffer.allocate(inputChannels * width * count * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
       java.nio.FloatBuffer view = packed.asFloatBuffer();
       for (int part = 0; part < count; part++) {
-        java.nio.FloatBuffer weights = sources.get(part).bytes().order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        java.nio.FloatBuffer weights = sources.get(part).readBytes().order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
         for (int row = 0; row < inputChannels; row++) {
           for (int head = 0; head < heads; head++) {
             view.position((int) (row * width * count + (head * count + part) * headSize));
