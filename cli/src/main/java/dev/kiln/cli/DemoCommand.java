@@ -115,8 +115,7 @@ public final class DemoCommand implements Callable<Integer> {
         out.println(String.format(Locale.ROOT, "  %-9s %-14s %s%s", stage.name() + ":", stage.status(), stage.detail(),
             stage.milliseconds() > 0 ? String.format(Locale.ROOT, " (%.0f ms)", stage.milliseconds()) : ""));
       }
-      out.println("  timings: " + GenerateCommand.summary(result, opened, written, generateMs).lines()
-          .filter(line -> line.startsWith("timings: ")).findFirst().orElse("").substring("timings: ".length()));
+      out.println("  timings: " + GenerateCommand.timings(result, opened, generateMs));
     }
     out.flush();
     return 0;

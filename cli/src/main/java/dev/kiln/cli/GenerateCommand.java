@@ -149,15 +149,20 @@ public final class GenerateCommand implements Callable<Integer> {
     for (Path path : written) {
       text.append("wrote ").append(path.toAbsolutePath()).append('\n');
     }
+    text.append(String.format(Locale.ROOT, "%dx%d, %s, %d steps, guidance %s, seed %d, %s%n", result.width(), result.height(),
+        result.scheduler().cliName(), result.steps(), result.guidance(), result.seed(), runner.device().cliName()));
+    text.append("timings: ").append(timings(result, runner, totalMs));
+    return text.toString();
+  }
+
+  /** One line of per-stage timings (load, tokenize, text encoder, per UNet step, VAE, PNG, total). */
+  static String timings(GenerationResult result, StableDiffusionPipeline runner, double totalMs) {
     var stages = result.timings();
     int unetSteps = stages.stages().getOrDefault("unet_step", List.of()).size();
     double load = runner.loadTimings().stages().keySet().stream().mapToDouble(runner.loadTimings()::total).sum();
-    text.append(String.format(Locale.ROOT, "%dx%d, %s, %d steps, guidance %s, seed %d, %s%n", result.width(), result.height(),
-        result.scheduler().cliName(), result.steps(), result.guidance(), result.seed(), runner.device().cliName()));
-    text.append(String.format(Locale.ROOT,
-        "timings: load %.0f ms, tokenize %.1f ms, text encoder %.1f ms, unet %d x %.1f ms, vae decoder %.1f ms, png %.1f ms, total %.0f ms",
+    return String.format(Locale.ROOT,
+        "load %.0f ms, tokenize %.1f ms, text encoder %.1f ms, unet %d x %.1f ms, vae decoder %.1f ms, png %.1f ms, total %.0f ms",
         load, stages.total("tokenize"), stages.total("text_encoder") + stages.total("text_encoder_2"), unetSteps,
-        unetSteps == 0 ? 0 : stages.total("unet_step") / unetSteps, stages.total("vae_decoder"), stages.total("png"), totalMs));
-    return text.toString();
+        unetSteps == 0 ? 0 : stages.total("unet_step") / unetSteps, stages.total("vae_decoder"), stages.total("png"), totalMs);
   }
 }
