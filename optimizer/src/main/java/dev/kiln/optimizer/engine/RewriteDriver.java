@@ -216,7 +216,9 @@ public final class RewriteDriver {
         insertAt = Math.max(insertAt, position.getOrDefault(with.producer(), -1) + 1);
       }
       for (Use use : original.uses()) {
-        if (!inside.contains(use.node()) && position.get(use.node()) < insertAt) {
+        // A read inside an If/Loop body is a read by the body's enclosing node in this graph.
+        Node user = enclosingNodeIn(graph, use.node());
+        if (!inside.contains(user) && position.get(user) < insertAt) {
           return "a user of a replaced value comes before the replacement's inputs";
         }
       }
@@ -263,6 +265,15 @@ public final class RewriteDriver {
       }
     }
     return null;
+  }
+
+  /** {@code node} itself when it sits in {@code graph}, else the node of {@code graph} whose subgraph holds it. */
+  private static Node enclosingNodeIn(Graph graph, Node node) {
+    Node enclosing = node;
+    while (enclosing.graph() != graph) {
+      enclosing = enclosing.graph().ownerNode();
+    }
+    return enclosing;
   }
 
   private static boolean unused(Node node) {
