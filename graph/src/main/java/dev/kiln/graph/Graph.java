@@ -4,12 +4,10 @@ import dev.kiln.graph.proto.OnnxProto.GraphProto;
 import dev.kiln.graph.proto.OnnxProto.ValueInfoProto;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.function.Consumer;
 
 /**
@@ -342,57 +340,16 @@ public final class Graph {
 
   /**
    * A value name not used anywhere in the model this graph belongs to: {@code base} itself if free,
-   * otherwise {@code base_1}, {@code base_2}, ... Scans the whole model, so call it per new value, not in hot loops.
+   * otherwise {@code base_1}, {@code base_2}, ... Scans the whole model, so call it for one name; a pass that
+   * makes many uses one {@link GraphEditor}.
    */
   public String uniqueName(String base) {
-    Set<String> taken = new HashSet<>();
-    collectNames(root(), taken);
-    if (!taken.contains(base)) {
-      return base;
-    }
-    for (int suffix = 1; ; suffix++) {
-      String candidate = base + "_" + suffix;
-      if (!taken.contains(candidate)) {
-        return candidate;
-      }
-    }
+    return new GraphEditor(this).freshValueName(base);
   }
 
   /** A node name not used anywhere in the model, like {@link #uniqueName}. */
   public String uniqueNodeName(String base) {
-    Set<String> taken = new HashSet<>();
-    root().forEachNode(node -> taken.add(node.name()));
-    if (!taken.contains(base)) {
-      return base;
-    }
-    for (int suffix = 1; ; suffix++) {
-      String candidate = base + "_" + suffix;
-      if (!taken.contains(candidate)) {
-        return candidate;
-      }
-    }
-  }
-
-  private static void collectNames(Graph graph, Set<String> names) {
-    for (Value value : graph.inputs) {
-      names.add(value.name());
-    }
-    for (Value value : graph.initializers) {
-      names.add(value.name());
-    }
-    for (Value value : graph.sparseInitializers) {
-      names.add(value.name());
-    }
-    for (Node node : graph.nodes) {
-      for (Value value : node.outputs) {
-        if (value != null) {
-          names.add(value.name());
-        }
-      }
-      for (Graph subgraph : node.subgraphs()) {
-        collectNames(subgraph, names);
-      }
-    }
+    return new GraphEditor(this).freshNodeName(base);
   }
 
   @Override

@@ -1,7 +1,7 @@
 package dev.kiln.optimizer.engine;
 
 import dev.kiln.graph.Attribute;
-import dev.kiln.graph.Graph;
+import dev.kiln.graph.GraphEditor;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.OpType;
 import dev.kiln.graph.Tensor;
@@ -22,18 +22,16 @@ import java.util.Set;
  * driver drops unused initializers).
  */
 public final class Builder {
-  private final Graph graph;
+  private final GraphEditor editor;
   private final String scope;
-  private final NameSet names;
   final List<Node> nodes = new ArrayList<>();
   final Map<Value, Value> replacements = new LinkedHashMap<>();
   final Set<String> domains = new LinkedHashSet<>();
   final Map<Value, Boolean> created = new IdentityHashMap<>();
 
-  Builder(Graph graph, String scope, NameSet names) {
-    this.graph = graph;
+  Builder(GraphEditor editor, String scope) {
+    this.editor = editor;
     this.scope = scope;
-    this.names = names;
   }
 
   /** The scope new nodes are named in, ending in '/' (or empty when the site had no scoped names). */
@@ -52,36 +50,17 @@ public final class Builder {
 
   /** A node of {@code type} with {@code outputCount} outputs. */
   public List<Value> ops(OpType type, int outputCount, List<Value> inputs, Attribute... attributes) {
-    String nodeName = names.freshNode(scope + type.name());
-    List<String> outputNames = new ArrayList<>();
-    for (int i = 0; i < outputCount; i++) {
-      outputNames.add(names.freshValue(nodeName + "_output_" + i));
-    }
-    Node node = new Node(type, nodeName, new ArrayList<>(inputs), outputNames);
-    for (Attribute attribute : attributes) {
-      node.setAttribute(attribute);
-    }
-    nodes.add(node);
-    domains.add(type.domain());
-    for (Value output : node.outputs()) {
-      created.put(output, true);
-    }
-    return node.outputs();
+    return add(editor.newNode(type, scope + type.name(), inputs, outputCount, attributes));
   }
 
   /** A node whose outputs are present where {@code present} is true and omitted (null) elsewhere. */
   public List<Value> ops(OpType type, boolean[] present, List<Value> inputs, Attribute... attributes) {
-    String nodeName = names.freshNode(scope + type.name());
-    List<String> outputNames = new ArrayList<>();
-    for (int i = 0; i < present.length; i++) {
-      outputNames.add(present[i] ? names.freshValue(nodeName + "_output_" + i) : null);
-    }
-    Node node = new Node(type, nodeName, new ArrayList<>(inputs), outputNames);
-    for (Attribute attribute : attributes) {
-      node.setAttribute(attribute);
-    }
+    return add(editor.newNode(type, scope + type.name(), inputs, present, attributes));
+  }
+
+  private List<Value> add(Node node) {
     nodes.add(node);
-    domains.add(type.domain());
+    domains.add(node.opType().domain());
     for (Value output : node.outputs()) {
       if (output != null) {
         created.put(output, true);
@@ -92,7 +71,7 @@ public final class Builder {
 
   /** A new initializer named {@code scope + hint}. */
   public Value initializer(String hint, Tensor tensor) {
-    return graph.addInitializer(names.freshValue(scope + hint), tensor);
+    return editor.addInitializer(scope + hint, tensor);
   }
 
   /** A new int64 vector initializer (shapes, axes). */

@@ -1,6 +1,7 @@
 package dev.kiln.optimizer.engine;
 
 import dev.kiln.graph.Graph;
+import dev.kiln.graph.GraphEditor;
 import dev.kiln.graph.Model;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.OpType;
@@ -47,7 +48,7 @@ public final class RewriteDriver {
 
   public DriverReport run(Model model) {
     Graph graph = model.graph();
-    NameSet names = new NameSet(graph);
+    GraphEditor editor = new GraphEditor(graph);
     ShapeInference shapes = ShapeInference.of(model);
     List<Pattern> patterns = new ArrayList<>();
     List<RuleStats> stats = new ArrayList<>();
@@ -62,7 +63,7 @@ public final class RewriteDriver {
       iteration++;
       for (int r = 0; r < rules.size(); r++) {
         stats.get(r).clearRejections();
-        changed |= sweep(model, rules.get(r), patterns.get(r), stats.get(r), names, shapes);
+        changed |= sweep(model, rules.get(r), patterns.get(r), stats.get(r), editor, shapes);
       }
       removeUnusedInitializers(graph);
       if (verifier != null) {
@@ -72,7 +73,7 @@ public final class RewriteDriver {
     return new DriverReport(stats, iteration, !changed);
   }
 
-  private boolean sweep(Model model, Rule rule, Pattern pattern, RuleStats stats, NameSet names, ShapeInference shapes) {
+  private boolean sweep(Model model, Rule rule, Pattern pattern, RuleStats stats, GraphEditor editor, ShapeInference shapes) {
     Graph graph = model.graph();
     boolean changed = false;
     for (Node node : new ArrayList<>(graph.nodes())) {
@@ -98,12 +99,12 @@ public final class RewriteDriver {
         stats.reject(check.reason());
         continue;
       }
-      Builder builder = new Builder(graph, scopeOf(match), names);
+      Builder builder = new Builder(editor, scopeOf(match));
       Value result = rule.rewrite(match, builder);
       Map<Value, Value> replacements = new java.util.LinkedHashMap<>();
       replacements.put(matchedRootValue(match), result);
       replacements.putAll(builder.replacements);
-      String failure = splice(model, match, builder, replacements, names);
+      String failure = splice(model, match, builder, replacements, editor);
       if (failure != null) {
         stats.reject(failure);
         continue;
@@ -185,7 +186,7 @@ public final class RewriteDriver {
   }
 
   private static String splice(Model model, Match match, Builder builder, Map<Value, Value> replacements,
-      NameSet names) {
+      GraphEditor editor) {
     Graph graph = model.graph();
     List<Node> order = graph.nodes();
     Map<Node, Integer> position = new IdentityHashMap<>();
@@ -229,29 +230,10 @@ public final class RewriteDriver {
     }
     Node anchor = insertAt < order.size() ? order.get(insertAt) : null;
     for (Node node : builder.nodes) {
-      if (anchor == null) {
-        graph.append(node);
-      } else {
-        graph.insertBefore(anchor, node);
-      }
+      editor.insertBefore(anchor, node);
     }
-    for (Map.Entry<Value, Value> replacement : replacements.entrySet()) {
-      Value original = replacement.getKey();
-      Value with = replacement.getValue();
-      if (original == with) {
-        continue;
-      }
-      if (original.isGraphOutput()) {
-        // The model's interface keeps its output names: the replacement takes the name over.
-        String name = original.name();
-        original.setName(names.freshValue(name + "_replaced"));
-        with.setName(name);
-        if (original.dataType() != null) {
-          with.setType(original.dataType(), original.shape());
-        }
-      }
-      original.replaceAllUsesWith(with);
-    }
+    // The model's interface keeps its output names: a replacement takes the name over.
+    replacements.forEach(editor::replaceKeepingInterface);
     for (String domain : builder.domains) {
       if (!domain.isEmpty() && model.opsetVersion(domain) == 0) {
         model.opsetImports().put(domain, DOMAIN_VERSIONS.getOrDefault(domain, 1L));

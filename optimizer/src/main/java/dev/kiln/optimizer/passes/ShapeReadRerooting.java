@@ -1,6 +1,8 @@
 package dev.kiln.optimizer.passes;
 
+import dev.kiln.graph.Attribute;
 import dev.kiln.graph.Graph;
+import dev.kiln.graph.GraphEditor;
 import dev.kiln.graph.Model;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Onnx;
@@ -13,11 +15,9 @@ import dev.kiln.optimizer.engine.Constants;
 import dev.kiln.optimizer.engine.RewriteDriver;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * {@code Gather(Shape(v), i)} reading a symbolic size  ⇒  the same size read off the earliest tensor that has
@@ -55,16 +55,7 @@ public final class ShapeReadRerooting implements GraphPass {
         }
       }
     }
-    Set<String> names = new HashSet<>();
-    graph.forEachNode(node -> names.add(node.name()));
-    Set<String> valueNames = new HashSet<>();
-    graph.inputs().forEach(value -> valueNames.add(value.name()));
-    graph.initializers().forEach(value -> valueNames.add(value.name()));
-    graph.forEachNode(node -> node.outputs().forEach(value -> {
-      if (value != null) {
-        valueNames.add(value.name());
-      }
-    }));
+    GraphEditor editor = new GraphEditor(graph);
     int rerooted = 0;
     for (Node gather : nodes) {
       if (!gather.is(Onnx.GATHER) || gather.intAttribute("axis", 0) != 0 || gather.output() == null) {
@@ -104,20 +95,17 @@ public final class ShapeReadRerooting implements GraphPass {
       String scope = scopeOf(gather.name());
       Value product = null;
       for (Source part : parts) {
-        Node read = Node.create(Onnx.SHAPE, unique(names, scope + "RerootedShape"), List.of(part.value()),
-            unique(valueNames, scope + "RerootedShape_output"));
-        graph.insertBefore(gather, read);
-        Value axis = graph.addInitializer(unique(valueNames, scope + "rerooted_axis"), Tensor.ofLongs(index.dims(), part.axis()));
-        Node pick = Node.create(Onnx.GATHER, unique(names, scope + "RerootedGather"), List.of(read.output(), axis),
-            unique(valueNames, scope + "RerootedGather_output"));
-        pick.setAttribute(dev.kiln.graph.Attribute.ofInt("axis", 0));
-        graph.insertBefore(gather, pick);
-        product = product == null ? pick.output() : multiply(graph, gather, names, valueNames, scope, product, pick.output());
+        Node read = editor.newNode(Onnx.SHAPE, scope + "RerootedShape", List.of(part.value()), scope + "RerootedShape_output");
+        editor.insertBefore(gather, read);
+        Value axis = editor.addInitializer(scope + "rerooted_axis", Tensor.ofLongs(index.dims(), part.axis()));
+        Node pick = editor.newNode(Onnx.GATHER, scope + "RerootedGather", List.of(read.output(), axis),
+            scope + "RerootedGather_output", Attribute.ofInt("axis", 0));
+        editor.insertBefore(gather, pick);
+        product = product == null ? pick.output() : multiply(editor, gather, scope, product, pick.output());
       }
       if (factors.coefficient() != 1) {
-        Value coefficient = graph.addInitializer(unique(valueNames, scope + "rerooted_factor"),
-            Tensor.ofLongs(index.dims(), factors.coefficient()));
-        product = multiply(graph, gather, names, valueNames, scope, product, coefficient);
+        Value coefficient = editor.addInitializer(scope + "rerooted_factor", Tensor.ofLongs(index.dims(), factors.coefficient()));
+        product = multiply(editor, gather, scope, product, coefficient);
       }
       gather.output().replaceAllUsesWith(product);
       rerooted++;
@@ -127,10 +115,9 @@ public final class ShapeReadRerooting implements GraphPass {
     return rerooted;
   }
 
-  private static Value multiply(Graph graph, Node before, Set<String> names, Set<String> valueNames, String scope, Value a,
-      Value b) {
-    Node mul = Node.create(Onnx.MUL, unique(names, scope + "RerootedMul"), List.of(a, b), unique(valueNames, scope + "RerootedMul_output"));
-    graph.insertBefore(before, mul);
+  private static Value multiply(GraphEditor editor, Node before, String scope, Value a, Value b) {
+    Node mul = editor.newNode(Onnx.MUL, scope + "RerootedMul", List.of(a, b), scope + "RerootedMul_output");
+    editor.insertBefore(before, mul);
     return mul.output();
   }
 
@@ -152,13 +139,5 @@ public final class ShapeReadRerooting implements GraphPass {
   private static String scopeOf(String name) {
     int slash = name.lastIndexOf('/');
     return slash < 0 ? "" : name.substring(0, slash + 1);
-  }
-
-  private static String unique(Set<String> names, String base) {
-    String name = base;
-    for (int suffix = 1; !names.add(name); suffix++) {
-      name = base + "_" + suffix;
-    }
-    return name;
   }
 }
