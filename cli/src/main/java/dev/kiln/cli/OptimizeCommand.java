@@ -2,6 +2,7 @@ package dev.kiln.cli;
 
 import dev.kiln.common.AtomicFiles;
 import dev.kiln.common.Json;
+import dev.kiln.common.Printable;
 import dev.kiln.common.Progress;
 import dev.kiln.optimizer.OptimizationReport;
 import dev.kiln.optimizer.Optimizer;
@@ -42,7 +43,8 @@ public final class OptimizeCommand implements Callable<Integer> {
   @Option(names = "--disable", description = "Skip this rule or pass (repeatable), e.g. --disable unet-attention.")
   List<String> disabled = new ArrayList<>();
 
-  @Option(names = "--explain", description = "Print per rule how many sites it rewrote and why the others were declined.")
+  @Option(names = "--explain", description = "Print per rule how many sites it rewrote, why the others were declined, and its near misses "
+      + "(nodes the pattern started on but did not match: the first failing edge and the node names).")
   boolean explain;
 
   @Option(names = "--report", description = "Write the JSON report here as well.")
@@ -91,6 +93,8 @@ public final class OptimizeCommand implements Callable<Integer> {
           out.println(String.format(Locale.ROOT, "  %-24s applied %d", rule.getKey(), rule.getValue().applied()));
           rule.getValue().rejected().forEach((reason, count) ->
               out.println(String.format(Locale.ROOT, "  %-24s   declined %d: %s", "", count, reason)));
+          rule.getValue().nearMisses().forEach((edge, nodes) ->
+              out.println(String.format(Locale.ROOT, "  %-24s   near miss %d: %s at %s", "", nodes.size(), edge, someOf(nodes))));
         }
         component.passes().forEach((pass, changes) ->
             out.println(String.format(Locale.ROOT, "  %-24s changed %d", pass, changes)));
@@ -98,5 +102,14 @@ public final class OptimizeCommand implements Callable<Integer> {
     }
     out.flush();
     return 0;
+  }
+
+  /** The first three node names, escaped, and how many more there are. */
+  private static String someOf(List<String> nodes) {
+    StringBuilder text = new StringBuilder();
+    for (int i = 0; i < Math.min(3, nodes.size()); i++) {
+      text.append(i == 0 ? "" : ", ").append(Printable.quoted(nodes.get(i)));
+    }
+    return nodes.size() > 3 ? text.append(" and ").append(nodes.size() - 3).append(" more").toString() : text.toString();
   }
 }

@@ -56,6 +56,10 @@ class OptimizeCommandTest {
     assertFalse(run.out().contains("vae-attention"), "a disabled rule does not run: " + run.out());
     assertTrue(run.out().contains("remove-noop-reshape      applied 0"), run.out());
     assertTrue(run.out().contains("declined 70: changes rank"), run.out());
+    // GroupNorm's Reshape -> Mul -> Add tail starts like a LayerNorm: a near miss, named by node.
+    assertTrue(run.out().contains("near miss 30: input 0 of Mul: expected Div, found Reshape at "
+        + "'/decoder/mid_block/resnets.0/norm1/Add', '/decoder/mid_block/resnets.0/norm2/Add', "
+        + "'/decoder/mid_block/attentions.0/group_norm/Add' and 27 more"), run.out());
     assertTrue(Files.isRegularFile(output));
   }
 

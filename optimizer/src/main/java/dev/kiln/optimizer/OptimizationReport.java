@@ -5,8 +5,8 @@ import java.util.Map;
 
 /**
  * What {@link Optimizer} did, per component: node counts and op histograms before and after (keys as in
- * {@code kiln inspect --json}: "Add", "com.microsoft:MultiHeadAttention"), per-rule applied counts and
- * rejection reasons, per-pass change counts, wall time.
+ * {@code kiln inspect --json}: "Add", "com.microsoft:MultiHeadAttention"), per-rule applied counts,
+ * rejection reasons and near misses, per-pass change counts, wall time.
  */
 public record OptimizationReport(String target, List<ComponentReport> components, long wallMillis) {
 
@@ -14,7 +14,11 @@ public record OptimizationReport(String target, List<ComponentReport> components
       Map<String, Integer> opsBefore, Map<String, Integer> opsAfter, Map<String, RuleReport> rules,
       Map<String, Integer> passes, long wallMillis) {}
 
-  public record RuleReport(int applied, Map<String, Integer> rejected) {}
+  /**
+   * @param rejected why matched sites were declined (reason → count)
+   * @param nearMisses candidates the pattern did not match: first failing edge → node names, in graph order
+   */
+  public record RuleReport(int applied, Map<String, Integer> rejected, Map<String, List<String>> nearMisses) {}
 
   public ComponentReport component(String id) {
     for (ComponentReport report : components) {

@@ -96,20 +96,23 @@ public final class Optimizer {
     Map<String, Integer> passes = new LinkedHashMap<>();
     Map<String, int[]> applied = new LinkedHashMap<>();
     Map<String, Map<String, Integer>> rejected = new LinkedHashMap<>();
+    Map<String, Map<String, List<String>>> nearMisses = new LinkedHashMap<>();
     for (Profiles.Step step : profile.steps()) {
       long stepStart = System.nanoTime();
-      runStep(step, model, options, applied, rejected, passes);
+      runStep(step, model, options, applied, rejected, nearMisses, passes);
       if (Boolean.getBoolean("kiln.debugTimings")) {
         System.err.printf("step %s: %d ms%n", step, (System.nanoTime() - stepStart) / 1_000_000);
       }
     }
-    applied.forEach((name, count) -> rules.put(name, new RuleReport(count[0], rejected.getOrDefault(name, Map.of()))));
+    applied.forEach((name, count) -> rules.put(name, new RuleReport(count[0], rejected.getOrDefault(name, Map.of()),
+        nearMisses.getOrDefault(name, Map.of()))));
     return new ComponentReport(label, component.id(), options.target().id(), nodesBefore, model.graph().totalNodeCount(),
         opsBefore, histogram(model.graph()), rules, passes, (System.nanoTime() - start) / 1_000_000);
   }
 
   private static void runStep(Profiles.Step step, Model model, Options options, Map<String, int[]> applied,
-      Map<String, Map<String, Integer>> rejected, Map<String, Integer> passes) {
+      Map<String, Map<String, Integer>> rejected, Map<String, Map<String, List<String>>> nearMisses,
+      Map<String, Integer> passes) {
     if (step instanceof Profiles.RuleStep ruleStep) {
         List<Rule> enabled = new ArrayList<>();
         for (Rule rule : ruleStep.rules()) {
@@ -125,6 +128,7 @@ public final class Optimizer {
           applied.computeIfAbsent(stats.rule(), name -> new int[1])[0] += stats.applied();
           // The last run of a rule has the final word on why sites were declined.
           rejected.put(stats.rule(), new TreeMap<>(stats.rejections()));
+          nearMisses.put(stats.rule(), new TreeMap<>(stats.nearMisses()));
         }
       } else {
         var pass = ((Profiles.PassStep) step).pass();

@@ -80,7 +80,7 @@ public final class RewriteDriver {
       if (node.graph() != graph) {
         continue;
       }
-      Match match = Matcher.match(pattern, node, model, shapes);
+      Match match = Matcher.match(pattern, node, model, shapes, edge -> stats.nearMiss(edge, node.name()));
       if (match == null) {
         continue;
       }

@@ -122,4 +122,61 @@ class MatcherTest {
     assertEquals("v1", graph.outputs().get(0).name(), "the graph output keeps its name");
     assertEquals(2, second.iterations(), "a second sweep confirms the fixpoint");
   }
+
+  @Test
+  void aCandidateThatDoesNotMatchNamesTheFurthestFailingEdge() {
+    PatternBuilder p = new PatternBuilder();
+    Pattern pattern = p.op(Onnx.SIGMOID, p.op(Onnx.RELU, p.op(Onnx.TANH, p.input("x"))));
+    Node neg = node(Onnx.NEG, x);
+    Node relu = node(Onnx.RELU, neg.output());
+    Node sigmoid = node(Onnx.SIGMOID, relu.output());
+    List<String> reasons = new java.util.ArrayList<>();
+    assertNull(Matcher.match(pattern, sigmoid, model, ShapeInference.of(model), reasons::add));
+    assertEquals(List.of("input 0 of Relu: expected Tanh, found Neg"), reasons);
+    reasons.clear();
+    assertNull(Matcher.match(pattern, relu, model, ShapeInference.of(model), reasons::add));
+    assertEquals(List.of(), reasons, "a node the root op does not accept is no candidate");
+    Pattern scaled = p.op(Onnx.MUL, p.input("x"), p.scalar(2.0));
+    assertNull(Matcher.match(scaled, node(Onnx.MUL, x, x), model, ShapeInference.of(model), reasons::add));
+    assertNull(Matcher.match(scaled, node(Onnx.MUL, x, node(Onnx.ADD, x, x).output()), model, ShapeInference.of(model),
+        reasons::add));
+    Value three = graph.addInitializer("three", Tensor.ofFloats(new long[0], 3f));
+    assertNull(Matcher.match(scaled, node(Onnx.MUL, x, three), model, ShapeInference.of(model), reasons::add));
+    assertEquals(List.of("input 1 of Mul: expected a constant, found a graph input",
+        "input 1 of Mul: expected a constant, found Add",
+        "input 1 of Mul: expected the constant 2.0, found another constant"), reasons);
+  }
+
+  @Test
+  void theDriverListsNearMissesPerEdgeWithTheCandidatesNames() {
+    Node first = node(Onnx.SIGMOID, node(Onnx.NEG, x).output());
+    Node second = node(Onnx.SIGMOID, node(Onnx.NEG, x).output());
+    Node third = node(Onnx.SIGMOID, x);
+    graph.addOutput(first.output());
+    graph.addOutput(second.output());
+    graph.addOutput(third.output());
+    Rule fuse = new Rule() {
+      @Override
+      public String name() {
+        return "relu-sigmoid";
+      }
+
+      @Override
+      public Pattern pattern(PatternBuilder p) {
+        return p.op(Onnx.SIGMOID, p.op(Onnx.RELU, p.input("x")));
+      }
+
+      @Override
+      public Value rewrite(Match m, Builder b) {
+        return b.op(Onnx.HARD_SIGMOID, m.value("x"));
+      }
+    };
+    DriverReport report = new RewriteDriver(List.of(fuse), 4, Verifier::verify).run(model);
+    assertEquals(0, report.applied("relu-sigmoid"));
+    assertEquals(java.util.Map.of(), report.stats("relu-sigmoid").rejections());
+    assertEquals(java.util.Map.of(
+            "input 0 of Sigmoid: expected Relu, found Neg", List.of(first.name(), second.name()),
+            "input 0 of Sigmoid: expected Relu, found a graph input", List.of(third.name())),
+        report.stats("relu-sigmoid").nearMisses());
+  }
 }
