@@ -130,9 +130,17 @@ public final class Graph {
   public Value addInitializer(String valueName, Tensor tensor) {
     Value value = new Value(valueName);
     value.initializer = tensor;
+    addInitializer(value);
+    return value;
+  }
+
+  /** Adds a detached value that carries constant data ({@link GraphEditor#newInitializer}) as an initializer. */
+  public void addInitializer(Value value) {
+    if (value.initializer == null || value.owner != null || value.producer != null) {
+      throw new IllegalArgumentException("value '" + value.name() + "' is not a detached initializer");
+    }
     value.owner = this;
     initializers.add(value);
-    return value;
   }
 
   /** Removes an initializer nothing uses any more (a graph input of the same value stays an input). */

@@ -104,7 +104,20 @@ public final class GraphEditor {
 
   /** A new initializer of the edited graph named {@code fresh(nameBase)}. */
   public Value addInitializer(String nameBase, Tensor tensor) {
-    return graph.addInitializer(freshValueName(nameBase), tensor);
+    Value value = newInitializer(nameBase, tensor);
+    graph.addInitializer(value);
+    return value;
+  }
+
+  /**
+   * A staged initializer: a value named {@code fresh(nameBase)} carrying {@code tensor}, in no graph until
+   * {@link Graph#addInitializer(Value)} adds it, so an abandoned edit leaves nothing behind. Nodes may read it
+   * before then.
+   */
+  public Value newInitializer(String nameBase, Tensor tensor) {
+    Value value = new Value(freshValueName(nameBase));
+    value.initializer = tensor;
+    return value;
   }
 
   /**

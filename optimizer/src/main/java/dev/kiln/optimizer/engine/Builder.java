@@ -18,13 +18,14 @@ import java.util.Set;
 /**
  * What a rule uses to describe its replacement. Nodes are created detached and named after the site's scope
  * ({@code /down_blocks.0/attentions.0/transformer_blocks.0/attn1/MultiHeadAttention}); the driver inserts them.
- * New weights become initializers of the graph right away (an abandoned rewrite leaves them unused, and the
- * driver drops unused initializers).
+ * New weights are staged the same way: the driver adds them to the graph only when the splice succeeds, so an
+ * abandoned rewrite leaves nothing behind.
  */
 public final class Builder {
   private final GraphEditor editor;
   private final String scope;
   final List<Node> nodes = new ArrayList<>();
+  final List<Value> initializers = new ArrayList<>();
   final Map<Value, Value> replacements = new LinkedHashMap<>();
   final Set<String> domains = new LinkedHashSet<>();
   final Map<Value, Boolean> created = new IdentityHashMap<>();
@@ -69,9 +70,11 @@ public final class Builder {
     return node.outputs();
   }
 
-  /** A new initializer named {@code scope + hint}. */
+  /** A new initializer named {@code scope + hint}, staged until the driver splices the rewrite in. */
   public Value initializer(String hint, Tensor tensor) {
-    return editor.addInitializer(scope + hint, tensor);
+    Value staged = editor.newInitializer(scope + hint, tensor);
+    initializers.add(staged);
+    return staged;
   }
 
   /** A new int64 vector initializer (shapes, axes). */

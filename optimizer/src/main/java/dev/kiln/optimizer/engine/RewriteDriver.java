@@ -229,6 +229,7 @@ public final class RewriteDriver {
       }
     }
     Node anchor = insertAt < order.size() ? order.get(insertAt) : null;
+    builder.initializers.forEach(graph::addInitializer);
     for (Node node : builder.nodes) {
       editor.insertBefore(anchor, node);
     }

@@ -120,4 +120,60 @@ class RewriteDriverTest {
         report.stats("add-late").rejections());
     assertSame(graph.findNode("/Identity").output(), bodyInput(model, 0));
   }
+
+  /** New weights of a rewrite the splice refuses never reach the graph, not even until the sweep ends. */
+  @Test
+  void initializersOfARefusedRewriteAreNeverAdded() {
+    Model model = modelWithBodiesReading(false);
+    Graph graph = model.graph();
+    Node late = Node.create(Onnx.EXP, "/Exp", List.of(graph.findNode("/Relu").output()), "late");
+    graph.append(late);
+    late.output().setType(DataType.FLOAT, SHAPE);
+    graph.addOutput(late.output());
+    Rule addLateTimesTwo = new Rule() {
+      @Override
+      public String name() {
+        return "add-late-times-two";
+      }
+
+      @Override
+      public Pattern pattern(PatternBuilder p) {
+        return p.op(Onnx.IDENTITY, p.input("x"));
+      }
+
+      @Override
+      public Value rewrite(Match match, Builder builder) {
+        Value two = builder.initializer("two", dev.kiln.graph.Tensor.ofFloats(new long[0], 2f));
+        assertEquals(null, two.graph(), "staged, not yet in the graph");
+        return builder.op(Onnx.ADD, List.of(match.value("x"), builder.op(Onnx.MUL, List.of(late.output(), two))));
+      }
+    };
+    List<Integer> seen = new java.util.ArrayList<>();
+    Rule observer = new Rule() {
+      @Override
+      public String name() {
+        return "observer";
+      }
+
+      @Override
+      public Pattern pattern(PatternBuilder p) {
+        return p.op(Onnx.EXP, p.input("x"));
+      }
+
+      @Override
+      public Check check(Match match) {
+        seen.add(match.graph().initializers().size());
+        return Check.fail("only looks");
+      }
+
+      @Override
+      public Value rewrite(Match match, Builder builder) {
+        throw new AssertionError("never rewrites");
+      }
+    };
+    DriverReport report = new RewriteDriver(List.of(addLateTimesTwo, observer), 16, Verifier::verify).run(model);
+    assertEquals(0, report.applied("add-late-times-two"));
+    assertEquals(List.of(0), seen);
+    assertEquals(List.of(), graph.initializers());
+  }
 }
