@@ -28,8 +28,18 @@ public final class BiasAddFusion implements Rule {
   private static final Set<Long> CUDA_CHANNELS = Set.of(320L, 640L, 1280L);
   private final boolean cudaKernelSizesOnly;
 
-  public BiasAddFusion(boolean cudaKernelSizesOnly) {
+  private BiasAddFusion(boolean cudaKernelSizesOnly) {
     this.cudaKernelSizesOnly = cudaKernelSizesOnly;
+  }
+
+  /** Refuses the sizes ORT's CUDA kernel rejects (the deployed cuda profile). */
+  public static BiasAddFusion cudaKernelSizesOnly() {
+    return new BiasAddFusion(true);
+  }
+
+  /** Fuses any size (small test graphs, and kernels without the size limit). */
+  public static BiasAddFusion anySize() {
+    return new BiasAddFusion(false);
   }
 
   @Override

@@ -31,8 +31,18 @@ public final class BiasSplitGeluFusion implements Rule {
   private static final Set<Long> CUDA_HIDDEN_SIZES = Set.of(2560L, 5120L, 10240L);
   private final boolean cudaKernelSizesOnly;
 
-  public BiasSplitGeluFusion(boolean cudaKernelSizesOnly) {
+  private BiasSplitGeluFusion(boolean cudaKernelSizesOnly) {
     this.cudaKernelSizesOnly = cudaKernelSizesOnly;
+  }
+
+  /** Refuses the sizes ORT's CUDA kernel rejects (the deployed cuda profile). */
+  public static BiasSplitGeluFusion cudaKernelSizesOnly() {
+    return new BiasSplitGeluFusion(true);
+  }
+
+  /** Fuses any size (small test graphs, and kernels without the size limit). */
+  public static BiasSplitGeluFusion anySize() {
+    return new BiasSplitGeluFusion(false);
   }
 
   @Override

@@ -18,8 +18,18 @@ import java.util.List;
 public final class GeluFusion implements Rule {
   private final boolean fast;
 
-  public GeluFusion(boolean fast) {
+  private GeluFusion(boolean fast) {
     this.fast = fast;
+  }
+
+  /** The exact (erf) form: what every profile runs. */
+  public static GeluFusion exact() {
+    return new GeluFusion(false);
+  }
+
+  /** {@code FastGelu}, the tanh approximation (~1e-3 off); rule name "fast-gelu". */
+  public static GeluFusion tanhApproximation() {
+    return new GeluFusion(true);
   }
 
   @Override

@@ -32,9 +32,18 @@ import java.util.List;
 public final class GroupNormFusion implements Rule {
   private final boolean channelsLast;
 
-  /** @param channelsLast emit channels_last=1 between Transposes (what ORT's CUDA kernel runs) */
-  public GroupNormFusion(boolean channelsLast) {
+  private GroupNormFusion(boolean channelsLast) {
     this.channelsLast = channelsLast;
+  }
+
+  /** Emits channels_last=1 between Transposes: what ORT's CUDA kernel runs. */
+  public static GroupNormFusion channelsLast() {
+    return new GroupNormFusion(true);
+  }
+
+  /** Emits channels_last=0 on the NCHW tensor (no CUDA kernel; for EPs that implement that form). */
+  public static GroupNormFusion channelsFirst() {
+    return new GroupNormFusion(false);
   }
 
   @Override

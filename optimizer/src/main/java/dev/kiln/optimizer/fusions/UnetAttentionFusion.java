@@ -27,9 +27,22 @@ import java.util.List;
 public final class UnetAttentionFusion implements Rule {
   private final boolean pack;
 
-  /** @param pack emit packed QKV / KV (CUDA); CPU's MultiHeadAttention kernel takes separate q, k, v only */
+  /**
+   * @param pack emit packed QKV / KV (CUDA); CPU's MultiHeadAttention kernel takes separate q, k, v only. Prefer
+   *     {@link #packed()} and {@link #separateProjections()}.
+   */
   public UnetAttentionFusion(boolean pack) {
     this.pack = pack;
+  }
+
+  /** Self-attention as one MatMul into packed QKV, cross-attention into packed KV (CUDA). */
+  public static UnetAttentionFusion packed() {
+    return new UnetAttentionFusion(true);
+  }
+
+  /** Separate q, k, v inputs: what ORT's CPU MultiHeadAttention kernel takes. */
+  public static UnetAttentionFusion separateProjections() {
+    return new UnetAttentionFusion(false);
   }
 
   @Override

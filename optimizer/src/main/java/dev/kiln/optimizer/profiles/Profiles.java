@@ -74,30 +74,42 @@ public final class Profiles {
    *     2560/5120/10240, channels 320/640/1280 — what SD 1.x/2.x/XL have); off only for small test graphs
    */
   public static Profile of(Target target, Component component, boolean cudaKernelLimits) {
-    List<Step> steps = new ArrayList<>(cleanups());
-    List<Rule> fusions = switch (target) {
-      case CPU -> switch (component) {
-        case TEXT_ENCODER -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), new QuickGeluFusion(),
-            new GeluFusion(false), new BiasGeluFusion(), new ClipAttentionFusion());
-        case UNET -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), new GeluFusion(false),
-            new BiasGeluFusion(), new UnetAttentionFusion(false));
-        case VAE_DECODER, VAE_ENCODER -> List.of(new LayerNormFusion(), new VaeAttentionFusion());
-      };
-      case CUDA -> switch (component) {
-        case TEXT_ENCODER -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), new QuickGeluFusion(),
-            new GeluFusion(false), new BiasGeluFusion(), new ClipAttentionFusion());
-        case UNET -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), new GeluFusion(false),
-            new BiasGeluFusion(), new UnetAttentionFusion(true));
-        case VAE_DECODER, VAE_ENCODER -> List.of(new LayerNormFusion(), new VaeAttentionFusion());
-      };
-      case TENSORRT -> List.of();
-    };
+    List<Step> steps = new ArrayList<>();
+    // Clean-ups first: an Identity or a no-op Cast inside a site hides it from every pattern below.
+    steps.addAll(cleanups());
+    List<Rule> fusions = fusions(target, component);
     if (!fusions.isEmpty()) {
       steps.add(new RuleStep(fusions));
     }
-    steps.addAll(cudaGroupNormFamily(target, component, cudaKernelLimits));
+    if (target == Target.CUDA) {
+      // After the shared fusions: BiasAdd must leave the attention outputs' residual Adds to SkipLayerNormalization.
+      steps.add(new RuleStep(cudaGroupNormFamily(cudaKernelLimits)));
+    }
+    // Clean-ups again, on what the fusions left behind (shape reads and reshapes around the fused ops).
     steps.addAll(cleanups());
     return new Profile(target, component, List.copyOf(steps));
+  }
+
+  /**
+   * The fusions cpu and cuda share, per component, in the order they run. The one difference: cuda's UNet
+   * attention packs QKV (self-attention) and KV (cross-attention) into one MatMul, which ORT's CPU
+   * MultiHeadAttention kernel rejects. tensorrt gets none (see the class comment).
+   */
+  private static List<Rule> fusions(Target target, Component component) {
+    if (target == Target.TENSORRT) {
+      return List.of();
+    }
+    UnetAttentionFusion unetAttention =
+        target == Target.CUDA ? UnetAttentionFusion.packed() : UnetAttentionFusion.separateProjections();
+    // LayerNorm before SkipLayerNorm: SkipLayerNorm matches Add -> LayerNormalization, what LayerNorm emits.
+    // Gelu before BiasGelu: BiasGelu matches Add -> com.microsoft.Gelu, what Gelu emits.
+    return switch (component) {
+      case TEXT_ENCODER -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), new QuickGeluFusion(),
+          GeluFusion.exact(), new BiasGeluFusion(), new ClipAttentionFusion());
+      case UNET -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), GeluFusion.exact(), new BiasGeluFusion(),
+          unetAttention);
+      case VAE_DECODER, VAE_ENCODER -> List.of(new LayerNormFusion(), new VaeAttentionFusion());
+    };
   }
 
   /** Identities, no-op casts/reshapes, unit arithmetic, duplicated and constant shape arithmetic. */
@@ -105,24 +117,22 @@ public final class Profiles {
     return List.of(
         new RuleStep(List.of(new IdentityElimination(), new NoOpCastElimination(), new UnitArithmeticElimination(),
             new NoOpReshapeElimination())),
+        // Rerooting before merging: re-rooted reads of the same size become identical, so the merge takes them.
         new PassStep(new ShapeReadRerooting()),
         new PassStep(new ShapeSubexpressionElimination()),
         new PassStep(new ShapeConstantFolding()));
   }
 
-  /** The CUDA-only GroupNorm family (GroupNorm, SkipGroupNorm, BiasSplitGelu, BiasAdd, NhwcConv). */
-  private static List<Step> cudaGroupNormFamily(Target target, Component component, boolean cudaKernelLimits) {
-    if (target != Target.CUDA) {
-      return List.of();
-    }
-    List<Rule> rules = new ArrayList<>();
-    // The CUDA-only rules are registered here, one line each, in the order they must run.
-    rules.add(new GroupNormFusion(true));
-    rules.add(new SkipGroupNormFusion());
-    rules.add(new BiasSplitGeluFusion(cudaKernelLimits));
-    rules.add(new BiasAddFusion(cudaKernelLimits));
-    rules.add(new NhwcConvFusion());
-    rules.add(new TransposeCancellation());
-    return rules.isEmpty() ? List.of() : List.of(new RuleStep(rules));
+  /** The CUDA-only GroupNorm family (GroupNorm, SkipGroupNorm, BiasSplitGelu, BiasAdd, NhwcConv), in the order they run. */
+  private static List<Rule> cudaGroupNormFamily(boolean cudaKernelLimits) {
+    return List.of(
+        // GroupNorm before SkipGroupNorm: SkipGroupNorm matches GroupNorm(Transpose(Add)), what GroupNorm emits.
+        GroupNormFusion.channelsLast(),
+        new SkipGroupNormFusion(),
+        cudaKernelLimits ? BiasSplitGeluFusion.cudaKernelSizesOnly() : BiasSplitGeluFusion.anySize(),
+        cudaKernelLimits ? BiasAddFusion.cudaKernelSizesOnly() : BiasAddFusion.anySize(),
+        new NhwcConvFusion(),
+        // Last: it removes the Transpose pairs the channels-last rules above put around their ops.
+        new TransposeCancellation());
   }
 }

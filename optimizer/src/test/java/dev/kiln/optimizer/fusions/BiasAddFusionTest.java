@@ -29,7 +29,7 @@ class BiasAddFusionTest {
     Model model = site();
     Path original = CudaRuleHarness.write(model, "original");
     String before = CudaRuleHarness.print(model);
-    DriverReport report = CudaRuleHarness.run(model, new BiasAddFusion(false));
+    DriverReport report = CudaRuleHarness.run(model, BiasAddFusion.anySize());
     assertEquals(1, report.applied("bias-add"));
     assertEquals(1, CudaRuleHarness.count(model, Microsoft.BIAS_ADD));
     assertEquals(0, CudaRuleHarness.count(model, Onnx.ADD));
@@ -45,7 +45,7 @@ class BiasAddFusionTest {
     Value position = sites.input("position", Shape.known(1), Shape.symbolic("sequence"), Shape.known(8));
     Value projected = sites.linear("/block/proj", h, 8, 8);
     Model model = sites.model(sites.op(Onnx.ADD, "/block", projected, position));
-    DriverReport report = CudaRuleHarness.run(model, new BiasAddFusion(false));
+    DriverReport report = CudaRuleHarness.run(model, BiasAddFusion.anySize());
     assertEquals(0, report.applied("bias-add"));
     assertEquals(Map.of("skip shape [1,'sequence',8] is not provably the input's ['batch','sequence',8]", 1),
         report.stats("bias-add").rejections());
@@ -57,7 +57,7 @@ class BiasAddFusionTest {
     Value h = sites.input("h", Sites.batch(), Shape.symbolic("sequence"), Shape.known(8));
     Value biased = sites.op(Onnx.ADD, "/block", h, sites.weight("/block.bias", 8));
     Model model = sites.model(sites.op(Onnx.ADD, "/block", biased, sites.op(Onnx.RELU, "/block", h)));
-    DriverReport report = CudaRuleHarness.run(model, new BiasAddFusion(false));
+    DriverReport report = CudaRuleHarness.run(model, BiasAddFusion.anySize());
     assertEquals(Map.of("the biased input is not a MatMul output (not a linear layer)", 1),
         report.stats("bias-add").rejections());
   }

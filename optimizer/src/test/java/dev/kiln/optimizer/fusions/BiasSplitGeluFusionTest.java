@@ -27,7 +27,7 @@ class BiasSplitGeluFusionTest {
     Model model = site(2);
     Path original = CudaRuleHarness.write(model, "original");
     String before = CudaRuleHarness.print(model);
-    DriverReport report = CudaRuleHarness.run(model, new BiasSplitGeluFusion(false));
+    DriverReport report = CudaRuleHarness.run(model, BiasSplitGeluFusion.anySize());
     assertEquals(1, report.applied("bias-split-gelu"));
     assertEquals(1, CudaRuleHarness.count(model, Microsoft.BIAS_SPLIT_GELU));
     assertEquals(0, CudaRuleHarness.count(model, Onnx.SLICE));
@@ -41,7 +41,7 @@ class BiasSplitGeluFusionTest {
   @Test
   void refusesSlicesThatDoNotCutInHalves() {
     Model model = site(4);
-    DriverReport report = CudaRuleHarness.run(model, new BiasSplitGeluFusion(false));
+    DriverReport report = CudaRuleHarness.run(model, BiasSplitGeluFusion.anySize());
     assertEquals(0, report.applied("bias-split-gelu"));
     String reason = report.stats("bias-split-gelu").rejections().keySet().iterator().next();
     assertTrue(reason.matches("slice .* does not take \\[0, 16\\) of the last axis"), reason);
@@ -50,7 +50,7 @@ class BiasSplitGeluFusionTest {
   @Test
   void withCudaKernelSizesOnlyRefusesAHiddenSizeTheKernelRejects() {
     Model model = site(2);
-    DriverReport report = CudaRuleHarness.run(model, new BiasSplitGeluFusion(true));
+    DriverReport report = CudaRuleHarness.run(model, BiasSplitGeluFusion.cudaKernelSizesOnly());
     assertEquals(0, report.applied("bias-split-gelu"));
     assertEquals(Map.of("ORT's CUDA BiasSplitGelu kernel takes hidden size 2560, 5120 or 10240, not 32", 1),
         report.stats("bias-split-gelu").rejections());

@@ -38,7 +38,7 @@ class FusedNodeMutationTest {
   private static Site groupNormSite() {
     Sites sites = new Sites(21);
     Value x = sites.input("x", Sites.batch(), Shape.known(8), Shape.symbolic("height"), Shape.symbolic("width"));
-    return fuse(sites.model(sites.groupNorm("/norm1", x, 8, 4, true, 1f)), IMAGE, new GroupNormFusion(true));
+    return fuse(sites.model(sites.groupNorm("/norm1", x, 8, 4, true, 1f)), IMAGE, GroupNormFusion.channelsLast());
   }
 
   private static Site skipGroupNormSite() {
@@ -47,21 +47,21 @@ class FusedNodeMutationTest {
     Value skip = sites.input("skip", Sites.batch(), Shape.known(8), Shape.symbolic("height"), Shape.symbolic("width"));
     Value biased = sites.op(Onnx.ADD, "/block", x, sites.weight("/block.bias", 8, 1, 1));
     Value sum = sites.op(Onnx.ADD, "/block", biased, skip);
-    return fuse(sites.model(sites.groupNorm("/block/norm", sum, 8, 2, true, 1f)), IMAGE, new GroupNormFusion(true),
+    return fuse(sites.model(sites.groupNorm("/block/norm", sum, 8, 2, true, 1f)), IMAGE, GroupNormFusion.channelsLast(),
         new SkipGroupNormFusion());
   }
 
   private static Site biasSplitGeluSite() {
     Sites sites = new Sites(23);
     Value x = sites.input("x", Sites.batch(), Shape.symbolic("sequence"), Shape.known(8));
-    return fuse(sites.model(sites.geglu("/ff", x, 8, 16, 2)), TOKENS, new BiasSplitGeluFusion(false));
+    return fuse(sites.model(sites.geglu("/ff", x, 8, 16, 2)), TOKENS, BiasSplitGeluFusion.anySize());
   }
 
   private static Site biasAddSite() {
     Sites sites = new Sites(24);
     Value h = sites.input("h", Sites.batch(), Shape.symbolic("sequence"), Shape.known(8));
     Value projected = sites.linear("/ff/net.2", h, 8, 8);
-    return fuse(sites.model(sites.op(Onnx.ADD, "/block", projected, h)), TOKENS, new BiasAddFusion(false));
+    return fuse(sites.model(sites.op(Onnx.ADD, "/block", projected, h)), TOKENS, BiasAddFusion.anySize());
   }
 
   private static Site nhwcConvSite() {

@@ -28,7 +28,7 @@ class GroupNormFusionTest {
     Model model = site(true, 1f);
     Path original = CudaRuleHarness.write(model, "original");
     String before = CudaRuleHarness.print(model);
-    DriverReport report = CudaRuleHarness.run(model, new GroupNormFusion(true));
+    DriverReport report = CudaRuleHarness.run(model, GroupNormFusion.channelsLast());
     assertEquals(1, report.applied("group-norm"));
     assertEquals(1, CudaRuleHarness.count(model, Microsoft.GROUP_NORM));
     assertEquals(0, CudaRuleHarness.count(model, Onnx.INSTANCE_NORMALIZATION));
@@ -47,7 +47,7 @@ class GroupNormFusionTest {
   void withoutSiluTheActivationIsZero() {
     Model model = site(false, 1f);
     Path original = CudaRuleHarness.write(model, "original");
-    CudaRuleHarness.run(model, new GroupNormFusion(true));
+    CudaRuleHarness.run(model, GroupNormFusion.channelsLast());
     Node fused = model.graph().nodes().stream().filter(node -> node.is(Microsoft.GROUP_NORM)).findFirst().orElseThrow();
     assertEquals(0, fused.intAttribute("activation", -1));
     double error = CudaRuleHarness.parity(original, CudaRuleHarness.write(model, "fused"), DIMENSIONS, 8);
@@ -57,7 +57,7 @@ class GroupNormFusionTest {
   @Test
   void refusesAnInstanceNormWhoseScaleIsNotOne() {
     Model model = site(true, 2f);
-    DriverReport report = CudaRuleHarness.run(model, new GroupNormFusion(true));
+    DriverReport report = CudaRuleHarness.run(model, GroupNormFusion.channelsLast());
     assertEquals(0, report.applied("group-norm"));
     assertEquals(1, report.stats("group-norm").rejections().get("InstanceNormalization scale is not 4 ones"),
         report.stats("group-norm").rejections().toString());
@@ -68,7 +68,7 @@ class GroupNormFusionTest {
     Sites sites = new Sites(2);
     Value x = sites.input("x", Sites.batch(), Shape.UNKNOWN, Shape.symbolic("height"), Shape.symbolic("width"));
     Model model = sites.model(sites.groupNorm("/norm", x, 8, 4, false, 1f));
-    DriverReport report = CudaRuleHarness.run(model, new GroupNormFusion(true));
+    DriverReport report = CudaRuleHarness.run(model, GroupNormFusion.channelsLast());
     assertEquals(0, report.applied("group-norm"));
     assertTrue(report.stats("group-norm").rejections().containsKey("channel count of x unknown"),
         report.stats("group-norm").rejections().toString());

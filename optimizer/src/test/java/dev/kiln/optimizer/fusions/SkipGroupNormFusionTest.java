@@ -44,7 +44,7 @@ class SkipGroupNormFusionTest {
     Model model = resnetSite(false, false);
     Path original = CudaRuleHarness.write(model, "original");
     String before = CudaRuleHarness.print(model);
-    DriverReport report = CudaRuleHarness.run(model, new GroupNormFusion(true), new SkipGroupNormFusion());
+    DriverReport report = CudaRuleHarness.run(model, GroupNormFusion.channelsLast(), new SkipGroupNormFusion());
     assertEquals(1, report.applied("skip-group-norm"));
     assertEquals(0, CudaRuleHarness.count(model, Microsoft.GROUP_NORM));
     Node node = fused(model);
@@ -59,7 +59,7 @@ class SkipGroupNormFusionTest {
   void emitsTheSumWhenSomethingElseReadsIt() {
     Model model = resnetSite(true, false);
     Path original = CudaRuleHarness.write(model, "original");
-    CudaRuleHarness.run(model, new GroupNormFusion(true), new SkipGroupNormFusion());
+    CudaRuleHarness.run(model, GroupNormFusion.channelsLast(), new SkipGroupNormFusion());
     Node node = fused(model);
     assertTrue(node.output(1) != null && node.output(1).consumerCount() == 1, "S feeds the residual reader");
     double error = CudaRuleHarness.parity(original, CudaRuleHarness.write(model, "fused"), DIMENSIONS, 10);
@@ -70,7 +70,7 @@ class SkipGroupNormFusionTest {
   void movesAPerChannelBiasIntoTheFifthInput() {
     Model model = resnetSite(false, true);
     Path original = CudaRuleHarness.write(model, "original");
-    CudaRuleHarness.run(model, new GroupNormFusion(true), new SkipGroupNormFusion());
+    CudaRuleHarness.run(model, GroupNormFusion.channelsLast(), new SkipGroupNormFusion());
     Node node = fused(model);
     assertEquals(5, node.inputCount());
     assertEquals(List.of(8L), java.util.Arrays.stream(node.input(4).initializer().dims()).boxed().toList());
@@ -85,7 +85,7 @@ class SkipGroupNormFusionTest {
     Value row = sites.input("row", Sites.batch(), Shape.known(8), Shape.known(1), Shape.symbolic("width"));
     Value sum = sites.op(Onnx.ADD, "/block", x, row);
     Model model = sites.model(sites.groupNorm("/block/norm", sum, 8, 2, false, 1f));
-    DriverReport report = CudaRuleHarness.run(model, new GroupNormFusion(true), new SkipGroupNormFusion());
+    DriverReport report = CudaRuleHarness.run(model, GroupNormFusion.channelsLast(), new SkipGroupNormFusion());
     assertEquals(1, report.applied("group-norm"));
     assertEquals(0, report.applied("skip-group-norm"));
     String reason = report.stats("skip-group-norm").rejections().keySet().iterator().next();

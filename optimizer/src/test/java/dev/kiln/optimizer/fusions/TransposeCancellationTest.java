@@ -26,7 +26,7 @@ class TransposeCancellationTest {
     Value normalized = sites.groupNorm("/resnets.0/norm2", hidden, 8, 4, true, 1f);
     Model model = sites.model(sites.conv("/resnets.0/conv2", normalized, 8, 8, 3));
     Path original = CudaRuleHarness.write(model, "original");
-    DriverReport report = CudaRuleHarness.run(model, new GroupNormFusion(true), new NhwcConvFusion(),
+    DriverReport report = CudaRuleHarness.run(model, GroupNormFusion.channelsLast(), new NhwcConvFusion(),
         new TransposeCancellation());
     assertEquals(2, report.applied("transpose-cancel"), "two pairs: conv1→norm and norm→conv2");
     // What is left: NCHW→NHWC at the input and NHWC→NCHW at the output.

@@ -35,7 +35,7 @@ class ActivationRulesTest {
     SmallGraph g = geluSite(1.4142135f);
     Model before = RuleTestSupport.copy(g.model);
     String printed = RuleTestSupport.print(g.model);
-    DriverReport report = RuleTestSupport.apply(g.model, new GeluFusion(false), new BiasGeluFusion());
+    DriverReport report = RuleTestSupport.apply(g.model, GeluFusion.exact(), new BiasGeluFusion());
     assertEquals(1, report.applied("gelu"));
     assertEquals(1, report.applied("bias-gelu"));
     assertEquals(1, g.graph.nodes().size());
@@ -48,7 +48,7 @@ class ActivationRulesTest {
   void geluAloneIsGoldenToo() {
     SmallGraph g = geluSite(1.4142135f);
     String printed = RuleTestSupport.print(g.model);
-    assertEquals(1, RuleTestSupport.apply(g.model, new GeluFusion(false)).applied("gelu"));
+    assertEquals(1, RuleTestSupport.apply(g.model, GeluFusion.exact()).applied("gelu"));
     RuleTestSupport.assertGolden("gelu", printed, RuleTestSupport.print(g.model));
   }
 
@@ -56,7 +56,7 @@ class ActivationRulesTest {
   void fastGeluIsAnApproximationWithinItsKnownError() {
     SmallGraph g = geluSite(1.4142135f);
     Model before = RuleTestSupport.copy(g.model);
-    assertEquals(1, RuleTestSupport.apply(g.model, new GeluFusion(true)).applied("fast-gelu"));
+    assertEquals(1, RuleTestSupport.apply(g.model, GeluFusion.tanhApproximation()).applied("fast-gelu"));
     assertTrue(g.graph.nodes().stream().anyMatch(node -> node.is(Microsoft.FAST_GELU)));
     double error = RuleTestSupport.parity(before, g.model, DIMS);
     assertTrue(error > 1e-7 && error < 1e-2, "tanh approximation error " + error);
@@ -65,7 +65,7 @@ class ActivationRulesTest {
   @Test
   void aDivisorOtherThanRootTwoIsNotGelu() {
     SmallGraph g = geluSite(1.5f);
-    DriverReport report = RuleTestSupport.apply(g.model, new GeluFusion(false));
+    DriverReport report = RuleTestSupport.apply(g.model, GeluFusion.exact());
     assertEquals(0, report.applied("gelu"));
     assertEquals(Map.of(), report.stats("gelu").rejections(), "not a site at all, so nothing to decline");
   }
