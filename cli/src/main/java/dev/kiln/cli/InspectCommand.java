@@ -173,8 +173,8 @@ public final class InspectCommand implements Callable<Integer> {
       totals[tensor instanceof ExternalTensor ? 2 : 1] += tensor.byteSize();
     }
     for (Value value : graph.sparseInitializers()) {
-      totals[0] += value.sparseInitializer().getValues().getDimsCount() == 0 ? 0 : value.sparseInitializer().getValues().getDims(0);
-      totals[1] += value.sparseInitializer().getSerializedSize();
+      totals[0] += value.sparseInfo().storedValues();
+      totals[1] += value.sparseInfo().encodedBytes();
     }
     graph.forEachNode(node -> node.subgraphs().forEach(subgraph -> {
       if (subgraph.parent() == graph) {
@@ -187,9 +187,7 @@ public final class InspectCommand implements Callable<Integer> {
     Map<String, Object> summary = new LinkedHashMap<>();
     summary.put("name", value.name());
     DataType type = value.dataType();
-    summary.put("dtype", value.nonTensorType() != null
-        ? value.nonTensorType().getValueCase().name().toLowerCase(Locale.ROOT).replace("_type", "")
-        : type == null ? null : type.name());
+    summary.put("dtype", value.nonTensorKind() != null ? value.nonTensorKind() : type == null ? null : type.name());
     Shape shape = value.shape();
     if (shape == null) {
       summary.put("shape", null);

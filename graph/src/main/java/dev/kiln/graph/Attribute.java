@@ -78,8 +78,8 @@ public final class Attribute {
     return new Attribute(name, Kind.STRING, ByteString.copyFromUtf8(value), null, null);
   }
 
-  public static Attribute ofBytes(String name, ByteString value) {
-    return new Attribute(name, Kind.STRING, value, null, null);
+  public static Attribute ofBytes(String name, byte[] value) {
+    return new Attribute(name, Kind.STRING, ByteString.copyFrom(value), null, null);
   }
 
   public static Attribute ofTensor(String name, Tensor value) {
@@ -154,7 +154,12 @@ public final class Attribute {
     return ((ByteString) expect(Kind.STRING)).toString(StandardCharsets.UTF_8);
   }
 
-  public ByteString asBytes() {
+  public byte[] asBytes() {
+    return rawBytes().toByteArray();
+  }
+
+  /** The STRING value as stored, for the writer. */
+  ByteString rawBytes() {
     return (ByteString) expect(Kind.STRING);
   }
 

@@ -60,8 +60,8 @@ public final class ExternalTensor implements Tensor {
     return length;
   }
 
-  /** The TensorProto it was read from (external_data entries included), or null if made by Kiln. */
-  public TensorProto original() {
+  /** The TensorProto it was read from (external_data entries included), for the writer; or null if made by Kiln. */
+  TensorProto original() {
     return original;
   }
 

@@ -143,6 +143,15 @@ public final class Graph {
     initializers.add(value);
   }
 
+  /** Gives graph input {@code input} a default (the IR-3 way): it stays an input and becomes an initializer too. */
+  public void setInputDefault(Value input, Tensor tensor) {
+    if (input.owner != this || !inputs.contains(input) || input.isInitializer()) {
+      throw new IllegalArgumentException("'" + input.name() + "' is not an input of graph '" + name + "' without a default");
+    }
+    input.initializer = tensor;
+    initializers.add(input);
+  }
+
   /** Removes an initializer nothing uses any more (a graph input of the same value stays an input). */
   public void removeInitializer(Value value) {
     if (!initializers.remove(value) && !sparseInitializers.remove(value)) {
@@ -185,6 +194,38 @@ public final class Graph {
     if (!outputs.contains(previous)) {
       outputInfo.remove(previous);
     }
+  }
+
+  /** Adds a sparse initializer, kept in its ONNX form (a graph input of the same value stays an input). */
+  void addSparseInitializer(Value value, dev.kiln.graph.proto.OnnxProto.SparseTensorProto sparse) {
+    if (value.isInitializer() || (value.owner != null && value.owner != this)) {
+      throw new IllegalArgumentException("value '" + value.name() + "' is already an initializer or in another graph");
+    }
+    value.sparseInitializer = sparse;
+    value.owner = this;
+    sparseInitializers.add(value);
+  }
+
+  // ----- what the reader saw, kept for the writer -----
+
+  /** Keeps the GraphProto's residue (quantization annotations, unknown fields, name/doc spelling). */
+  void keepResidue(GraphProto residue) {
+    this.original = residue;
+  }
+
+  /** Keeps the ValueInfoProto an input was declared with. */
+  void keepInputInfo(Value input, ValueInfoProto info) {
+    inputInfo.put(input, info);
+  }
+
+  /** Keeps the ValueInfoProto of the first listing of an output. */
+  void keepOutputInfo(Value output, ValueInfoProto info) {
+    outputInfo.putIfAbsent(output, info);
+  }
+
+  /** Keeps a value_info entry in file order; {@code value} is null when its name matched nothing. */
+  void keepValueInfo(Value value, ValueInfoProto info) {
+    valueInfo.add(new InfoSlot(value, info));
   }
 
   // ----- nodes -----

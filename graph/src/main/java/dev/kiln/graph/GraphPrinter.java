@@ -71,8 +71,8 @@ public final class GraphPrinter {
       out.append(inner).append("initializer ").append(value).append(" = ").append(tensorText(value.initializer(), detailed)).append('\n');
     }
     for (Value value : graph.sparseInitializers()) {
-      out.append(inner).append("sparse_initializer ").append(value).append(" dims=").append(value.sparseInitializer().getDimsList())
-          .append(" bytes=").append(value.sparseInitializer().getSerializedSize()).append('\n');
+      out.append(inner).append("sparse_initializer ").append(value).append(" dims=").append(value.sparseInfo().dims())
+          .append(" bytes=").append(value.sparseInfo().encodedBytes()).append('\n');
     }
     for (Node node : graph.nodes()) {
       node(node, inner);

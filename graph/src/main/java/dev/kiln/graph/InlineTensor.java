@@ -25,8 +25,8 @@ public final class InlineTensor implements Tensor {
     }
   }
 
-  /** The protobuf this tensor was read from (name included), for writers and tools. */
-  public TensorProto proto() {
+  /** The protobuf this tensor was read from (name included), for the writer. */
+  TensorProto proto() {
     return proto;
   }
 

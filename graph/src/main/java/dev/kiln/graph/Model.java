@@ -102,9 +102,14 @@ public final class Model {
     return metadata;
   }
 
-  /** Model-local functions, kept in their ONNX form; mutable. */
-  public List<FunctionProto> functions() {
+  /** Model-local functions, kept in their ONNX form behind the reader and writer; mutable. */
+  List<FunctionProto> functions() {
     return functions;
+  }
+
+  /** Names of the model-local functions, in file order. */
+  public List<String> functionNames() {
+    return functions.stream().map(FunctionProto::getName).toList();
   }
 
   public Graph graph() {
@@ -120,8 +125,9 @@ public final class Model {
     return source;
   }
 
-  /** The ModelProto the reader saw with its graph removed (training info, unknown fields), or null. */
-  public ModelProto originalResidue() {
-    return original;
+  /** Keeps what the reader saw besides the graph (training info, unknown fields) for the writer, and the file. */
+  void keepResidue(ModelProto residue, Path file) {
+    this.original = residue;
+    this.source = file;
   }
 }

@@ -44,9 +44,9 @@ public final class Node {
     return new Node(opType, name, inputs, List.of(outputName));
   }
 
-  Node(OpType opType, String name) {
-    this.opType = opType;
-    this.name = name;
+  /** Keeps what the reader saw (name/domain spelling, doc string, device configuration, unknown fields). */
+  void keepResidue(NodeProto residue) {
+    this.original = residue;
   }
 
   void addOutputValue(Value value) {

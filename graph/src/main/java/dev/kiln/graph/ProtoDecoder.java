@@ -17,9 +17,11 @@ import dev.kiln.graph.proto.OnnxProto.ValueInfoProto;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Turns a parsed ModelProto into the IR, checking what protobuf cannot: names resolve, each value has one
@@ -89,8 +91,7 @@ final class ProtoDecoder {
       checkWireDeep(function, "function '" + function.getName() + "'");
       model.functions().add(function);
     }
-    model.original = proto.toBuilder().clearGraph().clearFunctions().build();
-    model.source = file;
+    model.keepResidue(proto.toBuilder().clearGraph().clearFunctions().build(), file);
     return model;
   }
 
@@ -114,8 +115,8 @@ final class ProtoDecoder {
     for (var annotation : proto.getQuantizationAnnotationList()) {
       checkWireDeep(annotation, graphWhere + " quantization annotation");
     }
-    graph.original =
-        proto.toBuilder().clearNode().clearInitializer().clearSparseInitializer().clearInput().clearOutput().clearValueInfo().build();
+    graph.keepResidue(
+        proto.toBuilder().clearNode().clearInitializer().clearSparseInitializer().clearInput().clearOutput().clearValueInfo().build());
     Scope scope = new Scope(outer);
 
     for (ValueInfoProto info : proto.getInputList()) {
@@ -130,7 +131,7 @@ final class ProtoDecoder {
       Value value = new Value(name);
       applyType(value, info);
       graph.addInput(value);
-      graph.inputInfo.put(value, info);
+      graph.keepInputInfo(value, info);
       scope.local.put(name, value);
     }
     for (TensorProto tensorProto : proto.getInitializerList()) {
@@ -141,11 +142,10 @@ final class ProtoDecoder {
       Tensor tensor = decodeTensor(tensorProto, "initializer '" + name + "'");
       Value existing = scope.local.get(name);
       if (existing != null) {
-        if (existing.initializer != null || existing.sparseInitializer != null || !graph.inputs.contains(existing)) {
+        if (existing.isInitializer() || !existing.isGraphInput()) {
           throw bad(graphWhere + " defines initializer '" + name + "' twice (duplicate value name)");
         }
-        existing.initializer = tensor;
-        graph.initializers.add(existing);
+        graph.setInputDefault(existing, tensor);
       } else {
         Value value = graph.addInitializer(name, tensor);
         scope.local.put(name, value);
@@ -158,13 +158,11 @@ final class ProtoDecoder {
         throw bad(graphWhere + " has a sparse initializer whose values tensor has no name");
       }
       Value existing = scope.local.get(name);
-      if (existing != null && (existing.isInitializer() || !graph.inputs.contains(existing))) {
+      if (existing != null && (existing.isInitializer() || !existing.isGraphInput())) {
         throw bad(graphWhere + " defines initializer '" + name + "' twice (duplicate value name)");
       }
       Value value = existing != null ? existing : new Value(name);
-      value.sparseInitializer = sparse;
-      value.owner = graph;
-      graph.sparseInitializers.add(value);
+      graph.addSparseInitializer(value, sparse);
       scope.local.put(name, value);
     }
 
@@ -183,7 +181,7 @@ final class ProtoDecoder {
         applyType(value, info);
       }
       graph.addOutput(value);
-      graph.outputInfo.putIfAbsent(value, info);
+      graph.keepOutputInfo(value, info);
     }
     for (ValueInfoProto info : proto.getValueInfoList()) {
       checkValueInfo(info, graphWhere + " value_info");
@@ -191,15 +189,15 @@ final class ProtoDecoder {
       if (value != null && TypeInfo.of(value).equals(TypeInfo.NONE)) {
         applyType(value, info);
       }
-      graph.valueInfo.add(new Graph.InfoSlot(value, info));
+      graph.keepValueInfo(value, info);
     }
     // Freeze the as-read types only now, when every ValueInfoProto of this graph has been seen.
     for (Value value : scope.local.values()) {
-      value.readType = TypeInfo.of(value);
+      value.keepReadType();
     }
     for (Graph.InfoSlot slot : graph.valueInfo) {
       if (slot.value() != null && slot.value().readType == null) {
-        slot.value().readType = TypeInfo.of(slot.value());
+        slot.value().keepReadType();
       }
     }
     return graph;
@@ -229,41 +227,42 @@ final class ProtoDecoder {
     if (proto.getOpType().isEmpty()) {
       throw bad(graphWhere + ": " + label + " has no op_type");
     }
-    Node node = new Node(new OpType(proto.getDomain(), proto.getOpType()), proto.getName());
-    node.setDocString(proto.getDocString());
-    node.setOverload(proto.getOverload());
-    node.metadata().putAll(metadataOf(proto.getMetadataPropsList()));
-    node.original = proto.toBuilder().clearInput().clearOutput().clearAttribute().build();
-
+    List<Value> inputs = new ArrayList<>();
     for (int i = 0; i < proto.getInputCount(); i++) {
       String name = proto.getInput(i);
       if (name.isEmpty()) {
-        node.inputs.add(null);
+        inputs.add(null);
         continue;
       }
       Value value = scope.lookup(name);
       if (value == null) {
         throw bad(graphWhere + ": " + label + " input " + i + " '" + name + "' " + explainMissing(name, index, siblings));
       }
-      node.inputs.add(value);
+      inputs.add(value);
     }
+    List<Attribute> attributes = new ArrayList<>();
     for (AttributeProto attribute : proto.getAttributeList()) {
-      node.setAttribute(decodeAttribute(attribute, scope, label));
+      attributes.add(decodeAttribute(attribute, scope, label));
     }
-    for (int i = 0; i < proto.getOutputCount(); i++) {
-      String name = proto.getOutput(i);
-      if (name.isEmpty()) {
-        node.addOutputValue(null);
-        continue;
-      }
-      Value existing = scope.local.get(name);
-      if (existing != null) {
-        String first = existing.producer != null ? "by " + describe(existing.producer) : "as a graph input or initializer";
+    Set<String> outputs = new HashSet<>();
+    for (String name : proto.getOutputList()) {
+      Value existing = name.isEmpty() ? null : scope.local.get(name);
+      if (existing != null || (!name.isEmpty() && !outputs.add(name))) {
+        String first = existing == null ? "by " + label
+            : existing.producer() != null ? "by " + describe(existing.producer()) : "as a graph input or initializer";
         throw bad(graphWhere + ": value '" + name + "' is produced twice (duplicate value name): " + first + " and by " + label);
       }
-      Value value = new Value(name);
-      node.addOutputValue(value);
-      scope.local.put(name, value);
+    }
+    Node node = new Node(new OpType(proto.getDomain(), proto.getOpType()), proto.getName(), inputs, proto.getOutputList());
+    node.setDocString(proto.getDocString());
+    node.setOverload(proto.getOverload());
+    node.metadata().putAll(metadataOf(proto.getMetadataPropsList()));
+    node.keepResidue(proto.toBuilder().clearInput().clearOutput().clearAttribute().build());
+    attributes.forEach(node::setAttribute);
+    for (Value output : node.outputs()) {
+      if (output != null) {
+        scope.local.put(output.name(), output);
+      }
     }
     return node;
   }

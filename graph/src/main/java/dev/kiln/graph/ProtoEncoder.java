@@ -232,7 +232,7 @@ final class ProtoEncoder {
     switch (attribute.kind()) {
       case FLOAT -> builder.setF(attribute.asFloat());
       case INT -> builder.setI(attribute.asLong());
-      case STRING -> builder.setS(attribute.asBytes());
+      case STRING -> builder.setS(attribute.rawBytes());
       case FLOATS -> {
         builder.clearFloats();
         for (float value : attribute.asFloats()) {

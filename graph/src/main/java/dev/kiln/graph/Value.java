@@ -28,6 +28,11 @@ public final class Value {
   /** The type as read, so the writer can reuse the file's ValueInfoProtos while it is unchanged. */
   TypeInfo readType;
 
+  /** Remembers the current type as the one read from the file. */
+  void keepReadType() {
+    readType = TypeInfo.of(this);
+  }
+
   /** A fresh value with unknown type; it becomes part of a graph when its producer is inserted. */
   public Value(String name) {
     this.name = name;
@@ -78,12 +83,18 @@ public final class Value {
     this.nonTensorType = null;
   }
 
-  /** For sequence, map, optional and sparse-tensor values: their full ONNX type; null for tensors. */
-  public TypeProto nonTensorType() {
+  /** For sequence, map, optional and sparse-tensor values: their full ONNX type (for the writer); null for tensors. */
+  TypeProto nonTensorType() {
     return nonTensorType;
   }
 
-  public void setNonTensorType(TypeProto type) {
+  /** What a non-tensor value is ("sequence", "map", "optional", "sparse_tensor", "opaque"); null for tensors. */
+  public String nonTensorKind() {
+    return nonTensorType == null ? null
+        : nonTensorType.getValueCase().name().toLowerCase(java.util.Locale.ROOT).replace("_type", "");
+  }
+
+  void setNonTensorType(TypeProto type) {
     this.nonTensorType = type;
     this.dataType = null;
     this.shape = null;
@@ -131,10 +142,26 @@ public final class Value {
     return initializer;
   }
 
-  /** The sparse constant of a sparse initializer (kept in its ONNX form), or null. */
-  public SparseTensorProto sparseInitializer() {
+  /** The sparse constant of a sparse initializer, kept in its ONNX form for the writer; or null. */
+  SparseTensorProto sparseInitializer() {
     return sparseInitializer;
   }
+
+  /**
+   * What a sparse initializer holds: its dense dims, how many values it stores, and its encoded size; null for
+   * other values.
+   */
+  public SparseInfo sparseInfo() {
+    if (sparseInitializer == null) {
+      return null;
+    }
+    var values = sparseInitializer.getValues();
+    return new SparseInfo(List.copyOf(sparseInitializer.getDimsList()), values.getDimsCount() == 0 ? 0 : values.getDims(0),
+        sparseInitializer.getSerializedSize());
+  }
+
+  /** See {@link #sparseInfo()}. */
+  public record SparseInfo(List<Long> dims, long storedValues, long encodedBytes) {}
 
   /** Replaces the data of an initializer (e.g. after converting it to fp16). */
   public void setInitializer(Tensor tensor) {
