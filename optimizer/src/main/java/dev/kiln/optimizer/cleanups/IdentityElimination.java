@@ -7,9 +7,12 @@ import dev.kiln.optimizer.engine.Match;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.engine.ValueKey;
 
 /** {@code Identity(x)}  ⇒  {@code x}. */
 public final class IdentityElimination implements Rule {
+  private static final ValueKey X = new ValueKey("x");
+
   @Override
   public String name() {
     return "remove-identity";
@@ -17,11 +20,11 @@ public final class IdentityElimination implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.op(Onnx.IDENTITY, p.input("x"));
+    return p.op(Onnx.IDENTITY, p.input(X));
   }
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return m.value("x");
+    return m.value(X);
   }
 }

@@ -6,12 +6,17 @@ import dev.kiln.graph.Value;
 import dev.kiln.optimizer.engine.Builder;
 import dev.kiln.optimizer.engine.Check;
 import dev.kiln.optimizer.engine.Match;
+import dev.kiln.optimizer.engine.NodeKey;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.engine.ValueKey;
 
 /** {@code Cast(x, to=T)} where x already is T (fp32 exports of {@code .float()} upcasts)  ⇒  {@code x}. */
 public final class NoOpCastElimination implements Rule {
+  private static final ValueKey X = new ValueKey("x");
+  private static final NodeKey CAST = new NodeKey("cast");
+
   @Override
   public String name() {
     return "remove-noop-cast";
@@ -19,13 +24,13 @@ public final class NoOpCastElimination implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.op(Onnx.CAST, p.input("x")).as("cast");
+    return p.op(Onnx.CAST, p.input(X)).as(CAST);
   }
 
   @Override
   public Check check(Match m) {
-    DataType from = m.shapes().dataType(m.value("x"));
-    DataType to = DataType.fromNumberOrNull((int) m.node("cast").intAttribute("to", 0));
+    DataType from = m.shapes().dataType(m.value(X));
+    DataType to = DataType.fromNumberOrNull((int) m.node(CAST).intAttribute("to", 0));
     if (from == null) {
       return Check.fail("input element type unknown");
     }
@@ -34,6 +39,6 @@ public final class NoOpCastElimination implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return m.value("x");
+    return m.value(X);
   }
 }

@@ -7,15 +7,21 @@ import dev.kiln.graph.infer.DimArithmetic;
 import dev.kiln.optimizer.engine.Builder;
 import dev.kiln.optimizer.engine.Check;
 import dev.kiln.optimizer.engine.Match;
+import dev.kiln.optimizer.engine.NodeKey;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.engine.ValueKey;
 
 /**
  * {@code Reshape(x, s)} whose output provably has x's shape  ⇒  {@code x} (single-head folds, views that only
  * restate a shape); {@code Reshape(Reshape(x, a), b)}  ⇒  {@code Reshape(x, b)} when b has no 0 entries.
  */
 public final class NoOpReshapeElimination implements Rule {
+  private static final ValueKey X = new ValueKey("x");
+  private static final ValueKey TARGET = new ValueKey("target");
+  private static final NodeKey RESHAPE = new NodeKey("reshape");
+
   @Override
   public String name() {
     return "remove-noop-reshape";
@@ -23,13 +29,13 @@ public final class NoOpReshapeElimination implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.op(Onnx.RESHAPE, p.input("x"), p.any("target")).as("reshape");
+    return p.op(Onnx.RESHAPE, p.input(X), p.any(TARGET)).as(RESHAPE);
   }
 
   @Override
   public Check check(Match m) {
-    Shape in = m.shape("x");
-    Shape out = m.shape(m.node("reshape").output());
+    Shape in = m.shape(X);
+    Shape out = m.shape(m.node(RESHAPE).output());
     if (in == null || out == null) {
       return Check.fail("shape unknown");
     }
@@ -46,6 +52,6 @@ public final class NoOpReshapeElimination implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return m.value("x");
+    return m.value(X);
   }
 }

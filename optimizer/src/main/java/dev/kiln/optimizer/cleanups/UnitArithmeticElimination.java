@@ -11,12 +11,16 @@ import dev.kiln.optimizer.engine.Match;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.engine.ValueKey;
 
 /**
  * {@code Mul(x, 1)}, {@code Div(x, 1)}  ⇒  {@code x} (e.g. the VAE's {@code / rescale_output_factor} with factor 1),
  * provided the constant cannot broadcast x to a larger shape or change its type.
  */
 public final class UnitArithmeticElimination implements Rule {
+  private static final ValueKey X = new ValueKey("x");
+  private static final ValueKey ONE = new ValueKey("one");
+
   @Override
   public String name() {
     return "remove-unit-arithmetic";
@@ -24,13 +28,13 @@ public final class UnitArithmeticElimination implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.anyOf(p.op(Onnx.MUL, p.input("x"), p.scalar("one", 1.0)), p.op(Onnx.DIV, p.input("x"), p.scalar("one", 1.0)).ordered());
+    return p.anyOf(p.op(Onnx.MUL, p.input(X), p.scalar(ONE, 1.0)), p.op(Onnx.DIV, p.input(X), p.scalar(ONE, 1.0)).ordered());
   }
 
   @Override
   public Check check(Match m) {
-    Shape shape = m.shape("x");
-    Tensor one = m.constant("one");
+    Shape shape = m.shape(X);
+    Tensor one = m.constant(ONE);
     if (shape == null) {
       return Check.fail("input shape unknown");
     }
@@ -44,12 +48,12 @@ public final class UnitArithmeticElimination implements Rule {
         return Check.fail("the constant 1 would broadcast the input along axis " + (shape.rank() - 1 - i));
       }
     }
-    DataType type = m.shapes().dataType(m.value("x"));
+    DataType type = m.shapes().dataType(m.value(X));
     return Check.require(type != null && type == one.dataType(), "element types differ or are unknown");
   }
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return m.value("x");
+    return m.value(X);
   }
 }

@@ -94,6 +94,39 @@ public final class Match {
     return Constants.scalar(constant(name));
   }
 
+  /** The value bound to {@code key}. */
+  public Value value(ValueKey key) {
+    return value(key.name());
+  }
+
+  public boolean hasValue(ValueKey key) {
+    return hasValue(key.name());
+  }
+
+  /** The node bound to {@code key}. */
+  public Node node(NodeKey key) {
+    return node(key.name());
+  }
+
+  public boolean hasNode(NodeKey key) {
+    return hasNode(key.name());
+  }
+
+  /** Constant data of the value bound to {@code key}. */
+  public Tensor constant(ValueKey key) {
+    return constant(key.name());
+  }
+
+  /** The single value of a one-element constant bound to {@code key}, or NaN. */
+  public double scalar(ValueKey key) {
+    return scalar(key.name());
+  }
+
+  /** Inferred shape of the value bound to {@code key}; null when inference could not decide its rank. */
+  public Shape shape(ValueKey key) {
+    return shape(key.name());
+  }
+
   /** Inferred shape of the value bound to {@code name}; null when inference could not decide its rank. */
   public Shape shape(String name) {
     return shapes.shape(value(name));

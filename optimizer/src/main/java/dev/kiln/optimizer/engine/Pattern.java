@@ -46,6 +46,11 @@ public sealed interface Pattern permits Pattern.Op, Pattern.Any, Pattern.Constan
       return this;
     }
 
+    /** Binds the matched node to {@code key} ({@link Match#node(NodeKey)}). */
+    public Op as(NodeKey key) {
+      return as(key.name());
+    }
+
     /** Lets this node's outputs have users outside the pattern (they are then not removed, or the rule replaces them). */
     public Op mayEscape() {
       this.mayEscape = true;

@@ -47,6 +47,26 @@ public final class PatternBuilder {
     return new Pattern.Constant(name, value);
   }
 
+  /** Any value, bound to {@code key}. */
+  public Pattern.Any any(ValueKey key) {
+    return any(key.name());
+  }
+
+  /** Any value, bound to {@code key}: a synonym of {@link #any(ValueKey)} for a pattern's inputs. */
+  public Pattern.Any input(ValueKey key) {
+    return input(key.name());
+  }
+
+  /** A constant value, bound to {@code key}. */
+  public Pattern.Constant constant(ValueKey key) {
+    return constant(key.name());
+  }
+
+  /** A constant whose every element equals {@code value}, bound to {@code key}. */
+  public Pattern.Constant scalar(ValueKey key, double value) {
+    return scalar(key.name(), value);
+  }
+
   public Pattern.AnyOf anyOf(Pattern... alternatives) {
     return new Pattern.AnyOf(List.of(alternatives));
   }

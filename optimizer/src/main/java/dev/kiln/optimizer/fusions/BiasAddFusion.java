@@ -10,9 +10,11 @@ import dev.kiln.optimizer.engine.Builder;
 import dev.kiln.optimizer.engine.Check;
 import dev.kiln.optimizer.engine.Constants;
 import dev.kiln.optimizer.engine.Match;
+import dev.kiln.optimizer.engine.NodeKey;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.engine.ValueKey;
 import java.util.List;
 import java.util.Set;
 
@@ -25,6 +27,11 @@ import java.util.Set;
  * refused.
  */
 public final class BiasAddFusion implements Rule {
+  private static final ValueKey X = new ValueKey("x");
+  private static final ValueKey BIAS = new ValueKey("bias");
+  private static final ValueKey SKIP = new ValueKey("skip");
+  private static final NodeKey BIASED = new NodeKey("biased");
+
   private static final Set<Long> CUDA_CHANNELS = Set.of(320L, 640L, 1280L);
   private final boolean cudaKernelSizesOnly;
 
@@ -49,21 +56,21 @@ public final class BiasAddFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var biased = p.op(Onnx.ADD, p.input("x"), p.constant("bias")).as("biased");
-    return p.op(Onnx.ADD, biased, p.input("skip"));
+    var biased = p.op(Onnx.ADD, p.input(X), p.constant(BIAS)).as(BIASED);
+    return p.op(Onnx.ADD, biased, p.input(SKIP));
   }
 
   @Override
   public Check check(Match m) {
-    Node producer = m.value("x").producer();
+    Node producer = m.value(X).producer();
     if (producer == null || !producer.is(Onnx.MAT_MUL)) {
       return Check.fail("the biased input is not a MatMul output (not a linear layer)");
     }
-    if (Constants.tensor(m.value("skip")) != null) {
+    if (Constants.tensor(m.value(SKIP)) != null) {
       return Check.fail("the skip is a constant");
     }
-    Shape x = m.shape("x");
-    Shape skip = m.shape("skip");
+    Shape x = m.shape(X);
+    Shape skip = m.shape(SKIP);
     if (x == null || skip == null) {
       return Check.fail("shape of the input or the skip unknown");
     }
@@ -76,7 +83,7 @@ public final class BiasAddFusion implements Rule {
     if (!ResidualShapes.sameShape(x, skip)) {
       return Check.fail("skip shape " + skip + " is not provably the input's " + x);
     }
-    Tensor bias = m.constant("bias");
+    Tensor bias = m.constant(BIAS);
     if (bias.dims().length != 1 || !(x.dim(2) instanceof Shape.Known channels) || bias.dims()[0] != channels.value()) {
       return Check.fail("bias of shape " + bias.shape() + " is not [C] for input " + x);
     }
@@ -88,6 +95,6 @@ public final class BiasAddFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return b.op(Microsoft.BIAS_ADD, List.of(m.value("x"), m.value("bias"), m.value("skip")));
+    return b.op(Microsoft.BIAS_ADD, List.of(m.value(X), m.value(BIAS), m.value(SKIP)));
   }
 }

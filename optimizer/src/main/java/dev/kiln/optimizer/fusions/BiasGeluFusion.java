@@ -1,20 +1,24 @@
 package dev.kiln.optimizer.fusions;
 
 import dev.kiln.graph.Microsoft;
+import dev.kiln.graph.Onnx;
 import dev.kiln.graph.Shape;
 import dev.kiln.graph.Tensor;
 import dev.kiln.graph.Value;
-import dev.kiln.graph.Onnx;
 import dev.kiln.optimizer.engine.Builder;
 import dev.kiln.optimizer.engine.Check;
 import dev.kiln.optimizer.engine.Match;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.engine.ValueKey;
 import java.util.List;
 
 /** {@code Gelu(Add(x, bias[C]))} (after {@link GeluFusion})  ⇒  {@code BiasGelu(x, bias)}, bias along the last axis. */
 public final class BiasGeluFusion implements Rule {
+  private static final ValueKey X = new ValueKey("x");
+  private static final ValueKey BIAS = new ValueKey("bias");
+
   @Override
   public String name() {
     return "bias-gelu";
@@ -22,13 +26,13 @@ public final class BiasGeluFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.op(Microsoft.GELU, p.op(Onnx.ADD, p.input("x"), p.constant("bias")));
+    return p.op(Microsoft.GELU, p.op(Onnx.ADD, p.input(X), p.constant(BIAS)));
   }
 
   @Override
   public Check check(Match m) {
-    Tensor bias = m.constant("bias");
-    Shape shape = m.shape("x");
+    Tensor bias = m.constant(BIAS);
+    Shape shape = m.shape(X);
     if (bias.dims().length != 1) {
       return Check.fail("bias is not a vector: " + bias.shape());
     }
@@ -42,6 +46,6 @@ public final class BiasGeluFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return b.op(Microsoft.BIAS_GELU, List.of(m.value("x"), m.value("bias")));
+    return b.op(Microsoft.BIAS_GELU, List.of(m.value(X), m.value(BIAS)));
   }
 }

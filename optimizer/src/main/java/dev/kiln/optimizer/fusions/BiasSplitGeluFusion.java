@@ -9,9 +9,11 @@ import dev.kiln.graph.Value;
 import dev.kiln.optimizer.engine.Builder;
 import dev.kiln.optimizer.engine.Check;
 import dev.kiln.optimizer.engine.Match;
+import dev.kiln.optimizer.engine.NodeKey;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.engine.ValueKey;
 import java.util.List;
 import java.util.Set;
 
@@ -28,6 +30,18 @@ import java.util.Set;
  * {@code cudaKernelSizesOnly} other sizes are refused, since the fused graph would fail at run time.
  */
 public final class BiasSplitGeluFusion implements Rule {
+  private static final ValueKey PROJECTED = new ValueKey("projected");
+  private static final ValueKey BIAS = new ValueKey("bias");
+  private static final ValueKey LEFT_STARTS = new ValueKey("leftStarts");
+  private static final ValueKey LEFT_ENDS = new ValueKey("leftEnds");
+  private static final ValueKey LEFT_AXES = new ValueKey("leftAxes");
+  private static final ValueKey RIGHT_STARTS = new ValueKey("rightStarts");
+  private static final ValueKey RIGHT_ENDS = new ValueKey("rightEnds");
+  private static final ValueKey RIGHT_AXES = new ValueKey("rightAxes");
+  private static final NodeKey LEFT = new NodeKey("left");
+  private static final NodeKey RIGHT = new NodeKey("right");
+  private static final NodeKey SUM = new NodeKey("sum");
+
   private static final Set<Long> CUDA_HIDDEN_SIZES = Set.of(2560L, 5120L, 10240L);
   private final boolean cudaKernelSizesOnly;
 
@@ -52,11 +66,11 @@ public final class BiasSplitGeluFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var sum = p.op(Onnx.ADD, p.input("projected"), p.constant("bias")).mayEscape().as("sum");
-    var left = p.op(Onnx.SLICE, sum, p.any("leftStarts"), p.any("leftEnds"), p.any("leftAxes"))
-        .withTrailingInputs().as("left");
-    var right = p.op(Onnx.SLICE, sum, p.any("rightStarts"), p.any("rightEnds"), p.any("rightAxes"))
-        .withTrailingInputs().as("right");
+    var sum = p.op(Onnx.ADD, p.input(PROJECTED), p.constant(BIAS)).mayEscape().as(SUM);
+    var left = p.op(Onnx.SLICE, sum, p.any(LEFT_STARTS), p.any(LEFT_ENDS), p.any(LEFT_AXES))
+        .withTrailingInputs().as(LEFT);
+    var right = p.op(Onnx.SLICE, sum, p.any(RIGHT_STARTS), p.any(RIGHT_ENDS), p.any(RIGHT_AXES))
+        .withTrailingInputs().as(RIGHT);
     var scaled = p.anyOf(p.op(Onnx.DIV, right, p.scalar(Math.sqrt(2.0))), p.op(Onnx.MUL, right, p.scalar(Math.sqrt(0.5))));
     var onePlusErf = p.op(Onnx.ADD, p.op(Onnx.ERF, scaled), p.scalar(1.0));
     var gelu = p.anyOf(
@@ -68,7 +82,7 @@ public final class BiasSplitGeluFusion implements Rule {
 
   @Override
   public Check check(Match m) {
-    Tensor bias = m.constant("bias");
+    Tensor bias = m.constant(BIAS);
     if (bias.dims().length != 1) {
       return Check.fail("bias of shape " + bias.shape() + " is not a vector [D]");
     }
@@ -76,7 +90,7 @@ public final class BiasSplitGeluFusion implements Rule {
     if (hidden % 2 != 0) {
       return Check.fail("hidden size " + hidden + " is odd");
     }
-    Shape projected = m.shape("projected");
+    Shape projected = m.shape(PROJECTED);
     if (projected == null) {
       return Check.fail("shape of the projected input unknown");
     }
@@ -86,11 +100,11 @@ public final class BiasSplitGeluFusion implements Rule {
     if (!(projected.dim(2) instanceof Shape.Known last) || last.value() != hidden) {
       return Check.fail("input's last dim " + projected.dim(2) + " is not the bias size " + hidden);
     }
-    Check left = sliceCovers(m, m.node("left"), "leftStarts", "leftEnds", "leftAxes", 0, hidden / 2, hidden);
+    Check left = sliceCovers(m, m.node(LEFT), LEFT_STARTS, LEFT_ENDS, LEFT_AXES, 0, hidden / 2, hidden);
     if (!left.passed()) {
       return left;
     }
-    Check right = sliceCovers(m, m.node("right"), "rightStarts", "rightEnds", "rightAxes", hidden / 2, hidden, hidden);
+    Check right = sliceCovers(m, m.node(RIGHT), RIGHT_STARTS, RIGHT_ENDS, RIGHT_AXES, hidden / 2, hidden, hidden);
     if (!right.passed()) {
       return right;
     }
@@ -101,7 +115,7 @@ public final class BiasSplitGeluFusion implements Rule {
   }
 
   /** The Slice takes [start, end) of the last axis of a rank-3 tensor, step 1 (an end past D counts as D). */
-  private static Check sliceCovers(Match m, Node slice, String starts, String ends, String axes, long start,
+  private static Check sliceCovers(Match m, Node slice, ValueKey starts, ValueKey ends, ValueKey axes, long start,
       long end, long hidden) {
     long[] startValues = m.shapes().knownElements(m.value(starts));
     long[] endValues = m.shapes().knownElements(m.value(ends));
@@ -125,6 +139,6 @@ public final class BiasSplitGeluFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return b.op(Microsoft.BIAS_SPLIT_GELU, List.of(m.value("projected"), m.value("bias")));
+    return b.op(Microsoft.BIAS_SPLIT_GELU, List.of(m.value(PROJECTED), m.value(BIAS)));
   }
 }

@@ -8,6 +8,7 @@ import dev.kiln.optimizer.engine.Match;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.engine.ValueKey;
 import java.util.List;
 
 /**
@@ -16,6 +17,8 @@ import java.util.List;
  * approximation, ~1e-3 off, so never on by default).
  */
 public final class GeluFusion implements Rule {
+  private static final ValueKey X = new ValueKey("x");
+
   private final boolean fast;
 
   private GeluFusion(boolean fast) {
@@ -39,7 +42,7 @@ public final class GeluFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var x = p.input("x");
+    var x = p.input(X);
     var scaled = p.anyOf(p.op(Onnx.DIV, x, p.scalar(Math.sqrt(2.0))), p.op(Onnx.MUL, x, p.scalar(Math.sqrt(0.5))));
     var onePlusErf = p.op(Onnx.ADD, p.op(Onnx.ERF, scaled), p.scalar(1.0));
     var halfAfter = p.op(Onnx.MUL, p.op(Onnx.MUL, x, onePlusErf), p.scalar(0.5));
@@ -49,6 +52,6 @@ public final class GeluFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return b.op(fast ? Microsoft.FAST_GELU : Microsoft.GELU, List.of(m.value("x")));
+    return b.op(fast ? Microsoft.FAST_GELU : Microsoft.GELU, List.of(m.value(X)));
   }
 }

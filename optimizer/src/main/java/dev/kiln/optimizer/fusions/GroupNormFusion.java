@@ -7,16 +7,18 @@ import dev.kiln.graph.Node;
 import dev.kiln.graph.Onnx;
 import dev.kiln.graph.Shape;
 import dev.kiln.graph.Tensor;
+import dev.kiln.graph.Use;
 import dev.kiln.graph.Value;
 import dev.kiln.graph.infer.DimArithmetic;
 import dev.kiln.optimizer.engine.Builder;
 import dev.kiln.optimizer.engine.Check;
 import dev.kiln.optimizer.engine.Constants;
 import dev.kiln.optimizer.engine.Match;
+import dev.kiln.optimizer.engine.NodeKey;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
-import dev.kiln.graph.Use;
+import dev.kiln.optimizer.engine.ValueKey;
 import java.util.Arrays;
 import java.util.List;
 
@@ -30,6 +32,17 @@ import java.util.List;
  * vectors; {@link TransposeCancellation} removes the Transpose pairs that meet a neighbouring NhwcConv.
  */
 public final class GroupNormFusion implements Rule {
+  private static final ValueKey X = new ValueKey("x");
+  private static final ValueKey GROUP_SHAPE = new ValueKey("groupShape");
+  private static final ValueKey ONES = new ValueKey("ones");
+  private static final ValueKey ZEROS = new ValueKey("zeros");
+  private static final ValueKey ORIGINAL_SHAPE = new ValueKey("originalShape");
+  private static final ValueKey GAMMA = new ValueKey("gamma");
+  private static final ValueKey BETA = new ValueKey("beta");
+  private static final NodeKey SILU = new NodeKey("silu");
+  private static final NodeKey AFFINE = new NodeKey("affine");
+  private static final NodeKey NORM = new NodeKey("norm");
+
   private final boolean channelsLast;
 
   private GroupNormFusion(boolean channelsLast) {
@@ -53,31 +66,31 @@ public final class GroupNormFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var grouped = p.op(Onnx.RESHAPE, p.input("x"), p.constant("groupShape"));
-    var normalized = p.op(Onnx.INSTANCE_NORMALIZATION, grouped, p.constant("ones"), p.constant("zeros")).as("norm");
-    var restored = p.op(Onnx.RESHAPE, normalized, p.any("originalShape"));
-    var affine = p.op(Onnx.ADD, p.op(Onnx.MUL, restored, p.constant("gamma")), p.constant("beta")).as("affine");
-    var silu = p.op(Onnx.MUL, affine, p.op(Onnx.SIGMOID, affine)).as("silu");
+    var grouped = p.op(Onnx.RESHAPE, p.input(X), p.constant(GROUP_SHAPE));
+    var normalized = p.op(Onnx.INSTANCE_NORMALIZATION, grouped, p.constant(ONES), p.constant(ZEROS)).as(NORM);
+    var restored = p.op(Onnx.RESHAPE, normalized, p.any(ORIGINAL_SHAPE));
+    var affine = p.op(Onnx.ADD, p.op(Onnx.MUL, restored, p.constant(GAMMA)), p.constant(BETA)).as(AFFINE);
+    var silu = p.op(Onnx.MUL, affine, p.op(Onnx.SIGMOID, affine)).as(SILU);
     return p.anyOf(silu, affine);
   }
 
   @Override
   public Check check(Match m) {
-    long[] groupShape = m.constant("groupShape").longs();
+    long[] groupShape = m.constant(GROUP_SHAPE).longs();
     if (groupShape.length != 3 || groupShape[0] != 0 || groupShape[2] != -1 || groupShape[1] <= 0) {
       return Check.fail("group reshape target " + Arrays.toString(groupShape) + " is not [0, G, -1]");
     }
     long groups = groupShape[1];
-    if (!m.hasNode("silu") && siluFollows(m.node("affine").output())) {
+    if (!m.hasNode(SILU) && siluFollows(m.node(AFFINE).output())) {
       return Check.fail("a SiLU follows; the site fuses with activation=1 at its Mul");
     }
-    if (!Constants.allEqual(m.constant("ones"), 1.0) || m.constant("ones").elementCount() != groups) {
+    if (!Constants.allEqual(m.constant(ONES), 1.0) || m.constant(ONES).elementCount() != groups) {
       return Check.fail("InstanceNormalization scale is not " + groups + " ones");
     }
-    if (!Constants.allEqual(m.constant("zeros"), 0.0) || m.constant("zeros").elementCount() != groups) {
+    if (!Constants.allEqual(m.constant(ZEROS), 0.0) || m.constant(ZEROS).elementCount() != groups) {
       return Check.fail("InstanceNormalization bias is not " + groups + " zeros");
     }
-    Shape x = m.shape("x");
+    Shape x = m.shape(X);
     if (x == null) {
       return Check.fail("shape of x unknown");
     }
@@ -91,16 +104,16 @@ public final class GroupNormFusion implements Rule {
     if (channels % groups != 0) {
       return Check.fail(channels + " channels do not divide into " + groups + " groups");
     }
-    if (!restoresShapeOf(m, m.value("originalShape"), m.value("x"), x)) {
+    if (!restoresShapeOf(m, m.value(ORIGINAL_SHAPE), m.value(X), x)) {
       return Check.fail("the restoring Reshape's target is not the shape of x");
     }
-    if (ChannelsLast.perChannel(m.constant("gamma"), channels) == null) {
-      return Check.fail("gamma of shape " + m.constant("gamma").shape() + " is not per-channel [C, 1, 1]");
+    if (ChannelsLast.perChannel(m.constant(GAMMA), channels) == null) {
+      return Check.fail("gamma of shape " + m.constant(GAMMA).shape() + " is not per-channel [C, 1, 1]");
     }
-    if (ChannelsLast.perChannel(m.constant("beta"), channels) == null) {
-      return Check.fail("beta of shape " + m.constant("beta").shape() + " is not per-channel [C, 1, 1]");
+    if (ChannelsLast.perChannel(m.constant(BETA), channels) == null) {
+      return Check.fail("beta of shape " + m.constant(BETA).shape() + " is not per-channel [C, 1, 1]");
     }
-    DataType type = m.shapes().dataType(m.value("x"));
+    DataType type = m.shapes().dataType(m.value(X));
     if (!ChannelsLast.hasCudaKernelType(type)) {
       return Check.fail("element type " + type + " has no GroupNorm kernel");
     }
@@ -145,22 +158,22 @@ public final class GroupNormFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    long groups = m.constant("groupShape").longs()[1];
-    long channels = ((Shape.Known) m.shape("x").dim(1)).value();
+    long groups = m.constant(GROUP_SHAPE).longs()[1];
+    long channels = ((Shape.Known) m.shape(X).dim(1)).value();
     // ORT's kernel reads gamma and beta as float32 whatever the activation type.
     Value gamma = b.initializer("gamma", Tensor.ofFloats(new long[] {channels},
-        ChannelsLast.perChannel(m.constant("gamma"), channels)));
+        ChannelsLast.perChannel(m.constant(GAMMA), channels)));
     Value beta = b.initializer("beta", Tensor.ofFloats(new long[] {channels},
-        ChannelsLast.perChannel(m.constant("beta"), channels)));
+        ChannelsLast.perChannel(m.constant(BETA), channels)));
     Attribute[] attributes = {
-        Attribute.ofFloat("epsilon", m.node("norm").floatAttribute("epsilon", 1e-5f)),
+        Attribute.ofFloat("epsilon", m.node(NORM).floatAttribute("epsilon", 1e-5f)),
         Attribute.ofInt("groups", groups),
-        Attribute.ofInt("activation", m.hasNode("silu") ? 1 : 0),
+        Attribute.ofInt("activation", m.hasNode(SILU) ? 1 : 0),
         Attribute.ofInt("channels_last", channelsLast ? 1 : 0)};
     if (!channelsLast) {
-      return b.op(Microsoft.GROUP_NORM, List.of(m.value("x"), gamma, beta), attributes);
+      return b.op(Microsoft.GROUP_NORM, List.of(m.value(X), gamma, beta), attributes);
     }
-    Value normalized = b.op(Microsoft.GROUP_NORM, List.of(ChannelsLast.toNhwc(b, m.value("x")), gamma, beta),
+    Value normalized = b.op(Microsoft.GROUP_NORM, List.of(ChannelsLast.toNhwc(b, m.value(X)), gamma, beta),
         attributes);
     return ChannelsLast.toNchw(b, normalized);
   }

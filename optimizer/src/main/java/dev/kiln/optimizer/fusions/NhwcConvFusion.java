@@ -10,9 +10,11 @@ import dev.kiln.graph.Value;
 import dev.kiln.optimizer.engine.Builder;
 import dev.kiln.optimizer.engine.Check;
 import dev.kiln.optimizer.engine.Match;
+import dev.kiln.optimizer.engine.NodeKey;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.engine.ValueKey;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -25,6 +27,10 @@ import java.util.List;
  * neighbouring channels-last GroupNorms and NhwcConvs ({@link TransposeCancellation}).
  */
 public final class NhwcConvFusion implements Rule {
+  private static final ValueKey X = new ValueKey("x");
+  private static final ValueKey WEIGHT = new ValueKey("weight");
+  private static final NodeKey CONV = new NodeKey("conv");
+
   @Override
   public String name() {
     return "nhwc-conv";
@@ -32,20 +38,20 @@ public final class NhwcConvFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.op(Onnx.CONV, p.input("x"), p.constant("weight")).withTrailingInputs().as("conv");
+    return p.op(Onnx.CONV, p.input(X), p.constant(WEIGHT)).withTrailingInputs().as(CONV);
   }
 
   @Override
   public Check check(Match m) {
-    Tensor weight = m.constant("weight");
+    Tensor weight = m.constant(WEIGHT);
     if (weight.dims().length != 4) {
       return Check.fail("weight has rank " + weight.dims().length + "; only 2-D convolutions are fused");
     }
-    DataType type = m.shapes().dataType(m.value("x"));
+    DataType type = m.shapes().dataType(m.value(X));
     if (!ChannelsLast.hasCudaKernelType(type) || weight.dataType() != type) {
       return Check.fail("element types " + type + " / " + weight.dataType() + " have no NhwcConv kernel");
     }
-    if (m.node("conv").inputCount() > 3) {
+    if (m.node(CONV).inputCount() > 3) {
       return Check.fail("Conv has more than three inputs");
     }
     return Check.ok();
@@ -53,10 +59,10 @@ public final class NhwcConvFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    Node conv = m.node("conv");
+    Node conv = m.node(CONV);
     List<Value> inputs = new ArrayList<>();
-    inputs.add(ChannelsLast.toNhwc(b, m.value("x")));
-    inputs.add(b.initializer(weightName(m.value("weight")), ChannelsLast.ohwi(m.constant("weight"))));
+    inputs.add(ChannelsLast.toNhwc(b, m.value(X)));
+    inputs.add(b.initializer(weightName(m.value(WEIGHT)), ChannelsLast.ohwi(m.constant(WEIGHT))));
     if (conv.input(2) != null) {
       inputs.add(conv.input(2));
     }

@@ -10,10 +10,14 @@ import dev.kiln.optimizer.engine.Match;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.engine.ValueKey;
 import java.util.List;
 
 /** CLIP's quick_gelu: {@code Mul(x, Sigmoid(Mul(x, α)))}  ⇒  {@code QuickGelu(x, alpha=α)} (α = 1.702 in CLIP). */
 public final class QuickGeluFusion implements Rule {
+  private static final ValueKey X = new ValueKey("x");
+  private static final ValueKey ALPHA = new ValueKey("alpha");
+
   @Override
   public String name() {
     return "quick-gelu";
@@ -21,18 +25,18 @@ public final class QuickGeluFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var x = p.input("x");
-    return p.op(Onnx.MUL, x, p.op(Onnx.SIGMOID, p.op(Onnx.MUL, x, p.constant("alpha"))));
+    var x = p.input(X);
+    return p.op(Onnx.MUL, x, p.op(Onnx.SIGMOID, p.op(Onnx.MUL, x, p.constant(ALPHA))));
   }
 
   @Override
   public Check check(Match m) {
-    double alpha = m.scalar("alpha");
+    double alpha = m.scalar(ALPHA);
     return Check.require(!Double.isNaN(alpha) && alpha > 0, "alpha is not a positive scalar");
   }
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return b.op(Microsoft.QUICK_GELU, List.of(m.value("x")), Attribute.ofFloat("alpha", (float) m.scalar("alpha")));
+    return b.op(Microsoft.QUICK_GELU, List.of(m.value(X)), Attribute.ofFloat("alpha", (float) m.scalar(ALPHA)));
   }
 }

@@ -8,9 +8,11 @@ import dev.kiln.graph.Value;
 import dev.kiln.optimizer.engine.Builder;
 import dev.kiln.optimizer.engine.Check;
 import dev.kiln.optimizer.engine.Match;
+import dev.kiln.optimizer.engine.NodeKey;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.engine.ValueKey;
 import java.util.Arrays;
 
 /**
@@ -19,6 +21,10 @@ import java.util.Arrays;
  * inner Transpose stays when something else reads it.
  */
 public final class TransposeCancellation implements Rule {
+  private static final ValueKey X = new ValueKey("x");
+  private static final NodeKey INNER = new NodeKey("inner");
+  private static final NodeKey OUTER = new NodeKey("outer");
+
   @Override
   public String name() {
     return "transpose-cancel";
@@ -26,15 +32,15 @@ public final class TransposeCancellation implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var inner = p.op(Onnx.TRANSPOSE, p.input("x")).mayEscape().as("inner");
-    return p.op(Onnx.TRANSPOSE, inner).as("outer");
+    var inner = p.op(Onnx.TRANSPOSE, p.input(X)).mayEscape().as(INNER);
+    return p.op(Onnx.TRANSPOSE, inner).as(OUTER);
   }
 
   @Override
   public Check check(Match m) {
-    long[] first = permutation(m, m.node("inner"), m.value("x"));
-    Value middle = m.node("inner").output();
-    long[] second = permutation(m, m.node("outer"), middle);
+    long[] first = permutation(m, m.node(INNER), m.value(X));
+    Value middle = m.node(INNER).output();
+    long[] second = permutation(m, m.node(OUTER), middle);
     if (first == null || second == null) {
       return Check.fail("a Transpose without perm on a tensor of unknown rank");
     }
@@ -48,7 +54,7 @@ public final class TransposeCancellation implements Rule {
             + " do not cancel");
       }
     }
-    if (m.node("outer").output().isGraphOutput() && (m.value("x").isGraphInput() || m.value("x").isInitializer())) {
+    if (m.node(OUTER).output().isGraphOutput() && (m.value(X).isGraphInput() || m.value(X).isInitializer())) {
       return Check.fail("the graph output would become a graph input");
     }
     return Check.ok();
@@ -73,6 +79,6 @@ public final class TransposeCancellation implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return m.value("x");
+    return m.value(X);
   }
 }
