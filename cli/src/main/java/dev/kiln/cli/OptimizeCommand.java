@@ -92,9 +92,10 @@ public final class OptimizeCommand implements Callable<Integer> {
         for (Map.Entry<String, OptimizationReport.RuleReport> rule : component.rules().entrySet()) {
           out.println(String.format(Locale.ROOT, "  %-24s applied %d", rule.getKey(), rule.getValue().applied()));
           rule.getValue().rejected().forEach((reason, count) ->
-              out.println(String.format(Locale.ROOT, "  %-24s   declined %d: %s", "", count, reason)));
+              out.println(String.format(Locale.ROOT, "  %-24s   declined %d: %s", "", count, Printable.line(reason))));
           rule.getValue().nearMisses().forEach((edge, nodes) ->
-              out.println(String.format(Locale.ROOT, "  %-24s   near miss %d: %s at %s", "", nodes.size(), edge, someOf(nodes))));
+              out.println(String.format(Locale.ROOT, "  %-24s   near miss %d: %s at %s", "", nodes.size(), Printable.line(edge),
+                  someOf(nodes))));
         }
         component.passes().forEach((pass, changes) ->
             out.println(String.format(Locale.ROOT, "  %-24s changed %d", pass, changes)));

@@ -9,11 +9,23 @@ public final class Printable {
 
   /** {@code name} in single quotes, with quotes, backslashes, control and format characters escaped. */
   public static String quoted(String name) {
-    StringBuilder text = new StringBuilder(name.length() + 2).append('\'');
+    return "'" + escape(name, true) + "'";
+  }
+
+  /**
+   * A message that may carry names from a model (a rule's reason for declining a site), with control and format
+   * characters escaped so it stays one honest line; quotes and backslashes are left as written.
+   */
+  public static String line(String message) {
+    return escape(message, false);
+  }
+
+  private static String escape(String name, boolean quotes) {
+    StringBuilder text = new StringBuilder(name.length() + 2);
     name.codePoints().forEach(codePoint -> {
       switch (codePoint) {
-        case '\'' -> text.append("\\'");
-        case '\\' -> text.append("\\\\");
+        case '\'' -> text.append(quotes ? "\\'" : "'");
+        case '\\' -> text.append(quotes ? "\\\\" : "\\");
         case '\n' -> text.append("\\n");
         case '\r' -> text.append("\\r");
         case '\t' -> text.append("\\t");
@@ -28,6 +40,6 @@ public final class Printable {
         }
       }
     });
-    return text.append('\'').toString();
+    return text.toString();
   }
 }

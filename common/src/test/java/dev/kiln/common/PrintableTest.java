@@ -15,4 +15,10 @@ class PrintableTest {
   void escapesControlFormatAndQuoteCharacters() {
     assertEquals("'a\\nb\\u001b[31mred\\u202e\\'q\\\\'", Printable.quoted("a\nb\u001b[31mred\u202e'q\\"));
   }
+
+  @Test
+  void aLineKeepsItsQuotesButNotItsControlCharacters() {
+    assertEquals("slice bounds of 'x\\n/Slice' unknown", Printable.line("slice bounds of 'x\n/Slice' unknown"));
+    assertEquals("input 0 of Re\\u001b[2Jlu: expected Tanh", Printable.line("input 0 of Re\u001b[2Jlu: expected Tanh"));
+  }
 }
