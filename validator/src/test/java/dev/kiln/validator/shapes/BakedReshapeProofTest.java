@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
 /** The seed's bug class: a reshape back to an image with the traced height baked in (see the generator). */
 class BakedReshapeProofTest {
   static Path fixture() {
-    return Fixtures.testdata().resolve("fixtures/sdxl_unet_baked_reshape/model.onnx");
+    return Fixtures.testdata().resolve("broken/sdxl_unet_baked_reshape/model.onnx");
   }
 
   static ShapeProof.Result prove(String shapes) {
