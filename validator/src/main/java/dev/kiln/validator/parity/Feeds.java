@@ -31,7 +31,7 @@ public final class Feeds {
   private Feeds() {}
 
   /** Seeded inputs for {@code model} at the given input shapes. */
-  public static Map<String, Input> seeded(Model model, ComponentKind kind, Map<Value, Shape> shapes, long seed) {
+  public static Map<String, Input> seeded(Model model, ComponentKind kind, Map<String, Shape> shapes, long seed) {
     SplittableRandom random = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + 17);
     Map<String, Input> inputs = new LinkedHashMap<>();
     long vocabulary = vocabulary(model);
@@ -39,7 +39,7 @@ public final class Feeds {
       if (input.isInitializer()) {
         continue;
       }
-      Shape shape = shapes.get(input);
+      Shape shape = shapes.get(input.name());
       if (shape == null || !shape.isFullyKnown()) {
         throw new KilnException.BadInput("input " + Names.quote(input.name()) + " has no concrete shape to feed");
       }
@@ -104,11 +104,11 @@ public final class Feeds {
     }
   }
 
-  private static void timeIds(float[] values, Map<Value, Shape> shapes, Model model, long rows) {
+  private static void timeIds(float[] values, Map<String, Shape> shapes, Model model, long rows) {
     long height = 1024;
     long width = 1024;
-    for (Map.Entry<Value, Shape> entry : shapes.entrySet()) {
-      if (entry.getKey().name().equals("sample") && entry.getValue().rank() == 4) {
+    for (Map.Entry<String, Shape> entry : shapes.entrySet()) {
+      if (entry.getKey().equals("sample") && entry.getValue().rank() == 4) {
         height = entry.getValue().sizes()[2] * 8;
         width = entry.getValue().sizes()[3] * 8;
       }
@@ -119,15 +119,30 @@ public final class Feeds {
     }
   }
 
-  /** The token vocabulary: rows of the embedding table that input_ids index, or CLIP's 49408. */
+  /** The token vocabulary: rows of the embedding table that input_ids index (through casts), or CLIP's 49408. */
   static long vocabulary(Model model) {
     for (Node node : model.graph().nodes()) {
-      if (node.is(Onnx.GATHER) && node.inputCount() > 1 && node.input(1) != null
-          && node.input(1).name().equals("input_ids") && node.input(0).initializer() != null) {
+      if (node.is(Onnx.GATHER) && node.inputCount() > 1 && node.input(0).initializer() != null
+          && node.input(0).initializer().dims().length == 2 && readsInputIds(node.input(1), 4)) {
         return node.input(0).initializer().dims()[0];
       }
     }
     return 49408;
+  }
+
+  private static boolean readsInputIds(Value value, int hops) {
+    if (value == null) {
+      return false;
+    }
+    if (value.name().equals("input_ids") && value.isGraphInput()) {
+      return true;
+    }
+    Node producer = value.producer();
+    if (producer == null || hops == 0 || producer.inputCount() == 0) {
+      return false;
+    }
+    return (producer.is(Onnx.CAST) || producer.is(Onnx.RESHAPE) || producer.is(Onnx.FLATTEN))
+        && readsInputIds(producer.input(0), hops - 1);
   }
 
   /** The test data sets next to a model: for each, inputs by the model's input order and expected outputs. */

@@ -33,6 +33,8 @@ final class OrtRun implements AutoCloseable {
       options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.NO_OPT);
       options.setIntraOpNumThreads(1);
       options.setInterOpNumThreads(1);
+      // Failures come back as exceptions and are reported as checks; ORT's own log would repeat them on stderr.
+      options.setSessionLogLevel(ai.onnxruntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL);
       session = environment.createSession(model, options);
     } catch (OrtException e) {
       throw new KilnException.Unsupported(label + ": ONNX Runtime cannot load it on CPU: " + firstLine(e.getMessage()), e);
@@ -45,6 +47,7 @@ final class OrtRun implements AutoCloseable {
       options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.NO_OPT);
       options.setIntraOpNumThreads(1);
       options.setInterOpNumThreads(1);
+      options.setSessionLogLevel(ai.onnxruntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL);
       session = environment.createSession(path, options);
     } catch (OrtException e) {
       throw new KilnException.Unsupported(label + ": ONNX Runtime cannot load it on CPU: " + firstLine(e.getMessage()), e);

@@ -6,6 +6,7 @@ import dev.kiln.graph.Model;
 import dev.kiln.graph.ModelReader;
 import dev.kiln.graph.ModelWriter;
 import dev.kiln.graph.Node;
+import dev.kiln.graph.Shape;
 import dev.kiln.graph.Value;
 import dev.kiln.graph.WriteOptions;
 import dev.kiln.validator.ComponentKind;
@@ -63,8 +64,9 @@ public final class Parity {
       try (OrtRun referenceRun = session(referenceModel, "reference " + referenceFile)) {
         for (Size size : sizes) {
           for (int seed = 0; seed < options.seeds(); seed++) {
-            Map<String, Input> feed = Feeds.seeded(referenceModel, kind,
-                binding.concreteInputs(size), seed);
+            Map<String, Shape> shapes = new LinkedHashMap<>();
+            binding.concreteInputs(size).forEach((value, shape) -> shapes.put(value.name(), shape));
+            Map<String, Input> feed = Feeds.seeded(referenceModel, kind, shapes, seed);
             String label = size.label() + " seed " + seed;
             Map<String, float[]> expected;
             Map<String, float[]> actual;

@@ -185,8 +185,8 @@ public final class InputBinding {
       }
     } else {
       List<Long> batches = spec.has(BATCH) ? spec.get(BATCH) : (spatial ? List.of(1L) : List.of(1L, 2L, 3L));
-      List<Long> heights = spec.has(HEIGHT) ? spec.get(HEIGHT) : spec.has(WIDTH) ? spec.get(WIDTH) : List.of(0L);
-      List<Long> widths = spec.has(WIDTH) ? spec.get(WIDTH) : null;
+      List<Long> heights = !spatial ? List.of(0L) : spec.has(HEIGHT) ? spec.get(HEIGHT) : spec.get(WIDTH);
+      List<Long> widths = spatial && spec.has(WIDTH) ? spec.get(WIDTH) : null;
       for (long batch : batches) {
         for (long height : heights) {
           for (long width : widths == null ? List.of(height) : widths) {
