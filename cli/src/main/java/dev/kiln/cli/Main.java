@@ -15,6 +15,7 @@ import picocli.CommandLine.Command;
       // Each helper adds its command class here, one line each.
       GenerateCommand.class, TokenizeCommand.class, DemoCommand.class,
       OptimizeCommand.class,
+      ValidateCommand.class,
       InspectCommand.class,
     })
 public final class Main implements Runnable {

@@ -192,6 +192,12 @@ public final class DimArithmetic {
     if (stride == 1) {
       return shrink == 0 ? input : add(input, Shape.known(shrink));
     }
+    // An input that is a multiple of the stride (s·q) gives floor((s·q + shrink - 1) / s) + 1 = q + c exactly,
+    // so a stride-2 3x3 convolution with padding 1 halves "8*h" to "4*h" instead of hiding it in a formula.
+    Dim quotient = divideExactly(input, Shape.known(stride));
+    if (quotient != null) {
+      return add(quotient, Shape.known(Math.floorDiv(shrink - 1, stride) + 1));
+    }
     if (isUnknown(input)) {
       return Shape.UNKNOWN;
     }

@@ -27,15 +27,25 @@ public final class ShapeInference {
   private final Map<Value, DataType> types = new IdentityHashMap<>();
   private final Map<Value, List<Dim>> elements = new IdentityHashMap<>();
   private final Map<Value, Boolean> visited = new IdentityHashMap<>();
+  private final Map<Value, Shape> inputShapes;
   private final Model model;
 
-  private ShapeInference(Model model) {
+  private ShapeInference(Model model, Map<Value, Shape> inputShapes) {
     this.model = model;
+    this.inputShapes = inputShapes;
   }
 
   /** Infers the main graph of {@code model} in one pass over its (topologically ordered) nodes. */
   public static ShapeInference of(Model model) {
-    ShapeInference inference = new ShapeInference(model);
+    return of(model, Map.of());
+  }
+
+  /**
+   * As {@link #of(Model)}, with the graph inputs in {@code inputShapes} taken at the given shapes instead of the
+   * declared ones: concrete sizes give exact propagation at one size, symbolic ones a proof over all of them.
+   */
+  public static ShapeInference of(Model model, Map<Value, Shape> inputShapes) {
+    ShapeInference inference = new ShapeInference(model, new IdentityHashMap<>(inputShapes));
     Graph graph = model.graph();
     for (Node node : graph.nodes()) {
       inference.inferNode(node);
@@ -117,7 +127,10 @@ public final class ShapeInference {
       recordConstantElements(value, constant);
       return;
     }
-    if (value.shape() != null) {
+    Shape given = inputShapes.get(value);
+    if (given != null) {
+      shapes.put(value, given);
+    } else if (value.shape() != null) {
       shapes.put(value, value.shape());
     }
     if (value.dataType() != null) {

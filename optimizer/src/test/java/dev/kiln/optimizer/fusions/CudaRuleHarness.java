@@ -13,7 +13,7 @@ import dev.kiln.optimizer.OrtParity;
 import dev.kiln.optimizer.engine.DriverReport;
 import dev.kiln.optimizer.engine.Rule;
 import dev.kiln.optimizer.engine.RewriteDriver;
-import dev.kiln.optimizer.lowering.Lowering;
+import dev.kiln.validator.lowering.Lowering;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;

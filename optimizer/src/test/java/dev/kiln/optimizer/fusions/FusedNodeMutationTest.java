@@ -13,7 +13,7 @@ import dev.kiln.graph.Shape;
 import dev.kiln.graph.Tensor;
 import dev.kiln.graph.Value;
 import dev.kiln.optimizer.OrtParity;
-import dev.kiln.optimizer.lowering.Lowering;
+import dev.kiln.validator.lowering.Lowering;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Map;

@@ -1,5 +1,6 @@
 package dev.kiln.optimizer.lowering;
 
+import dev.kiln.validator.lowering.Lowering;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 

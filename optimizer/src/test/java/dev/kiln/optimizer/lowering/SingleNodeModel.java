@@ -1,5 +1,6 @@
 package dev.kiln.optimizer.lowering;
 
+import dev.kiln.validator.lowering.Lowering;
 import dev.kiln.graph.Attribute;
 import dev.kiln.graph.DataType;
 import dev.kiln.graph.Graph;

@@ -17,7 +17,7 @@ import dev.kiln.optimizer.engine.DriverReport;
 import dev.kiln.optimizer.fusions.ClipAttentionFusion;
 import dev.kiln.optimizer.fusions.UnetAttentionFusion;
 import dev.kiln.optimizer.fusions.VaeAttentionFusion;
-import dev.kiln.optimizer.lowering.Lowering;
+import dev.kiln.validator.lowering.Lowering;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;

@@ -1,4 +1,4 @@
-package dev.kiln.optimizer.lowering;
+package dev.kiln.validator.lowering;
 
 import dev.kiln.graph.Node;
 import dev.kiln.graph.OpType;
