@@ -1,0 +1,65 @@
+package dev.kiln.exporter;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.kiln.graph.ModelReader;
+import dev.kiln.graph.ModelWriter;
+import dev.kiln.graph.Tensor;
+import dev.kiln.graph.Value;
+import dev.kiln.testdata.Fixtures;
+import dev.kiln.testdata.StoredTensor;
+import dev.kiln.testdata.TestDataSet;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Every committed TorchScript fixture, exported at opset 17 and 14, run in ONNX Runtime on both stored data sets
+ * (two shapes, two batch sizes; outputs written by torch from the same module): max relative error ≤ 1e-5.
+ */
+class FixtureParityTest {
+  private static final double TOLERANCE = 1e-5;
+
+  @TempDir static Path folder;
+
+  static Stream<Arguments> cases() {
+    List<Arguments> cases = new ArrayList<>();
+    for (String name : Fixtures.componentNames()) {
+      for (int opset : new int[] {17, 14}) {
+        cases.add(Arguments.of(name, opset));
+      }
+    }
+    return cases.stream();
+  }
+
+  @ParameterizedTest(name = "{0} opset {1}")
+  @MethodSource("cases")
+  void exportMatchesTorch(String name, int opset) throws Exception {
+    ExportResult result = TorchScriptExporter.export(Fixtures.torchScript(name), ComponentSpec.guess(name), opset);
+    Path model = folder.resolve(name + "-" + opset + ".onnx");
+    ModelWriter.write(result.model(), model);
+    List<String> inputNames = result.model().graph().inputs().stream().map(Value::name).toList();
+    List<String> outputNames = result.model().graph().outputs().stream().map(Value::name).toList();
+    for (TestDataSet set : Fixtures.testDataSets(name)) {
+      List<Tensor> inputs = new ArrayList<>();
+      for (StoredTensor input : set.inputs()) {
+        inputs.add(ModelReader.readTensor(input.path()));
+      }
+      List<Tensor> outputs = new ArrayList<>();
+      for (StoredTensor output : set.outputs()) {
+        outputs.add(ModelReader.readTensor(output.path()));
+      }
+      Map<String, float[]> expected = OrtRun.floats(outputNames, outputs);
+      Map<String, float[]> actual = OrtRun.run(model, inputNames, inputs);
+      double error = OrtRun.maxRelativeError(expected, actual);
+      System.out.printf("parity %s opset %d %s: %.3g%n", name, opset, set.name(), error);
+      assertTrue(error <= TOLERANCE, name + " " + set.name() + ": max relative error " + error);
+    }
+  }
+}
