@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
       GenerateCommand.class, TokenizeCommand.class, DemoCommand.class,
       OptimizeCommand.class,
       InspectCommand.class,
+      ExportCommand.class,
     })
 public final class Main implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;

@@ -21,10 +21,10 @@ public final class AtenOps {
     LOWERINGS.put("gt", (arguments, emitter) -> ElementwiseLowerings.compare(Onnx.GREATER, arguments, emitter));
     LOWERINGS.put("eq", (arguments, emitter) -> ElementwiseLowerings.compare(Onnx.EQUAL, arguments, emitter));
     LOWERINGS.put("neg", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.NEG, arguments, emitter));
-    LOWERINGS.put("sqrt", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.SQRT, arguments, emitter));
-    LOWERINGS.put("exp", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.EXP, arguments, emitter));
-    LOWERINGS.put("sin", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.SIN, arguments, emitter));
-    LOWERINGS.put("cos", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.COS, arguments, emitter));
+    LOWERINGS.put("sqrt", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.SQRT, Math::sqrt, arguments, emitter));
+    LOWERINGS.put("exp", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.EXP, Math::exp, arguments, emitter));
+    LOWERINGS.put("sin", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.SIN, Math::sin, arguments, emitter));
+    LOWERINGS.put("cos", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.COS, Math::cos, arguments, emitter));
     LOWERINGS.put("tanh", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.TANH, arguments, emitter));
     LOWERINGS.put("sigmoid", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.SIGMOID, arguments, emitter));
     LOWERINGS.put("relu", (arguments, emitter) -> ElementwiseLowerings.unary(Onnx.RELU, arguments, emitter));

@@ -16,10 +16,18 @@ final class ElementwiseLowerings {
   static TensorValue binary(OpType type, Object left, Object right, DataType resultType, DoubleBinaryOperator fold, Emitter emitter) {
     TensorValue a = Values.castTo(left, resultType, emitter);
     TensorValue b = Values.castTo(right, resultType, emitter);
-    if (a.isConstant() && b.isConstant() && a.constantValues().length == 1 && b.constantValues().length == 1 && fold != null) {
-      double value = fold.applyAsDouble(a.constantValues()[0], b.constantValues()[0]);
+    if (a.isConstant() && b.isConstant() && fold != null && (a.constantValues().length == 1 || b.constantValues().length == 1)) {
+      // Folded in the result type's precision, as torch computed it when it traced (a float32 product is the
+      // same bits in Java), so timestep frequencies match the eager module exactly.
+      TensorValue larger = a.constantValues().length >= b.constantValues().length ? a : b;
+      double[] values = new double[larger.constantValues().length];
+      for (int index = 0; index < values.length; index++) {
+        double first = a.constantValues()[a.constantValues().length == 1 ? 0 : index];
+        double second = b.constantValues()[b.constantValues().length == 1 ? 0 : index];
+        values[index] = round(fold.applyAsDouble(first, second), resultType);
+      }
       long[] dims = a.rank() >= b.rank() ? a.constantDims() : b.constantDims();
-      return Values.cast(TensorValue.constant(DataType.DOUBLE, dims, new double[] {value}), resultType, emitter);
+      return Values.cast(TensorValue.constant(DataType.DOUBLE, dims, values), resultType, emitter);
     }
     Value result = emitter.op(type, List.of(a.value(emitter), b.value(emitter)));
     return TensorValue.of(result, resultType, Math.max(a.rank(), b.rank()));
@@ -95,7 +103,8 @@ final class ElementwiseLowerings {
     Object exponent = arguments.get("exponent");
     TensorValue a = Values.asTensor(base, emitter);
     DataType type = Values.promote(base, exponent);
-    TensorValue b = Values.castTo(exponent, exponent instanceof TensorValue ? type : a.dataType(), emitter);
+    // A float exponent makes an integer base float (torch: pow(long tensor, -0.5) is float32).
+    TensorValue b = Values.castTo(exponent, type, emitter);
     TensorValue left = Values.cast(a, type, emitter);
     return TensorValue.of(emitter.op(Onnx.POW, List.of(left.value(emitter), b.value(emitter))), type, Math.max(left.rank(), b.rank()));
   }
@@ -107,6 +116,23 @@ final class ElementwiseLowerings {
     TensorValue a = Values.castTo(left, common, emitter);
     TensorValue b = Values.castTo(right, common, emitter);
     return TensorValue.of(emitter.op(type, List.of(a.value(emitter), b.value(emitter))), DataType.BOOL, Math.max(a.rank(), b.rank()));
+  }
+
+  static double round(double value, DataType type) {
+    return type == DataType.FLOAT ? (float) value : value;
+  }
+
+  /** A unary op on a constant folds in Java (float32 results rounded from double, as close as torch's kernels). */
+  static Object unary(OpType type, java.util.function.DoubleUnaryOperator fold, Arguments arguments, Emitter emitter) {
+    TensorValue input = arguments.tensor("self");
+    if (input.isConstant() && input.dataType().isFloatingPoint()) {
+      double[] values = new double[input.constantValues().length];
+      for (int index = 0; index < values.length; index++) {
+        values[index] = round(fold.applyAsDouble(input.constantValues()[index]), input.dataType());
+      }
+      return TensorValue.constant(input.dataType(), input.constantDims(), values);
+    }
+    return unary(type, arguments, emitter);
   }
 
   static Object unary(OpType type, Arguments arguments, Emitter emitter) {
