@@ -320,10 +320,7 @@ public final class Interpreter {
     if (op.equals("device")) {
       return new Device(String.valueOf(evaluate(call.arguments().get(0), environment, self)));
     }
-    Lowering lowering = AtenOps.lowering(op);
-    if (lowering == null) {
-      throw new LoweringException("aten op 'torch." + op + "' has no ONNX lowering");
-    }
+    // Arguments first: in nested calls the innermost unknown op is the one named, as torch would run it first.
     List<Object> positional = new ArrayList<>();
     for (Expr argument : call.arguments()) {
       positional.add(evaluate(argument, environment, self));
@@ -331,6 +328,10 @@ public final class Interpreter {
     Map<String, Object> keywords = new LinkedHashMap<>();
     for (Expr.Keyword keyword : call.keywords()) {
       keywords.put(keyword.name(), evaluate(keyword.value(), environment, self));
+    }
+    Lowering lowering = AtenOps.lowering(op);
+    if (lowering == null) {
+      throw new LoweringException("aten op 'torch." + op + "' has no ONNX lowering");
     }
     opCounts.merge("aten::" + op, 1, Integer::sum);
     return lowering.lower(new Arguments(op, positional, keywords), emitter);
