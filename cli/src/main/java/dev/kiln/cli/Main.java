@@ -17,6 +17,7 @@ import picocli.CommandLine.Command;
       OptimizeCommand.class,
       ValidateCommand.class,
       InspectCommand.class,
+      ExportCommand.class,
     })
 public final class Main implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;

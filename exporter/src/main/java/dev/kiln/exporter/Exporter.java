@@ -1,0 +1,134 @@
+package dev.kiln.exporter;
+
+import dev.kiln.common.KilnException;
+import dev.kiln.graph.Model;
+import dev.kiln.graph.ModelWriter;
+import dev.kiln.graph.WriteOptions;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+/**
+ * {@code kiln export}: a .pt file to a model, or a pipeline folder of {@code <component>/model.pt} to a
+ * diffusers/Optimum ONNX folder with everything else (tokenizer, scheduler, configs, model_index.json) copied.
+ */
+public final class Exporter {
+  /** Tensors from 1 MiB on go to the data file (streamed from the .pt); smaller ones stay in the .onnx. */
+  static final long EXTERNAL_THRESHOLD = 1L << 20;
+
+  private Exporter() {}
+
+  /** What one component's export did. */
+  public record ComponentReport(String path, String kind, int nodes, int initializers, Map<String, Integer> opCounts,
+      List<String> warnings, long wallMillis) {}
+
+  public record Report(int opset, List<ComponentReport> components, long wallMillis) {}
+
+  /** Exports {@code source}; {@code progress} hears each finished component's name. */
+  public static Report export(Path source, Path output, int opset, String component, boolean overwrite, Consumer<String> progress) {
+    long start = System.nanoTime();
+    if (!Files.exists(source)) {
+      throw new KilnException.BadInput(source + ": no such file or folder");
+    }
+    List<ComponentReport> reports = new ArrayList<>();
+    if (Files.isDirectory(source)) {
+      List<Path> archives = componentArchives(source);
+      if (archives.isEmpty()) {
+        throw new KilnException.BadInput(source + ": no <component>/model.pt in this folder (expected a TorchScript pipeline folder)");
+      }
+      if (component != null && archives.stream().noneMatch(archive -> archive.getParent().getFileName().toString().equals(component))) {
+        throw new KilnException.BadInput(source + ": no component folder '" + component + "'");
+      }
+      Path normalizedSource = source.toAbsolutePath().normalize();
+      if (output.toAbsolutePath().normalize().startsWith(normalizedSource)) {
+        throw new KilnException.BadInput(output + ": the output folder must lie outside the source folder");
+      }
+      try (StagedOutput staged = new StagedOutput(output, overwrite)) {
+        for (Path archive : archives) {
+          String folder = archive.getParent().getFileName().toString();
+          if (component != null && !folder.equals(component)) {
+            continue;
+          }
+          reports.add(exportOne(archive, staged.resolve(folder + "/model.onnx"), output.resolve(folder).resolve("model.onnx"),
+              ComponentSpec.guess(folder), opset));
+          progress.accept(folder);
+        }
+        copyRest(normalizedSource, staged.root());
+        staged.commit(false);
+      }
+    } else {
+      String kind = component != null ? component : ComponentSpec.guess(source.toAbsolutePath().getParent() == null ? ""
+          : source.toAbsolutePath().getParent().getFileName().toString());
+      ComponentSpec.of(kind);
+      String fileName = output.getFileName().toString();
+      if (!fileName.endsWith(".onnx")) {
+        throw new KilnException.BadInput(output + ": a single model is written to a .onnx file");
+      }
+      try (StagedOutput staged = new StagedOutput(output, overwrite)) {
+        reports.add(exportOne(source, staged.resolve(fileName), output, kind, opset));
+        progress.accept(source.getFileName().toString());
+        staged.commit(true);
+      }
+    }
+    return new Report(opset, reports, (System.nanoTime() - start) / 1_000_000);
+  }
+
+  /** How many components {@link #export} will write (for a progress bar). */
+  public static int componentCount(Path source, String component) {
+    if (!Files.isDirectory(source)) {
+      return 1;
+    }
+    return (int) componentArchives(source).stream()
+        .filter(archive -> component == null || archive.getParent().getFileName().toString().equals(component)).count();
+  }
+
+  private static ComponentReport exportOne(Path archive, Path stagedModel, Path finalModel, String kind, int opset) {
+    long start = System.nanoTime();
+    ExportResult result = TorchScriptExporter.export(archive, kind, opset);
+    Model model = result.model();
+    ModelWriter.write(model, stagedModel, WriteOptions.externalAbove(EXTERNAL_THRESHOLD));
+    return new ComponentReport(finalModel.toString(), kind, model.graph().nodes().size(), model.graph().initializers().size(),
+        result.opCounts(), result.warnings(), (System.nanoTime() - start) / 1_000_000);
+  }
+
+  private static List<Path> componentArchives(Path folder) {
+    try (Stream<Path> children = Files.list(folder)) {
+      return children.filter(Files::isDirectory).map(child -> child.resolve("model.pt")).filter(Files::isRegularFile).sorted().toList();
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot list " + folder + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Everything but the archives, as is; links are not followed out of the source folder. */
+  private static void copyRest(Path source, Path staging) {
+    try (Stream<Path> files = Files.walk(source)) {
+      for (Path path : files.sorted().toList()) {
+        Path relative = source.relativize(path);
+        if (relative.toString().isEmpty() || path.getFileName().toString().endsWith(".pt")) {
+          continue;
+        }
+        Path target = staging.resolve(relative.toString());
+        if (Files.isSymbolicLink(path)) {
+          Path real = path.toRealPath();
+          if (!real.startsWith(source.toRealPath())) {
+            throw new KilnException.BadInput(path + ": a link out of the pipeline folder (not copied)");
+          }
+        }
+        if (Files.isDirectory(path)) {
+          Files.createDirectories(target);
+        } else if (!Files.exists(target)) {
+          Files.createDirectories(target.getParent());
+          Files.copy(path, target);
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot copy " + source + ": " + e.getMessage(), e);
+    }
+  }
+}

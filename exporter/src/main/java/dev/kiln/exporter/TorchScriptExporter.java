@@ -1,0 +1,127 @@
+package dev.kiln.exporter;
+
+import dev.kiln.common.KilnException;
+import dev.kiln.exporter.archive.PickleObjects;
+import dev.kiln.exporter.archive.TorchArchive;
+import dev.kiln.exporter.code.ClassDef;
+import dev.kiln.exporter.code.CodeParser;
+import dev.kiln.exporter.code.Method;
+import dev.kiln.exporter.lowering.Emitter;
+import dev.kiln.exporter.lowering.Interpreter;
+import dev.kiln.exporter.lowering.ModuleRef;
+import dev.kiln.exporter.lowering.TensorValue;
+import dev.kiln.exporter.lowering.Values;
+import dev.kiln.graph.Attribute;
+import dev.kiln.graph.DataType;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.Model;
+import dev.kiln.graph.Onnx;
+import dev.kiln.graph.Shape;
+import dev.kiln.graph.Value;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * TorchScript ({@code torch.jit.trace} + save) to ONNX, in Java: the archive is read through the safe unpickler,
+ * the traced code is interpreted symbolically, each aten op lowered to ONNX nodes. Weights are never read: the
+ * initializers point into the .pt file and the writer streams them into the output.
+ */
+public final class TorchScriptExporter {
+  public static final int DEFAULT_OPSET = 17;
+  public static final int MIN_OPSET = 14;
+  public static final int MAX_OPSET = 17;
+
+  private TorchScriptExporter() {}
+
+  public static ExportResult export(Path archiveFile, String kind, int opset) {
+    if (opset < MIN_OPSET || opset > MAX_OPSET) {
+      throw new KilnException.BadInput("--opset " + opset + " is not supported (expected " + MIN_OPSET + " to " + MAX_OPSET + ")");
+    }
+    TorchArchive archive = TorchArchive.open(archiveFile);
+    Map<String, ClassDef> classes = CodeParser.parse(archive.code());
+    ComponentSpec spec = ComponentSpec.of(kind);
+    String rootClass = archive.root().className();
+    ClassDef definition = classes.get(rootClass);
+    if (definition == null || !definition.methods().containsKey("forward")) {
+      throw new KilnException.BadInput(archiveFile + ": no forward method for the root module " + rootClass);
+    }
+    Method forward = definition.methods().get("forward");
+    Graph graph = new Graph(rootName(rootClass));
+    Emitter emitter = new Emitter(graph, opset);
+    List<Object> arguments = new ArrayList<>();
+    for (int index = 1; index < forward.parameters().size(); index++) {
+      ComponentSpec.Io io = spec.input(index - 1, forward.parameters().get(index));
+      Value input = graph.addInput(emitter.reserveName(io.name()), io.onnxType(), shape(io.dims(), rankOf(io)));
+      TensorValue tensor = TensorValue.of(input, io.onnxType(), rankOf(io));
+      if (io.torchType() != io.onnxType()) {
+        tensor = TensorValue.of(emitter.op(Onnx.CAST, List.of(input), Attribute.ofInt("to", io.torchType().number())), io.torchType(), rankOf(io));
+      }
+      arguments.add(tensor);
+    }
+    Interpreter interpreter = new Interpreter(archive, classes, emitter);
+    Object result = interpreter.call(new ModuleRef(archive.root(), "", List.of()), "forward", arguments);
+    List<TensorValue> outputs = new ArrayList<>();
+    flatten(result, outputs, emitter);
+    List<DataType> types = outputs.stream().map(TensorValue::dataType).toList();
+    List<ComponentSpec.Io> outputSpecs = spec.outputs(outputs.size(), types);
+    for (int index = 0; index < outputs.size(); index++) {
+      TensorValue output = outputs.get(index);
+      ComponentSpec.Io io = outputSpecs.get(index);
+      Value value = output.value(emitter);
+      // A graph output must be a node's own output under its final name: inputs, initializers and values
+      // already named as outputs go through an Identity.
+      if (value.producer() == null || value.isGraphOutput() || graph.outputs().contains(value)) {
+        value = emitter.op(Onnx.IDENTITY, value);
+      }
+      value.setName(io.name());
+      value.setType(output.dataType(), shape(io.dims(), output.rank()));
+      graph.addOutput(value);
+    }
+    Model model = new Model(8, graph);
+    model.setProducer("kiln", "0.1.0");
+    model.opsetImports().put("", (long) opset);
+    return new ExportResult(model, kind, interpreter.opCounts(), interpreter.warnings());
+  }
+
+  private static int rankOf(ComponentSpec.Io io) {
+    return switch (io.name()) {
+      case "sample", "latent_sample" -> 4;
+      case "input_ids", "text_embeds", "time_ids" -> 2;
+      case "encoder_hidden_states" -> 3;
+      case "timestep" -> 1;
+      default -> -1;
+    };
+  }
+
+  private static Shape shape(Map<Integer, String> dims, int rank) {
+    if (rank < 0) {
+      return null;
+    }
+    List<Shape.Dim> list = new ArrayList<>();
+    for (int axis = 0; axis < rank; axis++) {
+      String name = dims.get(axis);
+      list.add(name == null ? Shape.UNKNOWN : Shape.symbolic(name));
+    }
+    return Shape.of(list);
+  }
+
+  private static void flatten(Object result, List<TensorValue> outputs, Emitter emitter) {
+    if (result instanceof PickleObjects.Tuple tuple) {
+      for (Object item : tuple.items()) {
+        flatten(item, outputs, emitter);
+      }
+    } else if (result instanceof List<?> list) {
+      for (Object item : list) {
+        flatten(item, outputs, emitter);
+      }
+    } else {
+      outputs.add(Values.asTensor(result, emitter));
+    }
+  }
+
+  private static String rootName(String className) {
+    return className.substring(className.lastIndexOf('.') + 1);
+  }
+}
