@@ -8,6 +8,7 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.TensorInfo;
+import dev.kiln.common.ExternalDataRules;
 import dev.kiln.common.HalfFloats;
 import dev.kiln.common.KilnException;
 import java.nio.DoubleBuffer;
@@ -63,6 +64,8 @@ public final class OnnxModel implements AutoCloseable {
     if (!Files.isRegularFile(file)) {
       throw new KilnException.BadInput("missing " + component + " model " + file);
     }
+    // ORT reads external data wherever the model points; the same rules as graph's reader apply first.
+    ExternalDataRules.checkModel(file);
     long start = System.nanoTime();
     try {
       OrtSession session = environment.createSession(file.toString(), options);
