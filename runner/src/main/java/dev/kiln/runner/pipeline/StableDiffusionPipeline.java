@@ -20,6 +20,13 @@ import java.util.function.Consumer;
  * ONNX Runtime. Sessions are created once in {@link #open} and closed by {@link #close}; a generation is
  * tokenize → text encoder(s) → UNet per step with classifier-free guidance (both branches in one batch) →
  * VAE decoder, each stage timed.
+ *
+ * <p><b>Thread safety.</b> One open pipeline may serve {@link #generate} calls from any number of threads at
+ * once, and each call returns exactly the bytes it would return alone: the ORT sessions are shared (their
+ * {@code run} is thread-safe), everything that belongs to one generation (scheduler, noise generator, buffers,
+ * timings) is created per call, and the state created lazily on first use (the VAE encoder session, the text
+ * encoder's recovered final LayerNorm, recovered from a fixed probe prompt) is created once under a lock and
+ * published only when complete. {@link #close} must not overlap a running generation.
  */
 public final class StableDiffusionPipeline implements AutoCloseable {
   private final PipelineFolder folder;
@@ -31,7 +38,9 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   private final TextEncoder textEncoder2;
   private final OnnxModel unet;
   private final OnnxModel vaeDecoder;
-  private OnnxModel vaeEncoder;
+  /** Opened on the first img2img request (under {@link #lazyLock}), then read without locking. */
+  private volatile OnnxModel vaeEncoder;
+  private final Object lazyLock = new Object();
   private final StageTimings loadTimings = new StageTimings();
   private final String unetOutput;
 
@@ -91,9 +100,28 @@ public final class StableDiffusionPipeline implements AutoCloseable {
 
   private OnnxModel load(String component) {
     OnnxModel model = OnnxModel.open(component, folder.model(component), environment, options);
-    owned.add(model);
-    loadTimings.add("load_" + component, model.creationNanos());
+    synchronized (lazyLock) {
+      owned.add(model);
+      loadTimings.add("load_" + component, model.creationNanos());
+    }
     return model;
+  }
+
+  /** The VAE encoder, opened once on first use; concurrent first uses open it once. */
+  private OnnxModel vaeEncoder() {
+    OnnxModel encoder = vaeEncoder;
+    if (encoder != null) {
+      return encoder;
+    }
+    synchronized (lazyLock) {
+      if (vaeEncoder == null) {
+        if (!folder.hasVaeEncoder()) {
+          throw new KilnException.BadInput("--init-image needs " + folder.model("vae_encoder") + ", which this pipeline does not have");
+        }
+        vaeEncoder = load("vae_encoder");
+      }
+      return vaeEncoder;
+    }
   }
 
   private void checkUnet() {
@@ -217,12 +245,12 @@ public final class StableDiffusionPipeline implements AutoCloseable {
     if (guided) {
       boolean zeros = folder.xl() && negative.isEmpty() && folder.forceZerosForEmptyPrompt();
       Tensor[] unconditional = encodeOne(negative, request.clipSkip(), timings, zeros);
-      hidden = Tensor.stack(List.of(unconditional[0].repeat(batch), hidden));
+      hidden = Tensor.concatenate(List.of(unconditional[0].repeat(batch), hidden));
       if (pooled != null) {
-        pooled = Tensor.stack(List.of(unconditional[1].repeat(batch), pooled));
+        pooled = Tensor.concatenate(List.of(unconditional[1].repeat(batch), pooled));
       }
       if (timeIds != null) {
-        timeIds = Tensor.stack(List.of(timeIds(width, height, true).repeat(batch), timeIds));
+        timeIds = Tensor.concatenate(List.of(timeIds(width, height, true).repeat(batch), timeIds));
       }
     }
     return new Conditioning(hidden, pooled, timeIds);
@@ -280,7 +308,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   private float[] predictNoise(Tensor input, double timestep, Conditioning conditioning, boolean guided, GenerationRequest request,
       StepListener listener, int step) {
     int batch = (int) input.dimension(0);
-    Tensor modelInput = guided ? Tensor.stack(List.of(input, input)) : input;
+    Tensor modelInput = guided ? Tensor.concatenate(List.of(input, input)) : input;
     int rows = (int) modelInput.dimension(0);
     long declaredBatch = unet.inputShape("sample")[0];
     int chunk = declaredBatch > 0 ? (int) declaredBatch : rows;
@@ -304,7 +332,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
       listener.unetInputs(step, inputs);
       outputs.add(unet.run(inputs, List.of(unetOutput)).get(unetOutput));
     }
-    Tensor prediction = Tensor.stack(outputs);
+    Tensor prediction = Tensor.concatenate(outputs);
     if (!guided) {
       return prediction.data();
     }
@@ -377,12 +405,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
 
   /** img2img: the VAE posterior mean of the image (first half of latent_parameters when mean and log-variance come together), scaled. */
   private Tensor encodeImage(RgbImage image, int batch, StageTimings timings) {
-    if (vaeEncoder == null) {
-      if (!folder.hasVaeEncoder()) {
-        throw new KilnException.BadInput("--init-image needs " + folder.model("vae_encoder") + ", which this pipeline does not have");
-      }
-      vaeEncoder = load("vae_encoder");
-    }
+    OnnxModel vaeEncoder = vaeEncoder();
     int plane = image.width() * image.height();
     float[] pixels = new float[plane * 3];
     for (int pixel = 0; pixel < plane; pixel++) {
