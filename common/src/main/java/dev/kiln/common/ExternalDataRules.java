@@ -6,6 +6,7 @@ import java.nio.file.InvalidPathException;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.util.function.BiConsumer;
 
 /**
  * The rules an ONNX tensor's external data must obey, for every reader of a model (graph's ModelReader, and the
@@ -38,6 +39,14 @@ public final class ExternalDataRules {
    */
   public static void checkModel(Path model) {
     ExternalDataScan.scan(model, new ExternalDataRules(model));
+  }
+
+  /**
+   * {@link #checkModel(Path)}, also telling {@code operators} the (domain, op_type) of every node met on the
+   * way, subgraphs and functions included (the runner uses it to spot operators ORT lacks on the device).
+   */
+  public static void checkModel(Path model, BiConsumer<String, String> operators) {
+    ExternalDataScan.scan(model, new ExternalDataRules(model), operators);
   }
 
   /**

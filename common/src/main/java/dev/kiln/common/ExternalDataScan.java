@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.BiConsumer;
 
 /**
  * A minimal protobuf walk of an ONNX file that visits every TensorProto (in graphs, node attributes, sparse
@@ -32,13 +33,19 @@ final class ExternalDataScan {
 
   private final ByteBuffer bytes;
   private final ExternalDataRules rules;
+  private final BiConsumer<String, String> operators;
 
-  private ExternalDataScan(ByteBuffer bytes, ExternalDataRules rules) {
+  private ExternalDataScan(ByteBuffer bytes, ExternalDataRules rules, BiConsumer<String, String> operators) {
     this.bytes = bytes;
     this.rules = rules;
+    this.operators = operators;
   }
 
   static void scan(Path model, ExternalDataRules rules) {
+    scan(model, rules, (domain, type) -> {});
+  }
+
+  static void scan(Path model, ExternalDataRules rules, BiConsumer<String, String> operators) {
     ByteBuffer bytes;
     try (FileChannel channel = FileChannel.open(model, StandardOpenOption.READ)) {
       long size = channel.size();
@@ -49,12 +56,13 @@ final class ExternalDataScan {
     } catch (IOException e) {
       throw new KilnException.BadInput("cannot read model " + model + ": " + e.getMessage(), e);
     }
-    scan(bytes, rules);
+    scan(bytes, rules, operators);
   }
 
   /** Scans a serialized ModelProto held in memory (tests and fuzzing feed bytes directly). */
-  static void scan(ByteBuffer bytes, ExternalDataRules rules) {
-    new ExternalDataScan(bytes.duplicate(), rules).message(Message.MODEL, 0, bytes.remaining(), 0);
+  static void scan(ByteBuffer bytes, ExternalDataRules rules, BiConsumer<String, String> operators) {
+    ByteBuffer view = bytes.slice();
+    new ExternalDataScan(view, rules, operators).message(Message.MODEL, 0, view.remaining(), 0);
   }
 
   /** The message type of field {@code number} inside a {@code parent} message, NONE for fields not on a path to a tensor. */
@@ -93,6 +101,8 @@ final class ExternalDataScan {
       throw rules.malformed("messages nest deeper than " + MAX_DEPTH + " levels");
     }
     TensorFacts tensor = type == Message.TENSOR ? new TensorFacts() : null;
+    String opType = null;
+    String domain = "";
     int position = start;
     while (position < end) {
       long tag = varint(position, end);
@@ -127,6 +137,12 @@ final class ExternalDataScan {
           int fieldEnd = position + (int) length;
           if (tensor != null) {
             readTensorField(tensor, (int) number, position, fieldEnd);
+          } else if (type == Message.NODE && (number == 4 || number == 7)) {
+            if (number == 4) {
+              opType = text(position, fieldEnd);
+            } else {
+              domain = text(position, fieldEnd);
+            }
           } else {
             Message child = child(type, (int) number);
             if (child != Message.NONE) {
@@ -141,6 +157,9 @@ final class ExternalDataScan {
     }
     if (tensor != null && tensor.dataLocation == EXTERNAL) {
       check(tensor);
+    }
+    if (opType != null) {
+      operators.accept(domain, opType);
     }
   }
 

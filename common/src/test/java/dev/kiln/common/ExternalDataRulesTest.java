@@ -143,6 +143,16 @@ class ExternalDataRulesTest {
   }
 
   @Test
+  void everyNodeIsReportedWithItsDomainIncludingSubgraphs() throws IOException {
+    Wire inner = new Wire().message(1, new Wire().text(4, "NhwcConv").text(7, "com.microsoft"));
+    Wire ifNode = new Wire().text(4, "If").message(5, new Wire().text(1, "then_branch").message(6, inner).varint(20, 5));
+    Path file = write(model(new Wire().message(1, new Wire().text(4, "Conv")).message(1, ifNode)));
+    java.util.List<String> seen = new java.util.ArrayList<>();
+    ExternalDataRules.checkModel(file, (domain, type) -> seen.add(domain + ":" + type));
+    assertEquals(java.util.List.of(":Conv", "com.microsoft:NhwcConv", ":If"), seen);
+  }
+
+  @Test
   void controlCharactersInNamesAreEscaped() throws IOException {
     String message = refused(model(new Wire().message(5, external("evil\n\u001b[31m", "location", "../x\n"))), "contains '..'");
     assertTrue(message.contains("evil\\u000a\\u001b[31m"), message);
@@ -181,7 +191,7 @@ class ExternalDataRulesTest {
       }
       int cut = random.nextInt(8) == 0 ? random.nextInt(corrupted.length) : corrupted.length;
       try {
-        ExternalDataScan.scan(ByteBuffer.wrap(corrupted, 0, cut), rules);
+        ExternalDataScan.scan(ByteBuffer.wrap(corrupted, 0, cut), rules, (domain, type) -> {});
       } catch (KilnException.BadInput expected) {
         refused++;
       }
