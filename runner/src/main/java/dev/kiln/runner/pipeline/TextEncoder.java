@@ -1,6 +1,7 @@
 package dev.kiln.runner.pipeline;
 
 import dev.kiln.common.KilnException;
+import dev.kiln.runner.InvalidRequest;
 import dev.kiln.runner.tokenizer.ClipTokenizer;
 import dev.kiln.runner.tokenizer.TokenizedPrompt;
 import java.util.ArrayList;
@@ -51,6 +52,11 @@ final class TextEncoder implements AutoCloseable {
       String name = output.getKey();
       Matcher matcher = HIDDEN_STATE.matcher(name);
       if (matcher.matches()) {
+        // An index is a layer number: anything longer than 4 digits is no CLIP export (and would overflow an int).
+        if (matcher.group(1).length() > 4) {
+          throw new KilnException.Unsupported(model.component() + ": output '" + name + "' names hidden state layer " + matcher.group(1)
+              + "; layer indices must be from 0 to 9999");
+        }
         hiddenStates.put(Integer.parseInt(matcher.group(1)), name);
       } else if (name.equals("last_hidden_state") || (last == null && output.getValue().getShape().length == 3 && !name.startsWith("hidden"))) {
         last = name;
@@ -63,6 +69,13 @@ final class TextEncoder implements AutoCloseable {
     }
     this.lastHidden = last;
     this.pooled = pooledName;
+  }
+
+  /** The width of the hidden states (768 for SD 1.x) from the declared output shape; 768 when it is dynamic. */
+  int hiddenWidth() {
+    long[] shape = model.outputs().get(lastHidden).getShape();
+    long width = shape.length == 0 ? -1 : shape[shape.length - 1];
+    return width > 0 && width <= Integer.MAX_VALUE ? (int) width : 768;
   }
 
   ClipTokenizer tokenizer() {
@@ -142,6 +155,15 @@ final class TextEncoder implements AutoCloseable {
     return pooled != null;
   }
 
+  /** The largest clip skip the exported hidden states allow (the state before the skipped layers must exist). */
+  private int maxClipSkip() {
+    int count = 0;
+    while (hiddenStates.containsKey(hiddenStates.lastKey() - count - 1)) {
+      count++;
+    }
+    return count;
+  }
+
   /** hidden_states[-k] in Python terms; the export must list hidden_states.* outputs. */
   private String hiddenStateFromEnd(int fromEnd) {
     if (hiddenStates.isEmpty()) {
@@ -151,8 +173,8 @@ final class TextEncoder implements AutoCloseable {
     int index = hiddenStates.lastKey() + 1 - fromEnd;
     String name = hiddenStates.get(index);
     if (name == null) {
-      throw new KilnException.BadInput(model.component() + " has hidden states 0.." + hiddenStates.lastKey()
-          + "; --clip-skip " + (fromEnd - 1) + " asks for hidden_states." + index);
+      throw new InvalidRequest("clipSkip", "must be from 0 to " + maxClipSkip() + " for " + model.component() + " (hidden states 0.."
+          + hiddenStates.lastKey() + "), got " + (fromEnd - 1));
     }
     return name;
   }

@@ -42,6 +42,8 @@ public final class ClipTokenizer {
   private final int padId;
   private final int maxLength;
   private final boolean lowerCase;
+  /** id -> token, built on the first {@link #decode}; a benign race builds equal maps. */
+  private volatile Map<Integer, String> inverse;
 
   private ClipTokenizer(Map<String, Integer> vocabulary, Map<String, Integer> mergeRanks, String start, String end, String pad,
       int maxLength, boolean lowerCase, Path folder) {
@@ -149,6 +151,34 @@ public final class ClipTokenizer {
 
   public int endId() {
     return endId;
+  }
+
+  /**
+   * The text of content token ids (what a truncated prompt lost): symbols mapped back to bytes, word ends to
+   * spaces, as CLIP's decoder does; lower-cased and whitespace-normalised like the tokenizer's input.
+   */
+  public String decode(List<Integer> ids) {
+    if (inverse == null) {
+      Map<Integer, String> tokens = new HashMap<>();
+      vocabulary.forEach((token, id) -> tokens.put(id, token));
+      inverse = tokens;
+    }
+    java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+    for (int id : ids) {
+      String token = inverse.getOrDefault(id, "");
+      boolean wordEnd = token.endsWith(WORD_END);
+      String symbols = wordEnd ? token.substring(0, token.length() - WORD_END.length()) : token;
+      for (int index = 0; index < symbols.length(); index++) {
+        int value = ByteSymbols.valueOf(symbols.charAt(index));
+        if (value >= 0) {
+          bytes.write(value);
+        }
+      }
+      if (wordEnd) {
+        bytes.write(' ');
+      }
+    }
+    return bytes.toString(StandardCharsets.UTF_8).strip();
   }
 
   /** Tokenizes a prompt: ids with start/end, truncated to the model length, and the padded row. */
