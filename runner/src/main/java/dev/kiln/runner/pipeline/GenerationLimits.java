@@ -113,10 +113,25 @@ final class GenerationLimits {
       }
     }
     String field = widthAtFault ? "width" : "height";
+    if (low == 0) {
+      // No size of one side fits with the other as asked: give the largest square instead.
+      long square = 0;
+      long top = Math.max(width, height) / multiple;
+      while (top - square > 1) {
+        long middle = square + (top - square) / 2;
+        double side = (double) middle * multiple;
+        if (fits(side, side, 1, guided, img2img, unetChunk, cpu)) {
+          square = middle;
+        } else {
+          top = middle;
+        }
+      }
+      throw new InvalidRequest(field, "by height " + width + "x" + height + " cannot fit on this machine; the largest square that does is "
+          + square * multiple + "x" + square * multiple + " (" + why + ")");
+    }
     String other = widthAtFault ? "height " + height : "width " + width;
-    throw new InvalidRequest(field, (low == 0 ? "cannot fit on this machine at " + other
-        : "must be a multiple of " + multiple + " from " + multiple + " to " + low * multiple + " at " + other + " and batch 1 on this machine")
-        + ", got " + (widthAtFault ? width : height) + " (" + why + ")");
+    throw new InvalidRequest(field, "must be a multiple of " + multiple + " from " + multiple + " to " + low * multiple + " at " + other
+        + " and batch 1 on this machine, got " + (widthAtFault ? width : height) + " (" + why + ")");
   }
 
   private String why(Need need, boolean cpu) {
