@@ -77,6 +77,8 @@ class SchedulerReferenceTest {
       case "lms" -> SchedulerKind.LMS;
       case "dpmpp_2m" -> karras ? SchedulerKind.DPMPP_2M_KARRAS : SchedulerKind.DPMPP_2M;
       case "lcm" -> SchedulerKind.LCM;
+      case "pndm" -> SchedulerKind.PNDM;
+      case "unipc" -> SchedulerKind.UNIPC;
       default -> throw new IllegalArgumentException(name);
     };
   }
@@ -127,7 +129,7 @@ class SchedulerReferenceTest {
       cases++;
     }
     System.out.print(report);
-    assertEquals(18, cases);
+    assertEquals(25, cases);
   }
 
   /**
