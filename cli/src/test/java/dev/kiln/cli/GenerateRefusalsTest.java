@@ -128,4 +128,17 @@ class GenerateRefusalsTest {
     refused(root.resolve("x.png"), "output 'hidden_states.99999999999' names hidden state layer 99999999999", "generate", pipeline.toString(),
         "--prompt", "x");
   }
+
+  /** A pipeline optimized for CUDA says so on a CPU-only run instead of passing on ORT's "Could not find an implementation". */
+  @Test
+  void aPipelineOptimizedForCudaSaysWhichTargetOnTheCpu(@TempDir Path root) {
+    Path tiny = Path.of(System.getProperty("kiln.root", "..")).resolve("testdata/pipelines/tiny-sd");
+    Path optimized = root.resolve("tiny-cuda");
+    Run optimize = run("optimize", tiny.toString(), "-o", optimized.toString(), "--target", "cuda");
+    assertEquals(0, optimize.exitCode(), optimize.err());
+    refused(root.resolve("x.png"), "was optimized for CUDA: it uses com.microsoft ", "generate", optimized.toString(), "--prompt", "x",
+        "--device", "cpu");
+    Run line = run("generate", optimized.toString(), "--prompt", "x", "-o", root.resolve("y.png").toString());
+    assertTrue(line.err().contains("run it with --device cuda on a machine with one, or optimize the original model with --target cpu"), line.err());
+  }
 }
