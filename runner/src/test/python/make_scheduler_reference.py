@@ -5,7 +5,10 @@ sampling run on an analytic problem whose exact denoiser is known: data x0 ~ N(M
 so for x_t = sqrt(a) x0 + sqrt(1-a) eps the posterior mean E[x0 | x_t] is linear in x_t and the ideal
 epsilon / v predictions follow in closed form. Initial noise and ancestral noise come from torch's CPU
 generator (seed 0), exactly as diffusers draws them, so Java's generator is exercised too. The math is
-written from the published formulas (DDIM, Karras et al. 2022, LMS, DPM-Solver++ 2M, LCM), in float64.
+written from the published formulas (DDIM, Karras et al. 2022, LMS, DPM-Solver++ 2M, LCM, PNDM's PLMS,
+UniPC's bh2 predictor-corrector), in float64.
+
+Command (from the repository root): /usr/bin/python3 runner/src/test/python/make_scheduler_reference.py
 """
 import json
 import math
@@ -251,6 +254,122 @@ def run_lcm(config, steps, generator, original_steps=50, scaling=10.0):
     return timesteps.astype(float), None, sample
 
 
+def run_pndm(config, steps, generator):
+    """PLMS (PNDM with skip_prk_steps): the second timestep is evaluated twice, the first transfer redone with
+    the mean of both noise predictions, then Adams-Bashforth combinations of orders 2, 3 and 4 of the stored
+    predictions feed the transfer of Liu et al. 2022, eq. 11."""
+    cumprod = alphas_cumprod(config)
+    ratio = config["num_train_timesteps"] // steps
+    ascending = spaced(config, steps, "ddim").astype(int)[::-1]
+    if steps == 1:
+        timesteps = ascending
+    else:
+        timesteps = numpy.concatenate([ascending[:-1], ascending[-2:-1], ascending[-1:]])[::-1]
+    final = 1.0 if config["set_alpha_to_one"] else cumprod[0]
+
+    def transfer(x, t, t_prev, output):
+        a, a_prev = cumprod[t], (cumprod[t_prev] if t_prev >= 0 else final)
+        if config["prediction_type"] == "v_prediction":
+            output = math.sqrt(a) * output + math.sqrt(1 - a) * x
+        denominator = a * math.sqrt(1 - a_prev) + math.sqrt(a * (1 - a) * a_prev)
+        return math.sqrt(a_prev / a) * x - (a_prev - a) * output / denominator
+
+    sample = randn(generator)
+    history = []
+    first_sample = None
+    for counter, t in enumerate(timesteps):
+        output = Problem.predict(sample, cumprod[t], config["prediction_type"])
+        if counter == 1:
+            combined = (output + history[-1]) / 2
+            sample = transfer(first_sample, t + ratio, t, combined)
+            continue
+        history = history[-3:] + [output]
+        weights = {1: [1], 2: [-1, 3], 3: [5, -16, 23], 4: [-9, 37, -59, 55]}[len(history)]
+        divisor = {1: 1, 2: 2, 3: 12, 4: 24}[len(history)]
+        combined = sum(w * e for w, e in zip(weights, history)) / divisor
+        if counter == 0:
+            first_sample = sample
+        sample = transfer(sample, t, t - ratio, combined)
+    return timesteps.astype(float), None, sample
+
+
+def run_unipc(config, steps, generator):
+    """UniPC with B(h) = e^h - 1 (bh2), order 2, data prediction: each step corrects the previous sample with
+    the new model output (UniC, rho from the linear system of the paper), then predicts (UniP, rho = 1/2 at
+    order 2); the first step and the last (onto sigma 0) are first order."""
+    cumprod = alphas_cumprod(config)
+    all_sigmas = numpy.sqrt((1 - cumprod) / cumprod)
+    count = config["num_train_timesteps"]
+    spacing = config["timestep_spacing"]
+    if spacing == "linspace":
+        timesteps = numpy.linspace(0, count - 1, steps + 1).round()[::-1][:-1]
+    elif spacing == "leading":
+        ratio = count // (steps + 1)
+        timesteps = (numpy.arange(0, steps + 1) * ratio).round()[::-1][:-1] + config["steps_offset"]
+    else:
+        timesteps = numpy.arange(count, 0, -count / steps).round() - 1
+    sigmas = numpy.append(numpy.interp(timesteps, numpy.arange(len(all_sigmas)), all_sigmas), 0.0)
+
+    def alpha_sigma(sigma):
+        alpha = 1.0 / math.sqrt(sigma ** 2 + 1)
+        return alpha, sigma * alpha
+
+    def lam(sigma):
+        alpha, scaled = alpha_sigma(sigma)
+        return math.log(alpha) - math.log(scaled) if scaled > 0 else math.inf
+
+    def coefficients(h, order):
+        hh = -h
+        phi = math.expm1(hh)
+        b_h = math.expm1(hh)
+        h_phi_k = phi / hh - 1
+        factorial = 1
+        b = []
+        for i in range(1, order + 1):
+            b.append(h_phi_k * factorial / b_h)
+            factorial *= i + 1
+            h_phi_k = h_phi_k / hh - 1 / factorial
+        return phi, b_h, b
+
+    sample = randn(generator)
+    x0s = []
+    last_sample, last_order = None, 0
+    for i in range(steps):
+        alpha_i, scaled_i = alpha_sigma(sigmas[i])
+        output = Problem.predict(sample, alpha_i ** 2, config["prediction_type"])
+        x0 = (sample - scaled_i * output) / alpha_i if config["prediction_type"] == "epsilon" else alpha_i * sample - scaled_i * output
+        if last_sample is not None:
+            # UniC on the step from sigma[i-1] to sigma[i]
+            alpha_t, scaled_t = alpha_sigma(sigmas[i])
+            _, scaled_s = alpha_sigma(sigmas[i - 1])
+            h = lam(sigmas[i]) - lam(sigmas[i - 1])
+            phi, b_h, b = coefficients(h, last_order)
+            m0 = x0s[-1]
+            corrected = scaled_t / scaled_s * last_sample - alpha_t * phi * m0
+            if last_order == 1:
+                rho = [0.5]
+                correction = rho[-1] * (x0 - m0)
+            else:
+                rk = (lam(sigmas[i - 2]) - lam(sigmas[i - 1])) / h
+                rho = numpy.linalg.solve(numpy.array([[1.0, 1.0], [rk, 1.0]]), numpy.array(b))
+                correction = rho[0] * (x0s[-2] - m0) / rk + rho[1] * (x0 - m0)
+            sample = corrected - alpha_t * b_h * correction
+        x0s.append(x0)
+        order = min(2, steps - i, len(x0s))
+        last_sample, last_order = sample, order
+        # UniP from sigma[i] to sigma[i+1]
+        alpha_t, scaled_t = alpha_sigma(sigmas[i + 1])
+        _, scaled_s = alpha_sigma(sigmas[i])
+        h = lam(sigmas[i + 1]) - lam(sigmas[i])
+        phi = math.expm1(-h)
+        prediction = scaled_t / scaled_s * sample - alpha_t * phi * x0s[-1]
+        if order == 2:
+            rk = (lam(sigmas[i - 1]) - lam(sigmas[i])) / h
+            prediction = prediction - alpha_t * phi * 0.5 * (x0s[-2] - x0s[-1]) / rk
+        sample = prediction
+    return timesteps.astype(float), sigmas, sample
+
+
 def config(**changes):
     result = dict(SD15)
     result.update(changes)
@@ -276,6 +395,13 @@ CASES = [
     ("dpmpp_2m", config(prediction_type="v_prediction", timestep_spacing="trailing"), 20, {}),
     ("lcm", config(), 4, {}),
     ("lcm", config(), 8, {}),
+    ("pndm", config(), 50, {}),
+    ("pndm", config(), 10, {}),
+    ("pndm", config(timestep_spacing="trailing", prediction_type="v_prediction"), 20, {}),
+    ("pndm", config(set_alpha_to_one=True, timestep_spacing="linspace"), 4, {}),
+    ("unipc", config(), 20, {}),
+    ("unipc", config(timestep_spacing="linspace"), 10, {}),
+    ("unipc", config(prediction_type="v_prediction", timestep_spacing="trailing"), 15, {}),
 ]
 
 
@@ -294,6 +420,10 @@ def main():
             timesteps, sigmas, sample = run_lms(scheduler_config, steps, generator)
         elif name == "dpmpp_2m":
             timesteps, sigmas, sample = run_dpm(scheduler_config, steps, generator, use_karras=use_karras)
+        elif name == "pndm":
+            timesteps, sigmas, sample = run_pndm(scheduler_config, steps, generator)
+        elif name == "unipc":
+            timesteps, sigmas, sample = run_unipc(scheduler_config, steps, generator)
         else:
             timesteps, sigmas, sample = run_lcm(scheduler_config, steps, generator)
         results.append({"scheduler": name, "karras": use_karras, "config": scheduler_config, "steps": steps,

@@ -3,6 +3,7 @@ package dev.kiln.cli;
 import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
 import dev.kiln.common.Progress;
+import dev.kiln.runner.InvalidRequest;
 import dev.kiln.runner.image.RgbImage;
 import dev.kiln.runner.pipeline.Device;
 import dev.kiln.runner.pipeline.GenerationRequest;
@@ -44,10 +45,11 @@ public final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--steps", description = "Denoising steps (default: the scheduler's usual count).")
   Integer steps;
 
-  @Option(names = "--guidance", defaultValue = "7.5", description = "Classifier-free guidance scale; <= 1 runs no unconditional branch (Turbo: 0).")
-  double guidance;
+  @Option(names = "--guidance", description = "Classifier-free guidance scale, 0 to 100; <= 1 runs no unconditional branch (Turbo: 0)"
+      + " (default: 7.5; lcm: 1, or 8.5 into an LCM UNet's guidance embedding).")
+  Double guidance;
 
-  @Option(names = "--scheduler", description = "ddim, euler, euler-a, lms, dpm++2m, dpm++2m-karras, lcm (default: the pipeline's).")
+  @Option(names = "--scheduler", description = "ddim, euler, euler-a, lms, dpm++2m, dpm++2m-karras, lcm, pndm, unipc (default: the pipeline's).")
   String scheduler;
 
   @Option(names = "--seed", description = "Seed of torch's CPU generator (default: random; printed).")
@@ -83,26 +85,51 @@ public final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print timings and output paths as JSON.")
   boolean json;
 
+  /** The option that sets each GenerationRequest field, for refusals the runner words with field names. */
+  static final Map<String, String> FLAGS = Map.ofEntries(
+      Map.entry("prompt", "--prompt"), Map.entry("negativePrompt", "--negative-prompt"), Map.entry("steps", "--steps"),
+      Map.entry("guidance", "--guidance"), Map.entry("scheduler", "--scheduler"), Map.entry("seed", "--seed"),
+      Map.entry("width", "--width"), Map.entry("height", "--height"), Map.entry("batch", "--batch"),
+      Map.entry("initImage", "--init-image"), Map.entry("strength", "--strength"), Map.entry("clipSkip", "--clip-skip"));
+
+  /** Image formats the output name could promise but a PNG writer cannot keep. */
+  private static final java.util.Set<String> OTHER_IMAGE_FORMATS = java.util.Set.of("jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "avif");
+
   @Override
   public Integer call() {
+    try {
+      return generate();
+    } catch (InvalidRequest e) {
+      throw new KilnException.BadInput(FLAGS.getOrDefault(e.field(), e.field()) + " " + e.problem(), e);
+    }
+  }
+
+  private Integer generate() {
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     SchedulerKind kind = scheduler == null ? null : SchedulerKind.parse(scheduler);
     Device requested = Device.parse(device);
-    if (steps != null && steps < 1) {
-      throw new KilnException.BadInput("--steps must be at least 1, got " + steps);
+    if (initImage == null && spec.commandLine().getParseResult().hasMatchedOption("--strength")) {
+      throw new KilnException.BadInput("--strength applies only to img2img: give --init-image too, or drop --strength");
     }
-    RgbImage init = initImage == null ? null : RgbImage.read(initImage);
+    String fileName = output.getFileName() == null ? "" : output.getFileName().toString();
+    String extension = fileName.contains(".") ? fileName.substring(fileName.lastIndexOf('.') + 1).toLowerCase(Locale.ROOT) : "";
+    if (OTHER_IMAGE_FORMATS.contains(extension)) {
+      throw new KilnException.BadInput("-o " + output + ": kiln generate writes PNG images; name the output .png");
+    }
     long actualSeed = seed != null ? seed : new SecureRandom().nextLong() & 0xffffffffL;
-    PipelineFolder folder = PipelineFolder.open(pipeline);
     GenerationRequest request = new GenerationRequest(prompt, negativePrompt, steps, guidance, kind, actualSeed, width, height, batch,
-        init, strength, clipSkip);
+        null, strength, clipSkip).validate();
+    RgbImage init = initImage == null ? null : RgbImage.read(initImage);
+    request = request.withInitImage(init, strength).validate();
+    PipelineFolder folder = PipelineFolder.open(pipeline);
     long start = System.nanoTime();
     try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, requested, threads, line -> {
       err.println(line);
       err.flush();
     })) {
-      int total = steps != null ? steps : (kind != null ? kind : folder.defaultScheduler()).usualSteps();
+      SchedulerKind used = kind != null ? kind : folder.defaultScheduler();
+      int total = used.evaluations(steps != null ? steps : used.usualSteps());
       GenerationResult result;
       try (Progress progress = Progress.start("generating", total, "steps", json)) {
         result = runner.generate(request, new StepListener() {
@@ -112,6 +139,10 @@ public final class GenerateCommand implements Callable<Integer> {
           }
         });
       }
+      for (String note : result.notes()) {
+        err.println("kiln: note: " + note);
+      }
+      err.flush();
       long pngStart = System.nanoTime();
       List<Path> written = PngOutput.write(result, output);
       result.timings().add("png", System.nanoTime() - pngStart);
@@ -135,6 +166,7 @@ public final class GenerateCommand implements Callable<Integer> {
     json.put("steps", result.steps());
     json.put("guidance", result.guidance());
     json.put("seed", result.seed());
+    json.put("notes", result.notes());
     json.put("width", result.width());
     json.put("height", result.height());
     Map<String, Object> timings = new LinkedHashMap<>(runner.loadTimings().toJson());

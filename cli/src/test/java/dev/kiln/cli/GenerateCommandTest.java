@@ -81,7 +81,7 @@ class GenerateCommandTest {
     String[][] cases = {
       {"generate", folder.resolve("missing").toString(), "--prompt", "x", "-o", out},
       {"generate", PIPELINE.toString(), "--prompt", "x", "--width", "30", "-o", out},
-      {"generate", PIPELINE.toString(), "--prompt", "x", "--scheduler", "pndm", "-o", out},
+      {"generate", PIPELINE.toString(), "--prompt", "x", "--scheduler", "heun", "-o", out},
       {"generate", PIPELINE.toString(), "--prompt", "x", "--device", "tpu", "-o", out},
       {"generate", PIPELINE.toString(), "--prompt", "x", "--steps", "0", "-o", out},
       {"generate", PIPELINE.toString(), "--prompt", "x", "--init-image", folder.resolve("none.png").toString(), "-o", out},

@@ -15,7 +15,7 @@ public abstract class KilnException extends RuntimeException {
   public abstract int exitCode();
 
   /** The user's input is wrong: a malformed file, a bad flag, a hostile path. Exit code 2. */
-  public static final class BadInput extends KilnException {
+  public static class BadInput extends KilnException {
     private static final long serialVersionUID = 1L;
 
     public BadInput(String message) {

@@ -19,17 +19,19 @@ final class GenerationParameters {
       case DPMPP_2M -> "DPM++ 2M";
       case DPMPP_2M_KARRAS -> "DPM++ 2M Karras";
       case LCM -> "LCM";
+      case PNDM -> "PLMS";
+      case UNIPC -> "UniPC";
     };
   }
 
-  static String format(GenerationRequest request, SchedulerKind scheduler, int steps, int width, int height, String model,
+  static String format(GenerationRequest request, SchedulerKind scheduler, int steps, double guidance, int width, int height, String model,
       int batch, int position) {
     StringBuilder text = new StringBuilder(request.prompt());
     if (request.negativePrompt() != null && !request.negativePrompt().isEmpty()) {
       text.append("\nNegative prompt: ").append(request.negativePrompt());
     }
     text.append(String.format(Locale.ROOT, "\nSteps: %d, Sampler: %s, CFG scale: %s, Seed: %d, Size: %dx%d, Model: %s",
-        steps, samplerName(scheduler), plain(request.guidance()), request.seed(), width, height, model));
+        steps, samplerName(scheduler), plain(guidance), request.seed(), width, height, model));
     if (request.initImage() != null) {
       text.append(", Denoising strength: ").append(plain(request.strength()));
     }

@@ -4,7 +4,10 @@ import dev.kiln.runner.image.RgbImage;
 import dev.kiln.runner.scheduler.SchedulerKind;
 import java.util.List;
 
-/** The images of one generation, the settings actually used, the final latents and every stage's timing. */
+/**
+ * The images of one generation, the settings actually used, the final latents, every stage's timing and the
+ * notes a user should read (a truncated prompt and what was dropped, an ignored negative prompt, ...).
+ */
 public record GenerationResult(
     List<RgbImage> images,
     List<String> parameters,
@@ -15,4 +18,5 @@ public record GenerationResult(
     int width,
     int height,
     long seed,
-    double guidance) {}
+    double guidance,
+    List<String> notes) {}

@@ -8,6 +8,7 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.TensorInfo;
+import dev.kiln.common.ExternalDataRules;
 import dev.kiln.common.HalfFloats;
 import dev.kiln.common.KilnException;
 import java.nio.DoubleBuffer;
@@ -22,6 +23,10 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * One ORT session for one pipeline component, created once and closed with the pipeline. It knows the
@@ -58,10 +63,37 @@ public final class OnnxModel implements AutoCloseable {
     return info;
   }
 
-  /** Opens {@code file} (by path, so external data next to it loads) with the given options. */
+  /** Opens {@code file} (by path, so external data next to it loads) with the given options, on the CPU. */
   static OnnxModel open(String component, Path file, OrtEnvironment environment, OrtSession.SessionOptions options) {
+    return open(component, file, environment, options, Device.CPU);
+  }
+
+  /**
+   * ORT's contrib operators that Kiln's cuda profile emits and that ONNX Runtime implements only for CUDA (and
+   * ROCm): a model holding them was optimized for a GPU and cannot open on the CPU.
+   */
+  static final Set<String> GPU_ONLY_OPERATORS = Set.of("NhwcConv", "GroupNorm", "SkipGroupNorm", "BiasSplitGelu", "BiasAdd");
+  private static final Pattern MISSING_KERNEL = Pattern.compile("Could not find an implementation for (\\w+)\\((\\d+)\\) node with name '([^']*)'");
+
+  /**
+   * Opens {@code file} for {@code device}. The model is checked first, before ORT reads anything: its external
+   * data must obey {@link ExternalDataRules}, and on the CPU it must not hold operators only CUDA implements.
+   */
+  static OnnxModel open(String component, Path file, OrtEnvironment environment, OrtSession.SessionOptions options, Device device) {
     if (!Files.isRegularFile(file)) {
       throw new KilnException.BadInput("missing " + component + " model " + file);
+    }
+    // ORT reads external data wherever the model points; the same rules as graph's reader apply first.
+    Set<String> gpuOnly = new TreeSet<>();
+    ExternalDataRules.checkModel(file, (domain, type) -> {
+      if (domain.equals("com.microsoft") && GPU_ONLY_OPERATORS.contains(type)) {
+        gpuOnly.add(type);
+      }
+    });
+    if (device == Device.CPU && !gpuOnly.isEmpty()) {
+      throw new KilnException.Unsupported(component + " model " + file + " was optimized for CUDA: it uses com.microsoft "
+          + String.join(", ", gpuOnly) + ", which ONNX Runtime implements only on NVIDIA GPUs; run it with --device cuda on a machine"
+          + " with one, or optimize the original model with --target cpu");
     }
     long start = System.nanoTime();
     try {
@@ -73,8 +105,29 @@ public final class OnnxModel implements AutoCloseable {
         throw e;
       }
     } catch (OrtException e) {
-      throw new KilnException.BadInput("cannot load " + component + " model " + file + ": " + e.getMessage(), e);
+      Matcher missing = MISSING_KERNEL.matcher(String.valueOf(e.getMessage()));
+      if (missing.find()) {
+        throw new KilnException.Unsupported(component + " model " + file + ": ONNX Runtime has no " + device.cliName() + " kernel for "
+            + missing.group(1) + " (opset " + missing.group(2) + ", node '" + printable(missing.group(3)) + "'); the model was built for"
+            + " another target: run it on the device it was optimized for, or optimize the original model for --target "
+            + device.cliName(), e);
+      }
+      throw new KilnException.BadInput("cannot load " + component + " model " + file + ": "
+          + printable(String.valueOf(e.getMessage()).lines().findFirst().orElse("")), e);
     }
+  }
+
+  /** ORT quotes node names from the model, which may hold control characters; they are shown escaped. */
+  private static String printable(String text) {
+    StringBuilder result = new StringBuilder();
+    text.codePoints().forEach(point -> {
+      if (Character.isISOControl(point)) {
+        result.append(String.format("\\u%04x", point));
+      } else {
+        result.appendCodePoint(point);
+      }
+    });
+    return result.toString();
   }
 
   public String component() {

@@ -1,11 +1,10 @@
 package dev.kiln.runner.pipeline;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.common.KilnException;
+import dev.kiln.runner.InvalidRequest;
+import dev.kiln.runner.config.JsonConfig;
 import dev.kiln.runner.scheduler.SchedulerConfig;
 import dev.kiln.runner.scheduler.SchedulerKind;
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -17,7 +16,6 @@ import java.nio.file.Path;
  * not) is read here from the configs rather than assumed.
  */
 public final class PipelineFolder {
-  private static final ObjectMapper MAPPER = new ObjectMapper();
   private final Path root;
   private final boolean xl;
   private final SchedulerConfig schedulerConfig;
@@ -28,12 +26,15 @@ public final class PipelineFolder {
   private final int latentChannels;
   private final int defaultSize;
   private final int unetDownsampling;
+  private final int unetBaseChannels;
+  private final int vaeBaseChannels;
+  private final int topAttentionHeads;
   private final boolean forceZerosForEmptyPrompt;
 
   private PipelineFolder(Path root) {
     this.root = root;
-    JsonNode index = readOptional(root.resolve("model_index.json"));
-    this.xl = Files.isDirectory(root.resolve("text_encoder_2")) || index.path("_class_name").asText("").contains("XL");
+    JsonConfig index = JsonConfig.read(root.resolve("model_index.json"), true);
+    this.xl = Files.isDirectory(root.resolve("text_encoder_2")) || index.text("_class_name", "").contains("XL");
     for (String component : xl ? new String[] {"text_encoder", "text_encoder_2", "unet", "vae_decoder"} : new String[] {"text_encoder", "unet", "vae_decoder"}) {
       if (!Files.isRegularFile(model(component))) {
         throw new KilnException.BadInput("pipeline " + root + " has no " + component + "/model.onnx (expected the diffusers/Optimum ONNX layout)");
@@ -46,25 +47,46 @@ public final class PipelineFolder {
     }
     Path schedulerFile = root.resolve("scheduler").resolve("scheduler_config.json");
     this.schedulerConfig = SchedulerConfig.read(schedulerFile);
-    this.schedulerClass = readOptional(schedulerFile).path("_class_name").asText("");
+    this.schedulerClass = JsonConfig.read(schedulerFile, false).text("_class_name", "");
     SchedulerKind fromClass = SchedulerKind.fromDiffusersClass(schedulerClass);
-    this.defaultScheduler = fromClass != null ? fromClass : SchedulerKind.DDIM;
-    JsonNode vae = readOptional(root.resolve("vae_decoder").resolve("config.json"));
-    if (vae.isEmpty()) {
-      vae = readOptional(root.resolve("vae").resolve("config.json"));
+    if (fromClass == null && !schedulerClass.isEmpty()) {
+      // Refused by name rather than silently replaced; --scheduler picks one Kiln implements.
+      this.defaultScheduler = null;
+    } else {
+      this.defaultScheduler = fromClass != null ? fromClass : SchedulerKind.DDIM;
     }
-    this.vaeScalingFactor = vae.path("scaling_factor").asDouble(0.18215);
-    JsonNode blocks = vae.path("block_out_channels");
+    JsonConfig vae = JsonConfig.read(root.resolve("vae_decoder").resolve("config.json"), true);
+    if (vae.node().isEmpty()) {
+      vae = JsonConfig.read(root.resolve("vae").resolve("config.json"), true);
+    }
+    this.vaeScalingFactor = vae.number("scaling_factor", 0.18215, Double.MIN_VALUE, 1000);
+    int[] blocks = vae.integers("block_out_channels", MAX_BLOCKS, 1, MAX_CHANNELS);
     // The VAE halves resolution once per down block after the first: 4 blocks -> factor 8.
-    this.vaeScaleFactor = blocks.isArray() && blocks.size() > 0 ? 1 << (blocks.size() - 1) : 8;
-    JsonNode unet = readOptional(root.resolve("unet").resolve("config.json"));
-    this.latentChannels = vae.path("latent_channels").asInt(unet.path("in_channels").asInt(4));
-    this.defaultSize = unet.path("sample_size").asInt(xl ? 128 : 64) * vaeScaleFactor;
-    JsonNode unetBlocks = unet.path("block_out_channels");
+    this.vaeScaleFactor = blocks != null ? 1 << (blocks.length - 1) : 8;
+    this.vaeBaseChannels = blocks != null ? blocks[0] : 128;
+    JsonConfig unet = JsonConfig.read(root.resolve("unet").resolve("config.json"), true);
+    this.latentChannels = vae.integer("latent_channels", unet.integer("in_channels", 4, 1, MAX_CHANNELS), 1, MAX_CHANNELS);
+    this.defaultSize = unet.integer("sample_size", xl ? 128 : 64, 1, MAX_SAMPLE_SIZE) * vaeScaleFactor;
+    int[] unetBlocks = unet.integers("block_out_channels", MAX_BLOCKS, 1, MAX_CHANNELS);
     // Each UNet down block but the last halves the latents, and the skip connections need them to halve evenly.
-    this.unetDownsampling = unetBlocks.isArray() && unetBlocks.size() > 0 ? 1 << (unetBlocks.size() - 1) : 1;
-    this.forceZerosForEmptyPrompt = index.path("force_zeros_for_empty_prompt").asBoolean(xl);
+    this.unetDownsampling = unetBlocks != null ? 1 << (unetBlocks.length - 1) : 1;
+    this.unetBaseChannels = unetBlocks != null ? unetBlocks[0] : 320;
+    String[] downBlocks = unet.texts("down_block_types", MAX_BLOCKS);
+    boolean topAttention = downBlocks == null || downBlocks.length == 0 || downBlocks[0].contains("Attn");
+    // diffusers reads num_attention_heads, falling back to attention_head_dim (which SD configs use for the head count).
+    Integer heads = unet.firstOfIntegers("num_attention_heads", 1, 4096);
+    if (heads == null) {
+      heads = unet.firstOfIntegers("attention_head_dim", 1, 4096);
+    }
+    this.topAttentionHeads = topAttention ? (heads != null ? heads : 8) : 0;
+    this.forceZerosForEmptyPrompt = index.bool("force_zeros_for_empty_prompt", xl);
   }
+
+  /** Diffusers models have 1 to 4 blocks; 8 leaves room without letting 2^(blocks - 1) overflow a size. */
+  static final int MAX_BLOCKS = 8;
+  static final int MAX_CHANNELS = 65_536;
+  /** The largest UNet sample_size (latent pixels) accepted from a config: 1024 latents = 8192 pixels at factor 8. */
+  static final int MAX_SAMPLE_SIZE = 1024;
 
   /** Opens and checks a pipeline folder; a missing folder or component is bad input naming it. */
   public static PipelineFolder open(Path root) {
@@ -72,21 +94,6 @@ public final class PipelineFolder {
       throw new KilnException.BadInput("pipeline folder " + root + " does not exist or is not a directory");
     }
     return new PipelineFolder(root.toAbsolutePath().normalize());
-  }
-
-  private static JsonNode readOptional(Path file) {
-    if (!Files.isRegularFile(file)) {
-      return MAPPER.createObjectNode();
-    }
-    try {
-      JsonNode node = MAPPER.readTree(file.toFile());
-      if (node == null || !node.isObject()) {
-        throw new KilnException.BadInput("config " + file + " is not a JSON object");
-      }
-      return node;
-    } catch (IOException e) {
-      throw new KilnException.BadInput("cannot read config " + file + ": " + e.getMessage(), e);
-    }
   }
 
   public Path root() {
@@ -113,9 +120,31 @@ public final class PipelineFolder {
     return schedulerConfig;
   }
 
-  /** The scheduler the pipeline was published with, when Kiln implements it; DDIM otherwise (e.g. for PNDM). */
+  /**
+   * The scheduler the pipeline was published with (DDIM when the config names none). A scheduler Kiln does not
+   * implement is refused by name: the caller must choose one.
+   */
   public SchedulerKind defaultScheduler() {
+    if (defaultScheduler == null) {
+      throw new InvalidRequest("scheduler", "must be given: this pipeline declares " + schedulerClass + ", which Kiln does not implement"
+          + " (Kiln has " + SchedulerKind.names() + ")");
+    }
     return defaultScheduler;
+  }
+
+  /** Channels of the UNet's first (full-resolution) block, for the memory estimate. */
+  int unetBaseChannels() {
+    return unetBaseChannels;
+  }
+
+  /** Channels of the VAE's full-resolution block, for the memory estimate. */
+  int vaeBaseChannels() {
+    return vaeBaseChannels;
+  }
+
+  /** Attention heads at the UNet's full latent resolution; 0 when its first block has no attention (SDXL). */
+  int topAttentionHeads() {
+    return topAttentionHeads;
   }
 
   public String schedulerClass() {

@@ -4,6 +4,7 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import dev.kiln.common.KilnException;
+import dev.kiln.runner.InvalidRequest;
 import dev.kiln.runner.image.RgbImage;
 import dev.kiln.runner.noise.TorchGenerator;
 import dev.kiln.runner.scheduler.Scheduler;
@@ -20,6 +21,13 @@ import java.util.function.Consumer;
  * ONNX Runtime. Sessions are created once in {@link #open} and closed by {@link #close}; a generation is
  * tokenize → text encoder(s) → UNet per step with classifier-free guidance (both branches in one batch) →
  * VAE decoder, each stage timed.
+ *
+ * <p><b>Thread safety.</b> One open pipeline may serve {@link #generate} calls from any number of threads at
+ * once, and each call returns exactly the bytes it would return alone: the ORT sessions are shared (their
+ * {@code run} is thread-safe), everything that belongs to one generation (scheduler, noise generator, buffers,
+ * timings) is created per call, and the state created lazily on first use (the VAE encoder session, the text
+ * encoder's recovered final LayerNorm, recovered from a fixed probe prompt) is created once under a lock and
+ * published only when complete. {@link #close} must not overlap a running generation.
  */
 public final class StableDiffusionPipeline implements AutoCloseable {
   private final PipelineFolder folder;
@@ -31,9 +39,12 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   private final TextEncoder textEncoder2;
   private final OnnxModel unet;
   private final OnnxModel vaeDecoder;
-  private OnnxModel vaeEncoder;
+  /** Opened on the first img2img request (under {@link #lazyLock}), then read without locking. */
+  private volatile OnnxModel vaeEncoder;
+  private final Object lazyLock = new Object();
   private final StageTimings loadTimings = new StageTimings();
   private final String unetOutput;
+  private final GenerationLimits limits;
 
   private StableDiffusionPipeline(PipelineFolder folder, Device requested, int threads, Consumer<String> warnings) {
     this.folder = folder;
@@ -55,6 +66,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
       this.vaeDecoder = load("vae_decoder");
       this.unetOutput = unet.outputs().containsKey("out_sample") ? "out_sample" : unet.outputs().keySet().iterator().next();
       checkUnet();
+      this.limits = GenerationLimits.ofThisMachine(folder, textEncoder.hiddenWidth() + (textEncoder2 == null ? 0 : textEncoder2.hiddenWidth()));
     } catch (OrtException e) {
       close();
       throw new KilnException.BadInput("cannot configure ONNX Runtime: " + e.getMessage(), e);
@@ -90,10 +102,29 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   }
 
   private OnnxModel load(String component) {
-    OnnxModel model = OnnxModel.open(component, folder.model(component), environment, options);
-    owned.add(model);
-    loadTimings.add("load_" + component, model.creationNanos());
+    OnnxModel model = OnnxModel.open(component, folder.model(component), environment, options, device);
+    synchronized (lazyLock) {
+      owned.add(model);
+      loadTimings.add("load_" + component, model.creationNanos());
+    }
     return model;
+  }
+
+  /** The VAE encoder, opened once on first use; concurrent first uses open it once. */
+  private OnnxModel vaeEncoder() {
+    OnnxModel encoder = vaeEncoder;
+    if (encoder != null) {
+      return encoder;
+    }
+    synchronized (lazyLock) {
+      if (vaeEncoder == null) {
+        if (!folder.hasVaeEncoder()) {
+          throw new InvalidRequest("initImage", "needs " + folder.model("vae_encoder") + ", which this pipeline does not have");
+        }
+        vaeEncoder = load("vae_encoder");
+      }
+      return vaeEncoder;
+    }
   }
 
   private void checkUnet() {
@@ -133,45 +164,48 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   }
 
   public GenerationResult generate(GenerationRequest request, StepListener listener) {
+    request.validate();
     StageTimings timings = new StageTimings();
+    List<String> notes = new ArrayList<>();
     int factor = folder.vaeScaleFactor();
     int multiple = folder.sizeMultiple();
     int width = request.width() != null ? request.width() : request.initImage() != null ? request.initImage().width() : folder.defaultSize();
     int height = request.height() != null ? request.height() : request.initImage() != null ? request.initImage().height() : folder.defaultSize();
-    if (width <= 0 || height <= 0 || width % multiple != 0 || height % multiple != 0) {
-      throw new KilnException.BadInput("--width/--height must be positive multiples of " + multiple + " for this pipeline (VAE scale factor "
-          + factor + (multiple != factor ? " x UNet downsampling " + multiple / factor : "") + "), got " + width + "x" + height);
-    }
-    if (request.batch() < 1) {
-      throw new KilnException.BadInput("--batch must be at least 1, got " + request.batch());
-    }
-    if (request.prompt() == null) {
-      throw new KilnException.BadInput("--prompt is required");
-    }
-    if (request.guidance() < 0 || Double.isNaN(request.guidance())) {
-      throw new KilnException.BadInput("--guidance must be >= 0, got " + request.guidance());
-    }
-    if (request.clipSkip() < 0) {
-      throw new KilnException.BadInput("--clip-skip must be >= 0, got " + request.clipSkip());
+    for (String side : List.of("width", "height")) {
+      int value = side.equals("width") ? width : height;
+      if (value <= 0 || value % multiple != 0) {
+        throw new InvalidRequest(side, "must be one of the positive multiples of " + multiple + " for this pipeline (VAE scale factor " + factor
+            + (multiple != factor ? " x UNet downsampling " + multiple / factor : "") + "), got " + value
+            + (request.width() == null && request.height() == null && request.initImage() != null ? " (the init image's size)" : ""));
+      }
     }
     SchedulerKind kind = request.scheduler() != null ? request.scheduler() : folder.defaultScheduler();
     int steps = request.steps() != null ? request.steps() : kind.usualSteps();
-    Scheduler scheduler = kind.create(folder.schedulerConfig(), steps);
+    // LCM-distilled UNets take the guidance as an embedding and run no unconditional branch; LCM-LoRA UNets run unguided.
+    boolean guidanceEmbedded = unet.hasInput("timestep_cond");
+    double guidance = request.guidance() != null ? request.guidance()
+        : kind == SchedulerKind.LCM ? (guidanceEmbedded ? LCM_EMBEDDED_GUIDANCE : 1.0) : GenerationRequest.DEFAULT_GUIDANCE;
+    boolean guided = guidance > 1.0 && !(kind == SchedulerKind.LCM && guidanceEmbedded);
     int batch = request.batch();
-    boolean guided = request.guidance() > 1.0;
+    long declaredBatch = unet.inputShape("sample")[0];
+    limits.check(width, height, batch, guided, request.initImage() != null, declaredBatch, device == Device.CPU);
+    Scheduler scheduler = kind.create(folder.schedulerConfig(), steps);
+    String negative = request.negativePrompt() == null ? "" : request.negativePrompt();
+    if (!guided && !negative.isEmpty()) {
+      notes.add("the negative prompt is ignored: guidance " + plain(guidance) + (kind == SchedulerKind.LCM && guidanceEmbedded
+          ? " goes to the LCM UNet's guidance embedding, which runs no unconditional branch" : " <= 1 runs no unconditional branch"));
+    }
 
-    Conditioning conditioning = encodePrompts(request, guided, batch, width, height, timings);
+    Conditioning conditioning = encodePrompts(request, guided, batch, width, height, timings, notes);
     TorchGenerator generator = new TorchGenerator(request.seed());
     long[] latentShape = {batch, folder.latentChannels(), height / factor, width / factor};
     int firstStep = 0;
     float[] latents;
     if (request.initImage() != null) {
-      if (!(request.strength() > 0 && request.strength() <= 1)) {
-        throw new KilnException.BadInput("--strength must be in (0, 1], got " + request.strength());
-      }
       int noisedSteps = Math.min((int) (steps * request.strength()), steps);
       if (noisedSteps == 0) {
-        throw new KilnException.BadInput("--strength " + request.strength() + " with --steps " + steps + " leaves no step to run");
+        throw new InvalidRequest("strength", "must be at least 1/steps = " + plain(1.0 / steps) + " to run any of the " + steps
+            + " steps, got " + plain(request.strength()));
       }
       firstStep = steps - noisedSteps;
       Tensor clean = encodeImage(request.initImage().resized(width, height), batch, timings);
@@ -185,14 +219,16 @@ public final class StableDiffusionPipeline implements AutoCloseable {
       }
     }
     double[] timesteps = scheduler.timesteps();
-    for (int step = firstStep; step < steps; step++) {
+    // PNDM evaluates the UNet once more than its step count; every other scheduler once per step.
+    int evaluations = timesteps.length;
+    for (int step = firstStep; step < evaluations; step++) {
       long start = System.nanoTime();
       float[] input = scheduler.scaleModelInput(latents, step);
-      float[] noisePrediction = predictNoise(new Tensor(input, latentShape), timesteps[step], conditioning, guided, request, listener, step);
+      float[] noisePrediction = predictNoise(new Tensor(input, latentShape), timesteps[step], conditioning, guided, guidance, listener, step);
       latents = scheduler.step(noisePrediction, step, latents, generator);
       timings.add("unet_step", System.nanoTime() - start);
       listener.latentsAfterStep(step, latents);
-      listener.stepDone(step - firstStep + 1, steps - firstStep);
+      listener.stepDone(step - firstStep + 1, evaluations - firstStep);
     }
     Tensor finalLatents = new Tensor(latents, latentShape);
     List<RgbImage> images = new ArrayList<>();
@@ -200,16 +236,28 @@ public final class StableDiffusionPipeline implements AutoCloseable {
     for (int image = 0; image < batch; image++) {
       Tensor row = finalLatents.rows(image, image + 1);
       images.add(timings.time("vae_decoder", () -> decode(row)));
-      parameters.add(GenerationParameters.format(request, kind, steps, width, height, folder.name(), batch, image));
+      parameters.add(GenerationParameters.format(request, kind, steps, guidance, width, height, folder.name(), batch, image));
     }
-    return new GenerationResult(images, parameters, finalLatents, timings, kind, steps, width, height, request.seed(), request.guidance());
+    return new GenerationResult(images, parameters, finalLatents, timings, kind, steps, width, height, request.seed(), guidance, List.copyOf(notes));
+  }
+
+  /** diffusers' LatentConsistencyModelPipeline default: the scale the LCM UNet's guidance embedding was distilled around. */
+  static final double LCM_EMBEDDED_GUIDANCE = 8.5;
+
+  private static String plain(double value) {
+    return value == Math.rint(value) ? String.valueOf((long) value) : String.valueOf(value);
   }
 
   /** Embeddings for the UNet: [uncond x batch ; cond x batch] when guided, [cond x batch] otherwise. */
   private record Conditioning(Tensor hidden, Tensor pooled, Tensor timeIds) {}
 
-  private Conditioning encodePrompts(GenerationRequest request, boolean guided, int batch, int width, int height, StageTimings timings) {
+  private Conditioning encodePrompts(GenerationRequest request, boolean guided, int batch, int width, int height, StageTimings timings,
+      List<String> notes) {
     String negative = request.negativePrompt() == null ? "" : request.negativePrompt();
+    noteTruncation("prompt", request.prompt(), notes);
+    if (guided) {
+      noteTruncation("negative prompt", negative, notes);
+    }
     Tensor[] positive = encodeOne(request.prompt(), request.clipSkip(), timings, false);
     Tensor hidden = positive[0].repeat(batch);
     Tensor pooled = positive[1] == null ? null : positive[1].repeat(batch);
@@ -217,15 +265,27 @@ public final class StableDiffusionPipeline implements AutoCloseable {
     if (guided) {
       boolean zeros = folder.xl() && negative.isEmpty() && folder.forceZerosForEmptyPrompt();
       Tensor[] unconditional = encodeOne(negative, request.clipSkip(), timings, zeros);
-      hidden = Tensor.stack(List.of(unconditional[0].repeat(batch), hidden));
+      hidden = Tensor.concatenate(List.of(unconditional[0].repeat(batch), hidden));
       if (pooled != null) {
-        pooled = Tensor.stack(List.of(unconditional[1].repeat(batch), pooled));
+        pooled = Tensor.concatenate(List.of(unconditional[1].repeat(batch), pooled));
       }
       if (timeIds != null) {
-        timeIds = Tensor.stack(List.of(timeIds(width, height, true).repeat(batch), timeIds));
+        timeIds = Tensor.concatenate(List.of(timeIds(width, height, true).repeat(batch), timeIds));
       }
     }
     return new Conditioning(hidden, pooled, timeIds);
+  }
+
+  /** CLIP reads 77 tokens (75 and start/end); the rest of a longer prompt is dropped, and the user is told what. */
+  private void noteTruncation(String which, String prompt, List<String> notes) {
+    ClipTokenizer tokenizer = textEncoder.tokenizer();
+    List<Integer> content = tokenizer.contentIds(prompt);
+    int room = tokenizer.maxLength() - 2;
+    if (content.size() > room) {
+      String dropped = tokenizer.decode(content.subList(room, content.size()));
+      notes.add("the " + which + " is " + content.size() + " tokens; the text encoder reads the first " + room + ", so \""
+          + (dropped.length() > 200 ? dropped.substring(0, 197) + "..." : dropped) + "\" was dropped");
+    }
   }
 
   /** {hidden [1, T, D], pooled [1, P] or null}; SDXL concatenates both encoders' hidden states along D. */
@@ -277,15 +337,15 @@ public final class StableDiffusionPipeline implements AutoCloseable {
     return new Tensor(values, new long[] {1, values.length});
   }
 
-  private float[] predictNoise(Tensor input, double timestep, Conditioning conditioning, boolean guided, GenerationRequest request,
+  private float[] predictNoise(Tensor input, double timestep, Conditioning conditioning, boolean guided, double guidance,
       StepListener listener, int step) {
     int batch = (int) input.dimension(0);
-    Tensor modelInput = guided ? Tensor.stack(List.of(input, input)) : input;
+    Tensor modelInput = guided ? Tensor.concatenate(List.of(input, input)) : input;
     int rows = (int) modelInput.dimension(0);
     long declaredBatch = unet.inputShape("sample")[0];
     int chunk = declaredBatch > 0 ? (int) declaredBatch : rows;
     if (rows % chunk != 0) {
-      throw new KilnException.BadInput("unet was exported for batch " + declaredBatch + " but this generation runs " + rows
+      throw new InvalidRequest("batch", "cannot run: the unet was exported for batch " + declaredBatch + " but this generation runs " + rows
           + " rows (batch " + batch + (guided ? " x 2 for guidance" : "") + ")");
     }
     List<Tensor> outputs = new ArrayList<>();
@@ -299,19 +359,19 @@ public final class StableDiffusionPipeline implements AutoCloseable {
         inputs.put("time_ids", ModelInput.of(conditioning.timeIds().rows(from, from + chunk)));
       }
       if (unet.hasInput("timestep_cond")) {
-        inputs.put("timestep_cond", ModelInput.of(guidanceEmbedding(request.guidance(), chunk)));
+        inputs.put("timestep_cond", ModelInput.of(guidanceEmbedding(guidance, chunk)));
       }
       listener.unetInputs(step, inputs);
       outputs.add(unet.run(inputs, List.of(unetOutput)).get(unetOutput));
     }
-    Tensor prediction = Tensor.stack(outputs);
+    Tensor prediction = Tensor.concatenate(outputs);
     if (!guided) {
       return prediction.data();
     }
     float[] all = prediction.data();
     int half = all.length / 2;
     float[] guidedPrediction = new float[half];
-    double scale = request.guidance();
+    double scale = guidance;
     for (int index = 0; index < half; index++) {
       float unconditional = all[index];
       float conditional = all[half + index];
@@ -377,12 +437,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
 
   /** img2img: the VAE posterior mean of the image (first half of latent_parameters when mean and log-variance come together), scaled. */
   private Tensor encodeImage(RgbImage image, int batch, StageTimings timings) {
-    if (vaeEncoder == null) {
-      if (!folder.hasVaeEncoder()) {
-        throw new KilnException.BadInput("--init-image needs " + folder.model("vae_encoder") + ", which this pipeline does not have");
-      }
-      vaeEncoder = load("vae_encoder");
-    }
+    OnnxModel vaeEncoder = vaeEncoder();
     int plane = image.width() * image.height();
     float[] pixels = new float[plane * 3];
     for (int pixel = 0; pixel < plane; pixel++) {

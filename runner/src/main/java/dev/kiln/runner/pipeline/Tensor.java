@@ -31,7 +31,7 @@ public record Tensor(float[] data, long[] shape) {
   }
 
   /** Concatenation along the first axis. */
-  public static Tensor stack(java.util.List<Tensor> parts) {
+  public static Tensor concatenate(java.util.List<Tensor> parts) {
     long rows = 0;
     int total = 0;
     for (Tensor part : parts) {
@@ -51,6 +51,6 @@ public record Tensor(float[] data, long[] shape) {
 
   /** The same row repeated {@code count} times along the first axis (which must be 1). */
   public Tensor repeat(int count) {
-    return stack(java.util.Collections.nCopies(count, this));
+    return concatenate(java.util.Collections.nCopies(count, this));
   }
 }

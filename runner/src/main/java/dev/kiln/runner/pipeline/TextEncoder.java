@@ -1,6 +1,7 @@
 package dev.kiln.runner.pipeline;
 
 import dev.kiln.common.KilnException;
+import dev.kiln.runner.InvalidRequest;
 import dev.kiln.runner.tokenizer.ClipTokenizer;
 import dev.kiln.runner.tokenizer.TokenizedPrompt;
 import java.util.ArrayList;
@@ -26,8 +27,17 @@ final class TextEncoder implements AutoCloseable {
   private final String lastHidden;
   private final String pooled;
   private final TreeMap<Integer, String> hiddenStates = new TreeMap<>();
-  private float[] recoveredGamma;
-  private float[] recoveredBeta;
+  /**
+   * The final LayerNorm's weights, recovered on first use. Published whole through a volatile field only after
+   * they are filled, and always recovered from the same {@link #PROBE} prompt, so every generation (in any
+   * thread, in any order) applies bit-identical weights.
+   */
+  private volatile FinalLayerNorm finalLayerNorm;
+
+  private record FinalLayerNorm(float[] gamma, float[] beta) {}
+
+  /** The fixed prompt the final LayerNorm is recovered from: the result must not depend on which prompt came first. */
+  static final String PROBE = "a photograph of an astronaut riding a horse on the moon";
 
   /** The conditioning of one prompt: [1, tokens, width] hidden states and, for SDXL's second encoder, [1, P] pooled. */
   record Encoded(Tensor hidden, Tensor pooled, TokenizedPrompt tokens) {}
@@ -42,6 +52,11 @@ final class TextEncoder implements AutoCloseable {
       String name = output.getKey();
       Matcher matcher = HIDDEN_STATE.matcher(name);
       if (matcher.matches()) {
+        // An index is a layer number: anything longer than 4 digits is no CLIP export (and would overflow an int).
+        if (matcher.group(1).length() > 4) {
+          throw new KilnException.Unsupported(model.component() + ": output '" + name + "' names hidden state layer " + matcher.group(1)
+              + "; layer indices must be from 0 to 9999");
+        }
         hiddenStates.put(Integer.parseInt(matcher.group(1)), name);
       } else if (name.equals("last_hidden_state") || (last == null && output.getValue().getShape().length == 3 && !name.startsWith("hidden"))) {
         last = name;
@@ -56,6 +71,13 @@ final class TextEncoder implements AutoCloseable {
     this.pooled = pooledName;
   }
 
+  /** The width of the hidden states (768 for SD 1.x) from the declared output shape; 768 when it is dynamic. */
+  int hiddenWidth() {
+    long[] shape = model.outputs().get(lastHidden).getShape();
+    long width = shape.length == 0 ? -1 : shape[shape.length - 1];
+    return width > 0 && width <= Integer.MAX_VALUE ? (int) width : 768;
+  }
+
   ClipTokenizer tokenizer() {
     return tokenizer;
   }
@@ -66,14 +88,7 @@ final class TextEncoder implements AutoCloseable {
 
   Encoded encode(String prompt, int clipSkip, boolean xlStyle, StageTimings timings) {
     TokenizedPrompt tokens = timings.time("tokenize", () -> tokenizer.encode(prompt));
-    long[] ids = tokens.padded();
-    Map<String, ModelInput> inputs = new java.util.HashMap<>();
-    inputs.put(idsInput, ModelInput.longs(ids, 1, ids.length));
-    if (model.hasInput("attention_mask")) {
-      long[] ones = new long[ids.length];
-      java.util.Arrays.fill(ones, 1);
-      inputs.put("attention_mask", ModelInput.longs(ones, 1, ids.length));
-    }
+    Map<String, ModelInput> inputs = feeds(tokens.padded());
     List<String> wanted = new ArrayList<>();
     String hiddenName;
     boolean normalize = false;
@@ -86,40 +101,67 @@ final class TextEncoder implements AutoCloseable {
       hiddenName = lastHidden;
     }
     wanted.add(hiddenName);
-    boolean recover = normalize && recoveredGamma == null;
-    if (recover) {
-      wanted.add(lastHidden);
-      if (!wanted.contains(hiddenStateFromEnd(1))) {
-        wanted.add(hiddenStateFromEnd(1));
-      }
-    }
     if (xlStyle && pooled != null) {
       wanted.add(pooled);
     }
+    FinalLayerNorm norm = normalize ? recoveredFinalLayerNorm() : null;
     Map<String, Tensor> outputs = timings.time(model.component(), () -> model.run(inputs, wanted));
-    if (recover) {
-      recoverFinalLayerNorm(outputs.get(hiddenStateFromEnd(1)), outputs.get(lastHidden));
-    }
     Tensor hidden = outputs.get(hiddenName);
     if (normalize) {
-      hidden = finalLayerNorm(hidden);
+      hidden = finalLayerNorm(hidden, norm);
     }
     return new Encoded(hidden, xlStyle && pooled != null ? outputs.get(pooled) : null, tokens);
   }
 
   /** Every output of the encoder for one prompt (tests check the recovered LayerNorm against them). */
   Map<String, Tensor> allOutputs(String prompt) {
-    long[] ids = tokenizer.encode(prompt).padded();
-    return model.run(Map.of(idsInput, ModelInput.longs(ids, 1, ids.length)), List.of());
+    return model.run(feeds(tokenizer.encode(prompt).padded()), List.of());
+  }
+
+  /** The token ids (and an all-ones attention mask when the export takes one). */
+  private Map<String, ModelInput> feeds(long[] ids) {
+    Map<String, ModelInput> inputs = new java.util.HashMap<>();
+    inputs.put(idsInput, ModelInput.longs(ids, 1, ids.length));
+    if (model.hasInput("attention_mask")) {
+      long[] ones = new long[ids.length];
+      java.util.Arrays.fill(ones, 1);
+      inputs.put("attention_mask", ModelInput.longs(ones, 1, ids.length));
+    }
+    return inputs;
   }
 
   /** The final LayerNorm with recovered weights (after a clip-skip encode has recovered them). */
   Tensor applyFinalLayerNorm(Tensor hidden) {
-    return finalLayerNorm(hidden);
+    return finalLayerNorm(hidden, recoveredFinalLayerNorm());
+  }
+
+  /** The recovered final LayerNorm, recovering it once (under a lock) on the first call. */
+  private FinalLayerNorm recoveredFinalLayerNorm() {
+    FinalLayerNorm norm = finalLayerNorm;
+    if (norm != null) {
+      return norm;
+    }
+    synchronized (this) {
+      if (finalLayerNorm == null) {
+        String preNorm = hiddenStateFromEnd(1);
+        Map<String, Tensor> outputs = model.run(feeds(tokenizer.encode(PROBE).padded()), List.of(preNorm, lastHidden));
+        finalLayerNorm = recoverFinalLayerNorm(outputs.get(preNorm), outputs.get(lastHidden));
+      }
+      return finalLayerNorm;
+    }
   }
 
   boolean hasPooled() {
     return pooled != null;
+  }
+
+  /** The largest clip skip the exported hidden states allow (the state before the skipped layers must exist). */
+  private int maxClipSkip() {
+    int count = 0;
+    while (hiddenStates.containsKey(hiddenStates.lastKey() - count - 1)) {
+      count++;
+    }
+    return count;
   }
 
   /** hidden_states[-k] in Python terms; the export must list hidden_states.* outputs. */
@@ -131,8 +173,8 @@ final class TextEncoder implements AutoCloseable {
     int index = hiddenStates.lastKey() + 1 - fromEnd;
     String name = hiddenStates.get(index);
     if (name == null) {
-      throw new KilnException.BadInput(model.component() + " has hidden states 0.." + hiddenStates.lastKey()
-          + "; --clip-skip " + (fromEnd - 1) + " asks for hidden_states." + index);
+      throw new InvalidRequest("clipSkip", "must be from 0 to " + maxClipSkip() + " for " + model.component() + " (hidden states 0.."
+          + hiddenStates.lastKey() + "), got " + (fromEnd - 1));
     }
     return name;
   }
@@ -142,13 +184,13 @@ final class TextEncoder implements AutoCloseable {
    * recovered exactly instead: last_hidden_state = gamma * normalize(h_last) + beta holds for every token,
    * so a per-channel least-squares fit over the tokens of one prompt gives gamma and beta.
    */
-  private void recoverFinalLayerNorm(Tensor preNorm, Tensor normed) {
+  private static FinalLayerNorm recoverFinalLayerNorm(Tensor preNorm, Tensor normed) {
     int tokens = (int) preNorm.dimension(1);
     int width = (int) preNorm.dimension(2);
     float[] normalized = normalizeRows(preNorm).data();
     float[] target = normed.data();
-    recoveredGamma = new float[width];
-    recoveredBeta = new float[width];
+    float[] recoveredGamma = new float[width];
+    float[] recoveredBeta = new float[width];
     for (int channel = 0; channel < width; channel++) {
       double meanX = 0;
       double meanY = 0;
@@ -169,14 +211,15 @@ final class TextEncoder implements AutoCloseable {
       recoveredGamma[channel] = (float) gamma;
       recoveredBeta[channel] = (float) (meanY - gamma * meanX);
     }
+    return new FinalLayerNorm(recoveredGamma, recoveredBeta);
   }
 
-  private Tensor finalLayerNorm(Tensor hidden) {
+  private static Tensor finalLayerNorm(Tensor hidden, FinalLayerNorm norm) {
     float[] normalized = normalizeRows(hidden).data();
     int width = (int) hidden.dimension(-1);
     for (int index = 0; index < normalized.length; index++) {
       int channel = index % width;
-      normalized[index] = normalized[index] * recoveredGamma[channel] + recoveredBeta[channel];
+      normalized[index] = normalized[index] * norm.gamma()[channel] + norm.beta()[channel];
     }
     return new Tensor(normalized, hidden.shape());
   }

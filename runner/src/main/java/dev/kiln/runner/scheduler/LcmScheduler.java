@@ -19,7 +19,7 @@ final class LcmScheduler extends AlphaBarScheduler {
     int original = config.originalInferenceSteps();
     if (steps > original) {
       throw new dev.kiln.common.KilnException.BadInput(
-          "lcm scheduler: --steps " + steps + " exceeds the distilled schedule's original_inference_steps " + original);
+          "lcm scheduler: steps " + steps + " exceeds the distilled schedule's original_inference_steps " + original);
     }
     int stride = config.trainTimesteps() / original;
     double[] timesteps = new double[steps];

@@ -23,4 +23,14 @@ final class ByteSymbols {
   static String of(byte value) {
     return SYMBOLS[value & 0xff];
   }
+
+  /** The byte a symbol character stands for, or -1 when it is none. */
+  static int valueOf(char symbol) {
+    for (int value = 0; value < 256; value++) {
+      if (SYMBOLS[value].charAt(0) == symbol) {
+        return value;
+      }
+    }
+    return -1;
+  }
 }

@@ -3,6 +3,7 @@ package dev.kiln.runner.tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.common.KilnException;
+import dev.kiln.runner.config.JsonConfig;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -42,6 +43,8 @@ public final class ClipTokenizer {
   private final int padId;
   private final int maxLength;
   private final boolean lowerCase;
+  /** id -> token, built on the first {@link #decode}; a benign race builds equal maps. */
+  private volatile Map<Integer, String> inverse;
 
   private ClipTokenizer(Map<String, Integer> vocabulary, Map<String, Integer> mergeRanks, String start, String end, String pad,
       int maxLength, boolean lowerCase, Path folder) {
@@ -86,7 +89,8 @@ public final class ClipTokenizer {
         vocabulary.put(field.getKey(), field.getValue().intValue());
       }
     } catch (IOException e) {
-      throw new KilnException.BadInput("cannot read tokenizer vocabulary " + vocabularyFile + ": " + e.getMessage(), e);
+      throw new KilnException.BadInput("cannot read tokenizer vocabulary " + vocabularyFile + ": "
+          + String.valueOf(e.getMessage()).lines().findFirst().orElse(""), e);
     }
     Map<String, Integer> ranks = new HashMap<>();
     try (BufferedReader reader = Files.newBufferedReader(mergesFile, StandardCharsets.UTF_8)) {
@@ -113,18 +117,14 @@ public final class ClipTokenizer {
     boolean lowerCase = true;
     Path configFile = folder.resolve("tokenizer_config.json");
     if (Files.isRegularFile(configFile)) {
-      try {
-        JsonNode config = mapper.readTree(configFile.toFile());
-        start = tokenText(config.get("bos_token"), start);
-        end = tokenText(config.get("eos_token"), end);
-        pad = tokenText(config.get("pad_token"), end);
-        double length = config.path("model_max_length").asDouble(77);
-        // HF writes a huge sentinel when no length was set; CLIP's position table is 77 long.
-        maxLength = length >= 2 && length <= 4096 ? (int) length : 77;
-        lowerCase = config.path("do_lower_case").asBoolean(true);
-      } catch (IOException e) {
-        throw new KilnException.BadInput("cannot read tokenizer config " + configFile + ": " + e.getMessage(), e);
-      }
+      JsonConfig config = JsonConfig.read(configFile, true);
+      start = tokenText(config.node().get("bos_token"), start);
+      end = tokenText(config.node().get("eos_token"), end);
+      pad = tokenText(config.node().get("pad_token"), end);
+      // HF writes a huge sentinel (1e30) when no length was set; CLIP's position table is 77 long.
+      double length = config.number("model_max_length", 77, 0, Double.MAX_VALUE);
+      maxLength = length >= 2 && length <= 4096 ? (int) length : 77;
+      lowerCase = config.bool("do_lower_case", true);
     }
     return new ClipTokenizer(vocabulary, ranks, start, end, pad, maxLength, lowerCase, folder);
   }
@@ -149,6 +149,34 @@ public final class ClipTokenizer {
 
   public int endId() {
     return endId;
+  }
+
+  /**
+   * The text of content token ids (what a truncated prompt lost): symbols mapped back to bytes, word ends to
+   * spaces, as CLIP's decoder does; lower-cased and whitespace-normalised like the tokenizer's input.
+   */
+  public String decode(List<Integer> ids) {
+    if (inverse == null) {
+      Map<Integer, String> tokens = new HashMap<>();
+      vocabulary.forEach((token, id) -> tokens.put(id, token));
+      inverse = tokens;
+    }
+    java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+    for (int id : ids) {
+      String token = inverse.getOrDefault(id, "");
+      boolean wordEnd = token.endsWith(WORD_END);
+      String symbols = wordEnd ? token.substring(0, token.length() - WORD_END.length()) : token;
+      for (int index = 0; index < symbols.length(); index++) {
+        int value = ByteSymbols.valueOf(symbols.charAt(index));
+        if (value >= 0) {
+          bytes.write(value);
+        }
+      }
+      if (wordEnd) {
+        bytes.write(' ');
+      }
+    }
+    return bytes.toString(StandardCharsets.UTF_8).strip();
   }
 
   /** Tokenizes a prompt: ids with start/end, truncated to the model length, and the padded row. */

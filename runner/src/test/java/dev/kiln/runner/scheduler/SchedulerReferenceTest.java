@@ -44,6 +44,9 @@ class SchedulerReferenceTest {
     if (scheduler instanceof DpmSolverMultistepScheduler dpm) {
       return dpm.sigmas();
     }
+    if (scheduler instanceof UniPcScheduler unipc) {
+      return unipc.sigmas();
+    }
     return null;
   }
 
@@ -74,6 +77,8 @@ class SchedulerReferenceTest {
       case "lms" -> SchedulerKind.LMS;
       case "dpmpp_2m" -> karras ? SchedulerKind.DPMPP_2M_KARRAS : SchedulerKind.DPMPP_2M;
       case "lcm" -> SchedulerKind.LCM;
+      case "pndm" -> SchedulerKind.PNDM;
+      case "unipc" -> SchedulerKind.UNIPC;
       default -> throw new IllegalArgumentException(name);
     };
   }
@@ -124,7 +129,7 @@ class SchedulerReferenceTest {
       cases++;
     }
     System.out.print(report);
-    assertEquals(18, cases);
+    assertEquals(25, cases);
   }
 
   /**
@@ -156,8 +161,8 @@ class SchedulerReferenceTest {
         squares += result[index] * result[index];
         double standardized = (start[index] - Math.sqrt(alphaStart) * MEAN) / Math.sqrt(alphaStart * STD * STD + 1 - alphaStart);
         double exact = MEAN + STD * standardized;
-        if (kind == SchedulerKind.DPMPP_2M || kind == SchedulerKind.DPMPP_2M_KARRAS) {
-          // DPM-Solver++'s last step jumps from the last sigma to zero, i.e. returns the denoiser's estimate there.
+        if (kind == SchedulerKind.DPMPP_2M || kind == SchedulerKind.DPMPP_2M_KARRAS || kind == SchedulerKind.UNIPC) {
+          // DPM-Solver++'s and UniPC's last step jumps from the last sigma to zero, i.e. returns the denoiser's estimate there.
           double last = sigmas[sigmas.length - 2];
           double alphaLast = 1 / (1 + last * last);
           double onFlow = Math.sqrt(alphaLast) * MEAN + Math.sqrt(alphaLast * STD * STD + 1 - alphaLast) * standardized;
@@ -201,7 +206,7 @@ class SchedulerReferenceTest {
 
   @Test
   void badNamesAndStepsAreBadInput() {
-    KilnException.BadInput unknown = assertThrows(KilnException.BadInput.class, () -> SchedulerKind.parse("pndm"));
+    KilnException.BadInput unknown = assertThrows(KilnException.BadInput.class, () -> SchedulerKind.parse("heun"));
     assertTrue(unknown.getMessage().contains("ddim"), unknown.getMessage());
     assertEquals(SchedulerKind.EULER_ANCESTRAL, SchedulerKind.parse("euler_ancestral"));
     assertEquals(SchedulerKind.DPMPP_2M_KARRAS, SchedulerKind.parse("DPM++2M-Karras"));
