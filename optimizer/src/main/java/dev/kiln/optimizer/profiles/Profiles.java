@@ -20,6 +20,7 @@ import dev.kiln.optimizer.fusions.TransposeCancellation;
 import dev.kiln.optimizer.fusions.UnetAttentionFusion;
 import dev.kiln.optimizer.fusions.VaeAttentionFusion;
 import dev.kiln.optimizer.passes.GraphPass;
+import dev.kiln.optimizer.passes.ScalarArithmeticFolding;
 import dev.kiln.optimizer.passes.ShapeConstantFolding;
 import dev.kiln.optimizer.passes.ShapeReadRerooting;
 import dev.kiln.optimizer.passes.ShapeSubexpressionElimination;
@@ -100,14 +101,18 @@ public final class Profiles {
     return new Profile(target, component, List.copyOf(steps));
   }
 
-  /** Identities, no-op casts/reshapes, unit arithmetic, duplicated and constant shape arithmetic. */
+  /**
+   * Identities, no-op casts/reshapes, unit arithmetic, duplicated and constant shape arithmetic; then the float
+   * arithmetic that became constant (attention scales computed from shapes), before the fusions read it.
+   */
   private static List<Step> cleanups() {
     return List.of(
         new RuleStep(List.of(new IdentityElimination(), new NoOpCastElimination(), new UnitArithmeticElimination(),
             new NoOpReshapeElimination())),
         new PassStep(new ShapeReadRerooting()),
         new PassStep(new ShapeSubexpressionElimination()),
-        new PassStep(new ShapeConstantFolding()));
+        new PassStep(new ShapeConstantFolding()),
+        new PassStep(new ScalarArithmeticFolding()));
   }
 
   /** The CUDA-only GroupNorm family (GroupNorm, SkipGroupNorm, BiasSplitGelu, BiasAdd, NhwcConv). */
