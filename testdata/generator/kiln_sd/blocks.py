@@ -77,6 +77,31 @@ class Upsample2D(nn.Module):
         return self.conv(hidden_states)
 
 
+def scaled_dot_product_attention(query, key, value):
+    """torch 2's `F.scaled_dot_product_attention` on [B, N, L, H] tensors, spelled so that torch 1.13 exports
+    exactly what torch 2's ONNX symbolic (opset 14+) emits: the scale computed from the graph
+    (`Shape → Slice[-1:] → Cast → Sqrt → Div(1, ·)`), q and kᵀ each multiplied by its square root
+    (`Sqrt → Mul`, torch's "scale q, k before matmul for stability"), then `MatMul → Softmax → MatMul`. The
+    exporter's peephole merges the head split's Transpose[0,2,1,3] with kᵀ's Transpose[0,1,3,2] into one
+    Transpose[0,2,3,1], as it does for torch 2 exports. Same math as SDPA with its default scale 1/√H."""
+    embedding_size = torch._shape_as_tensor(query)[-1:].to(query.dtype)
+    scale = torch.tensor([1.0], dtype=query.dtype) / torch.sqrt(embedding_size)
+    key_transposed = key.transpose(-2, -1)
+    query_scaled = query * torch.sqrt(scale)
+    key_transposed_scaled = key_transposed * torch.sqrt(scale)
+    weights = torch.softmax(torch.matmul(query_scaled, key_transposed_scaled), dim=-1)
+    return torch.matmul(weights, value)
+
+
+def use_sdpa(model):
+    """Switches every attention of `model` to the torch-2 export form (diffusers' AttnProcessor2_0): heads
+    split into a 4-D [B, N, L, H] view instead of folded into the batch, then `scaled_dot_product_attention`."""
+    for module in model.modules():
+        if isinstance(module, (CrossAttention, AttentionBlock)):
+            module.sdpa = True
+    return model
+
+
 class CrossAttention(nn.Module):
     """diffusers' CrossAttention with the torch-1 attention path: heads folded into the batch dimension,
     matmul(q, kᵀ)·scale → softmax → matmul(v). Key and value come from the context when one is given."""
@@ -92,6 +117,7 @@ class CrossAttention(nn.Module):
         self.to_k = nn.Linear(cross_attention_dim, inner_dim, bias=False)
         self.to_v = nn.Linear(cross_attention_dim, inner_dim, bias=False)
         self.to_out = nn.ModuleList([nn.Linear(inner_dim, query_dim), nn.Dropout(0.0)])
+        self.sdpa = False
 
     def reshape_heads_to_batch_dim(self, tensor):
         batch_size, seq_len, dim = tensor.shape
@@ -110,12 +136,25 @@ class CrossAttention(nn.Module):
         context = context if context is not None else hidden_states
         key = self.to_k(context)
         value = self.to_v(context)
+        if self.sdpa:
+            hidden_states = self._attention_sdpa(query, key, value)
+            hidden_states = self.to_out[0](hidden_states)
+            return self.to_out[1](hidden_states)
         query = self.reshape_heads_to_batch_dim(query)
         key = self.reshape_heads_to_batch_dim(key)
         value = self.reshape_heads_to_batch_dim(value)
         hidden_states = self._attention(query, key, value)
         hidden_states = self.to_out[0](hidden_states)
         return self.to_out[1](hidden_states)
+
+    def _attention_sdpa(self, query, key, value):
+        """AttnProcessor2_0: view(B, -1, N, H).transpose(1, 2), SDPA, transpose(1, 2).reshape(B, -1, N·H)."""
+        batch_size = query.shape[0]
+        head_dim = key.shape[-1] // self.heads
+        query, key, value = [tensor.view(batch_size, -1, self.heads, head_dim).transpose(1, 2)
+                             for tensor in (query, key, value)]
+        hidden_states = scaled_dot_product_attention(query, key, value)
+        return hidden_states.transpose(1, 2).reshape(batch_size, -1, self.heads * head_dim)
 
     def _attention(self, query, key, value):
         if self.upcast_attention:
@@ -231,6 +270,7 @@ class AttentionBlock(nn.Module):
         self.value = nn.Linear(channels, channels)
         self.rescale_output_factor = rescale_output_factor
         self.proj_attn = nn.Linear(channels, channels, 1)
+        self.sdpa = False
 
     def reshape_heads_to_batch_dim(self, tensor):
         batch_size, seq_len, dim = tensor.shape
@@ -252,6 +292,17 @@ class AttentionBlock(nn.Module):
         query_proj = self.query(hidden_states)
         key_proj = self.key(hidden_states)
         value_proj = self.value(hidden_states)
+        if self.sdpa:
+            # diffusers' Attention with AttnProcessor2_0 (the VAE's mid-block since diffusers 0.15).
+            head_dim = channel // self.num_heads
+            query_proj, key_proj, value_proj = [
+                tensor.view(batch, -1, self.num_heads, head_dim).transpose(1, 2)
+                for tensor in (query_proj, key_proj, value_proj)]
+            hidden_states = scaled_dot_product_attention(query_proj, key_proj, value_proj)
+            hidden_states = hidden_states.transpose(1, 2).reshape(batch, -1, self.num_heads * head_dim)
+            hidden_states = self.proj_attn(hidden_states)
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch, channel, height, width)
+            return (hidden_states + residual) / self.rescale_output_factor
         scale = 1 / math.sqrt(self.channels / self.num_heads)
         query_proj = self.reshape_heads_to_batch_dim(query_proj)
         key_proj = self.reshape_heads_to_batch_dim(key_proj)

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import torch
 
+from kiln_sd import blocks
 from kiln_sd import components as parts
 from kiln_sd import exporting
 from kiln_sd import overflow
@@ -104,15 +105,17 @@ def component_specs(tokenizer):
                           sets=[token_batch(tokenizer, PROMPTS[:1], 77, pad_id),
                                 token_batch(tokenizer, PROMPTS[1:], 16, pad_id)]))
 
-    def unet(name, family, config, offset, added=None):
+    def unet(name, family, config, offset, added=None, sdpa=False):
         model = parts.build_unet(config, seed + offset)
+        if sdpa:
+            blocks.use_sdpa(model)
         context = config["cross_attention_dim"]
         names = ["sample", "timestep", "encoder_hidden_states"] + (["text_embeds", "time_ids"] if added else [])
         added0 = (added, [[1024.0, 1024.0, 0.0, 0.0, 1024.0, 1024.0]]) if added else None
         added1 = (added, [[768.0, 1024.0, 0.0, 0.0, 768.0, 1024.0],
                           [1024.0, 768.0, 32.0, 16.0, 1024.0, 768.0]]) if added else None
         specs.append(dict(name=name, family=family, kind="unet", model=model, input_names=names,
-                          output_names=["out_sample"],
+                          output_names=["out_sample"], **(SDPA_EXPORT if sdpa else {}),
                           dynamic_axes={key: UNET_AXES[key] for key in names + ["out_sample"]}, config=config,
                           sets=[unet_inputs(seed + offset + 100, 1, 32, 32, 77, context, [981], added0),
                                 unet_inputs(seed + offset + 101, 2, 48, 64, 154, context, [500, 21], added1)]))
@@ -144,7 +147,23 @@ def component_specs(tokenizer):
     # SDXL's first text encoder is SD 1.x's CLIP ViT-L, so the sdxl pipeline reuses clip_text.
     text("sdxl_clip_text_2", "sdxl", parts.SDXL_CLIP_TEXT_2, 6, tokenizer.vocabulary["!"])
     unet("sdxl_unet", "sdxl", parts.UNET_SDXL, 7, added=parts.SDXL_CLIP_TEXT_2["projection_dim"])
+
+    unet("unet_sdpa", "sd15", parts.UNET_SD15_SDPA, 8, sdpa=True)
+    unet("sd2_unet_sdpa", "sd2", parts.UNET_SD2_SDPA, 9, sdpa=True)
+    unet("sdxl_unet_sdpa", "sdxl", parts.UNET_SDXL_SDPA, 10, added=parts.SDXL_CLIP_TEXT_2["projection_dim"],
+         sdpa=True)
+    sdpa_vae_seed = seed + 11
+    sdpa_decoder = blocks.use_sdpa(parts.build_vae("decoder", sdpa_vae_seed, parts.VAE_SDPA))
+    specs.append(dict(name="vae_decoder_sdpa", family="sd15", kind="vae_decoder", model=sdpa_decoder,
+                      input_names=["latent_sample"], output_names=["sample"], dynamic_axes=VAE_DECODER_AXES,
+                      config=parts.VAE_SDPA, sets=decoder_sets, **SDPA_EXPORT))
     return specs
+
+
+SDPA_EXPORT = {"attention": "sdpa", "opsets": (14,), "torchscript": False}
+"""How the torch-2 form fixtures are written: opset 14 only (the opset torch 2 registers scaled_dot_product_attention
+at, and Optimum's default for Stable Diffusion), no TorchScript (a torch-2 trace would hold
+aten::scaled_dot_product_attention, which torch 1.13 cannot write; the math-spelled trace would pretend otherwise)."""
 
 
 def json_bytes(value):
@@ -155,17 +174,20 @@ def write_component(spec):
     folder = os.path.join(FIXTURES, spec["name"])
     model = spec["model"]
     first_inputs = spec["sets"][0]
+    torchscript = spec.get("torchscript", True)
     entry = {"family": spec["family"], "kind": spec["kind"], "class": type(model).__name__,
+             "attention": spec.get("attention", "torch1"),
              "config": spec["config"], "parameters": exporting.parameter_count(model),
              "modules": exporting.module_inventory(model), "inputs": spec["input_names"],
              "outputs": spec["output_names"],
              "dynamic_axes": {name: {str(axis): label for axis, label in axes.items()}
                               for name, axes in spec["dynamic_axes"].items()},
-             "files": {"torchscript": rel(os.path.join(folder, "model.pt")),
-                       "config": rel(os.path.join(folder, "config.json"))},
+             "files": {"config": rel(os.path.join(folder, "config.json"))},
              "onnx": {}, "test_data_sets": []}
     exporting.write_bytes(os.path.join(folder, "config.json"), json_bytes(spec["config"]))
-    exporting.write_bytes(os.path.join(folder, "model.pt"), exporting.trace(model, first_inputs))
+    if torchscript:
+        entry["files"]["torchscript"] = rel(os.path.join(folder, "model.pt"))
+        exporting.write_bytes(os.path.join(folder, "model.pt"), exporting.trace(model, first_inputs))
 
     for index, inputs in enumerate(spec["sets"]):
         outputs = exporting.run(model, inputs)
@@ -186,7 +208,7 @@ def write_component(spec):
                                                max_abs=float(np.abs(array).max())))
         entry["test_data_sets"].append(description)
 
-    for opset in exporting.OPSETS:
+    for opset in spec.get("opsets", exporting.OPSETS):
         data, proto = exporting.export_onnx(model, first_inputs, opset, spec["input_names"], spec["output_names"],
                                             spec["dynamic_axes"])
         opset_folder = os.path.join(folder, "opset%d" % opset)

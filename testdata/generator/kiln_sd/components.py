@@ -50,6 +50,15 @@ VAE = {
     "sample_size": 512, "scaling_factor": 0.18215,
 }
 
+# The torch-2 (SDPA) export form of the same architectures: narrower and one layer per block, so the four extra
+# fixtures cost about as much as one torch-1 UNet; every attention kind (self, cross, per-block heads, SDXL's
+# deeper transformers, the VAE's single head) is still there.
+_SDPA_NARROW = {"block_out_channels": [8, 16, 16], "norm_num_groups": 4, "layers_per_block": 1}
+UNET_SD15_SDPA = dict(UNET_SD15, **_SDPA_NARROW)
+UNET_SD2_SDPA = dict(UNET_SD2, **_SDPA_NARROW)
+UNET_SDXL_SDPA = dict(UNET_SDXL, **_SDPA_NARROW)
+VAE_SDPA = dict(VAE, block_out_channels=[8, 16, 16, 16], norm_num_groups=4, layers_per_block=1)
+
 QUERY_KEY_GAIN = 2.0
 """q/k projections are drawn wider than fan-in scaling so that attention is peaked, not uniform: a fusion that
 gets the scale or the head split wrong then changes the output measurably."""
@@ -89,10 +98,10 @@ def initialize(model, seed):
     return model
 
 
-def build_vae(kind, seed):
+def build_vae(kind, seed, config=VAE):
     """One AutoencoderKL's weights; the decoder and encoder components are its two halves."""
     model_class = VaeDecoderModel if kind == "decoder" else VaeEncoderModel
-    model = initialize(model_class(VAE), seed)
+    model = initialize(model_class(config), seed)
     if kind == "decoder":
         model.encoder = None
         model.quant_conv = None

@@ -45,7 +45,7 @@ class FixtureFusionTest {
   static Stream<Arguments> cases() {
     List<Arguments> cases = new ArrayList<>();
     for (String name : Fixtures.componentNames()) {
-      for (Opset opset : Opset.values()) {
+      for (Opset opset : Fixtures.manifest().component(name).opsets()) {
         for (Target target : Target.values()) {
           cases.add(Arguments.of(name, opset, target));
         }
@@ -70,7 +70,10 @@ class FixtureFusionTest {
     assertOnlyOpsTheTargetRuns(target, ops);
     // ORT's reference numbers include its GroupNorm fusions, which only exist for CUDA; on CPU only the text
     // encoder (no GroupNorm) is comparable.
-    if (target == Target.CUDA || (target == Target.CPU && inventory.kind().equals("text_encoder"))) {
+    // The SDPA form fixtures are narrower with one layer per block, not the architecture ORT's numbers were
+    // measured on (the VAE keeps proportionally more Resize/Transpose); their fused counts are checked all the same.
+    boolean ortComparable = inventory.attention().equals("torch1");
+    if (ortComparable && (target == Target.CUDA || (target == Target.CPU && inventory.kind().equals("text_encoder")))) {
       double ratio = (double) report.nodesAfter() / report.nodesBefore();
       double ort = ORT_REDUCTION.get(inventory.kind());
       assertTrue(ratio <= ort,

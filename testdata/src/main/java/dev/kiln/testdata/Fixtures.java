@@ -16,6 +16,7 @@ import java.util.stream.Stream;
  *   Fixtures.unet(Opset.V17)                        testdata/fixtures/unet/opset17/model.onnx
  *   Fixtures.component("clip_text", Opset.V14)      testdata/fixtures/clip_text/opset14/model.onnx
  *   Fixtures.torchScript("vae_decoder")             testdata/fixtures/vae_decoder/model.pt
+ *   Fixtures.component("unet_sdpa", Opset.V14)      the torch-2 SDPA export form of an SD 1.5 UNet
  *   Fixtures.testDataSets("unet")                   its two test_data_set_N folders with tensor names and shapes
  *   Fixtures.pipeline("sd15"), pipeline("tiny-sd")  a folder under testdata/pipelines (diffusers/Optimum layout)
  *   Fixtures.manifest()                             inventories, op histograms, sha256s (see {@link Manifest})
@@ -56,9 +57,19 @@ public final class Fixtures {
     return MANIFESTS.computeIfAbsent(testdata(), Manifest::read);
   }
 
-  /** Component names: clip_text, unet, vae_decoder, vae_encoder, vae_decoder_overflow, sd2_*, sdxl_*. */
+  /**
+   * Component names: clip_text, unet, vae_decoder, vae_encoder, vae_decoder_overflow, sd2_*, sdxl_*, and the
+   * torch-2 (SDPA) export form unet_sdpa, sd2_unet_sdpa, sdxl_unet_sdpa, vae_decoder_sdpa (opset 14 only, no
+   * TorchScript; see {@link Manifest.Component#attention()}).
+   */
   public static List<String> componentNames() {
     return List.copyOf(manifest().components().keySet());
+  }
+
+  /** Components with a traced TorchScript archive (all but the SDPA form ones). */
+  public static List<String> torchScriptComponentNames() {
+    return manifest().components().values().stream().filter(Manifest.Component::hasTorchScript)
+        .map(Manifest.Component::name).toList();
   }
 
   /** The ONNX export of a component at an opset. */
@@ -84,7 +95,12 @@ public final class Fixtures {
 
   /** The traced TorchScript archive of a component. */
   public static Path torchScript(String name) {
-    return existing(manifest().component(name).torchScript(), name);
+    Manifest.Component component = manifest().component(name);
+    if (!component.hasTorchScript()) {
+      throw new IllegalArgumentException("fixture '" + name + "' has no TorchScript archive (the torch-2 SDPA form"
+          + " fixtures are ONNX only); with one: " + torchScriptComponentNames());
+    }
+    return existing(component.torchScript(), name);
   }
 
   /** The component's diffusers/transformers config.json. */

@@ -100,7 +100,8 @@ public final class Manifest {
     return new Component(name, node.path("family").asText(), node.path("kind").asText(), node.path("class").asText(),
         node.path("parameters").asLong(), Collections.unmodifiableMap(modules), strings(node.path("inputs")),
         strings(node.path("outputs")), Collections.unmodifiableMap(onnx), List.copyOf(sets),
-        testdata.resolve(node.path("files").path("torchscript").asText()), node);
+        node.path("files").has("torchscript") ? testdata.resolve(node.path("files").path("torchscript").asText()) : null,
+        node);
   }
 
   private static List<StoredTensor> tensors(Path folder, JsonNode array, String prefix) {
@@ -121,7 +122,10 @@ public final class Manifest {
     return List.copyOf(values);
   }
 
-  /** One component as the generator recorded it. */
+  /**
+   * One component as the generator recorded it. {@code torchScript} is null for the torch-2 (SDPA) form
+   * components, which are ONNX only (see {@link #attention}).
+   */
   public record Component(String name, String family, String kind, String moduleClass, long parameters,
                           Map<String, Integer> modules, List<String> inputs, List<String> outputs,
                           Map<Integer, OnnxFile> onnx, List<TestDataSet> testDataSets, Path torchScript,
@@ -129,6 +133,24 @@ public final class Manifest {
     /** How many modules of this inventory kind (e.g. "GroupNorm+SiLU", "Attention(cross)"); 0 when none. */
     public int modules(String kind) {
       return modules.getOrDefault(kind, 0);
+    }
+
+    /**
+     * How the attention was exported: "torch1" (heads folded into the batch, the scale a constant multiplying
+     * the scores) or "sdpa" (torch 2's scaled_dot_product_attention: 4-D heads, q and kᵀ each scaled by a
+     * square root computed from the graph).
+     */
+    public String attention() {
+      return json.path("attention").asText("torch1");
+    }
+
+    /** The opsets this component was exported at (both for torch-1 form components, 14 for the SDPA form). */
+    public List<Opset> opsets() {
+      return onnx.keySet().stream().sorted().map(Opset::of).toList();
+    }
+
+    public boolean hasTorchScript() {
+      return torchScript != null;
     }
 
     public OnnxFile onnx(Opset opset) {

@@ -20,16 +20,25 @@ class ComponentInventoryTest {
   }
 
   @Test
-  void allNineComponentsAreGenerated() {
+  void allThirteenComponentsAreGenerated() {
     assertEquals(Set.of("clip_text", "unet", "vae_decoder", "vae_encoder", "vae_decoder_overflow", "sd2_clip_text",
-        "sd2_unet", "sdxl_clip_text_2", "sdxl_unet"), Set.copyOf(components()));
+        "sd2_unet", "sdxl_clip_text_2", "sdxl_unet", "unet_sdpa", "sd2_unet_sdpa", "sdxl_unet_sdpa",
+        "vae_decoder_sdpa"), Set.copyOf(components()));
+    assertEquals(List.of("sd2_unet_sdpa", "sdxl_unet_sdpa", "unet_sdpa", "vae_decoder_sdpa"), components().stream()
+        .filter(name -> Fixtures.manifest().component(name).attention().equals("sdpa")).sorted().toList());
+    for (String name : components()) {
+      Manifest.Component component = Fixtures.manifest().component(name);
+      boolean sdpa = component.attention().equals("sdpa");
+      assertEquals(sdpa ? List.of(Opset.V14) : List.of(Opset.V14, Opset.V17), component.opsets(), name);
+      assertEquals(!sdpa, component.hasTorchScript(), name);
+    }
   }
 
   @ParameterizedTest
   @MethodSource("components")
   void exportedOpCountsMatchTheModuleInventory(String name) {
     Manifest.Component component = Fixtures.manifest().component(name);
-    for (Opset opset : Opset.values()) {
+    for (Opset opset : component.opsets()) {
       Manifest.OnnxFile onnx = component.onnx(opset);
       String where = name + " opset " + opset.version();
       // torch 1.13 exports GroupNorm as Reshape → InstanceNormalization → Reshape → Mul → Add
@@ -51,9 +60,34 @@ class ComponentInventoryTest {
         assertEquals(0, onnx.count("LayerNormalization"), where);
         assertEquals(2 * component.modules("LayerNorm"), onnx.count("ReduceMean"), where);
       }
+      // torch 2's SDPA computes its scale in the graph: Sqrt(head size), then Sqrt(1/·) shared by q and kᵀ; the
+      // opset-14 LayerNorm decomposition has one Sqrt of its own; the torch-1 form has a constant scale
+      int layerNormSqrt = opset == Opset.V17 ? 0 : component.modules("LayerNorm");
+      int attentionSqrt = component.attention().equals("sdpa") ? 2 * component.modules("Attention") : 0;
+      assertEquals(layerNormSqrt + attentionSqrt, onnx.count("Sqrt"), where);
       int total = onnx.opHistogram().values().stream().mapToInt(Integer::intValue).sum();
       assertEquals(onnx.nodes(), total, where);
     }
+  }
+
+  @Test
+  void sdpaFormFixturesHaveTheTorch1FormsAttentionKinds() {
+    Manifest manifest = Fixtures.manifest();
+    // the same attention kinds as their torch-1 form twins, in narrower UNets with one layer per block
+    assertEquals(List.of(7, 7), kinds(manifest.component("unet_sdpa")));
+    assertEquals(List.of(7, 7), kinds(manifest.component("sd2_unet_sdpa")));
+    assertEquals(List.of(11, 11), kinds(manifest.component("sdxl_unet_sdpa")));
+    assertEquals(1, manifest.component("vae_decoder_sdpa").modules("Attention(self, single head, VAE)"));
+    assertTrue(manifest.component("sd2_unet_sdpa").config().path("use_linear_projection").asBoolean());
+    assertEquals("[2,4,4]", manifest.component("sd2_unet_sdpa").config().path("attention_head_dim").toString());
+    Manifest.Component sdxl = manifest.component("sdxl_unet_sdpa");
+    assertEquals("text_time", sdxl.config().path("addition_embed_type").asText());
+    assertEquals("[1,1,2]", sdxl.config().path("transformer_layers_per_block").toString());
+    assertEquals(manifest.component("sdxl_unet").inputs(), sdxl.inputs());
+  }
+
+  private static List<Integer> kinds(Manifest.Component component) {
+    return List.of(component.modules("Attention(self)"), component.modules("Attention(cross)"));
   }
 
   @ParameterizedTest

@@ -54,6 +54,10 @@ class FixturesTest {
     assertTrue(pipeline.getMessage().contains("sd15"), pipeline.getMessage());
     assertThrows(IllegalArgumentException.class, () -> Fixtures.pipeline("../fixtures"));
     assertThrows(IllegalArgumentException.class, () -> Opset.of(18));
+    IllegalArgumentException torchScript = assertThrows(IllegalArgumentException.class,
+        () -> Fixtures.torchScript("unet_sdpa"));
+    assertTrue(torchScript.getMessage().contains("no TorchScript"), torchScript.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> Fixtures.component("unet_sdpa", Opset.V17));
   }
 
   @Test

@@ -14,7 +14,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 /** Each model.pt is a torch.jit.save archive: one top folder with data.pkl, raw storages, code and a version. */
 class TorchScriptArchiveTest {
   static Iterable<String> components() {
-    return Fixtures.componentNames();
+    return Fixtures.torchScriptComponentNames();
   }
 
   @ParameterizedTest

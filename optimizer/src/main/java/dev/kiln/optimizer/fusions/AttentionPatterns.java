@@ -12,23 +12,67 @@ import java.util.List;
 
 /**
  * The pieces every torch-1 style attention export shares: heads folded into the batch
- * ({@code Reshape[B,S,N,H] → Transpose[0,2,1,3] → Reshape[B·N,S,H]}), the core
- * {@code Softmax(scores) → MatMul(·, v)}, and heads unfolded again
- * ({@code Reshape[B,N,S,H] → Transpose[0,2,1,3] → Reshape[B,S,N·H]}). Node names bound here use a prefix
- * per operand ("q", "k", "v") so one check can read them all.
+ * ({@code Reshape[B,S,N,H] → Transpose[0,2,1,3] → Reshape[B·N,S,H]}; the key either transposed after folding or
+ * folded straight to [B·N,H,S] through {@code Transpose[0,2,3,1]}), the core {@code Softmax(scores) → MatMul(·, v)},
+ * and heads unfolded again ({@code Reshape[B,N,S,H] → Transpose[0,2,1,3] → Reshape[B,S,N·H]}). And torch 2's
+ * {@code scaled_dot_product_attention} on 4-D heads ({@link #sdpa}). Node names bound here use a prefix per operand
+ * ("q", "k", "v") so one check can read them all.
  */
 final class AttentionPatterns {
   private AttentionPatterns() {}
 
   /** The q, k, v every variant starts from, each folded per head; the key also transposed for the scores. */
-  record Operands(Pattern.Op query, Pattern.Op keyTransposed, Pattern.Op value) {}
+  record Operands(Pattern.Op query, Pattern keyTransposed, Pattern.Op value) {}
 
-  /** Binds "q", "k", "v" (and their fold nodes) and "keyTransposed". */
+  /**
+   * Binds "q", "k", "v" (and their fold nodes); the key is either folded then transposed ("keyTransposed", the
+   * diffusers form) or folded transposed, {@code Reshape(Transpose[0,2,3,1](Reshape(k)))} to [B·N,H,S].
+   */
   static Operands foldedOperands(PatternBuilder p) {
     var query = foldHeads(p, p.any("q"), "q");
     var key = foldHeads(p, p.any("k"), "k");
     var value = foldHeads(p, p.any("v"), "v");
-    return new Operands(query, p.op(Onnx.TRANSPOSE, key).as("keyTransposed"), value);
+    var keyFoldedTransposed = foldHeads(p, p.any("k"), "k");
+    return new Operands(query, p.anyOf(p.op(Onnx.TRANSPOSE, key).as("keyTransposed"), keyFoldedTransposed), value);
+  }
+
+  /**
+   * torch 2's {@code scaled_dot_product_attention} as its ONNX symbolic exports it, heads 4-D and never folded:
+   * {@code q' = Transpose[0,2,1,3](Reshape(q)), kᵀ' = Transpose[0,2,3,1](Reshape(k))} (or [0,2,1,3] then [0,1,3,2]
+   * when the exporter did not merge them), {@code MatMul(Mul(q', √s), Mul(kᵀ', √s)) → Softmax → MatMul(v') →
+   * Transpose[0,2,1,3] → Reshape[B,S,N·H]}; the scale may also multiply the scores instead. Binds "q", "k", "v",
+   * "qSplit"/"qTranspose" (and k's, v's), "kSwap" when k has two transposes, "qScale"/"kScale" or "scale",
+   * "softmax", "context", "outTranspose", "outMerge". The scales are constants once
+   * {@code ScalarArithmeticFolding} has folded the graph's {@code Shape → Slice → Cast → Sqrt → Div → Sqrt}.
+   */
+  static Pattern.Op sdpa(PatternBuilder p) {
+    var query = splitHeads(p, "q");
+    var keyDirect = splitHeads(p, "k");
+    var keySwapped = p.op(Onnx.TRANSPOSE, splitHeads(p, "k")).as("kSwap");
+    var key = p.anyOf(keyDirect, keySwapped);
+    var value = splitHeads(p, "v");
+    var eachScaled = p.op(Onnx.MAT_MUL, p.op(Onnx.MUL, query, p.constant("qScale")),
+        p.op(Onnx.MUL, key, p.constant("kScale")));
+    var scoresScaled = p.op(Onnx.MUL, p.op(Onnx.MAT_MUL, query, key), p.constant("scale"));
+    var probabilities = p.op(Onnx.SOFTMAX, p.anyOf(eachScaled, scoresScaled)).as("softmax");
+    var context = p.op(Onnx.MAT_MUL, probabilities, value).as("context");
+    return p.op(Onnx.RESHAPE, p.op(Onnx.TRANSPOSE, context).as("outTranspose"), p.any("outMergeShape")).as("outMerge");
+  }
+
+  /** {@code Transpose(Reshape(<prefix>, ·))}: [B,S,C] viewed [B,S,N,H], then transposed (checked later). */
+  private static Pattern.Op splitHeads(PatternBuilder p, String prefix) {
+    var split = p.op(Onnx.RESHAPE, p.any(prefix), p.any(prefix + "SplitShape")).as(prefix + "Split");
+    return p.op(Onnx.TRANSPOSE, split).as(prefix + "Transpose");
+  }
+
+  /** Whether the match is the 4-D {@link #sdpa} form (nothing folded into the batch). */
+  static boolean isSdpa(Match m) {
+    return !m.hasNode("qFold");
+  }
+
+  /** The softmax scale of a checked match: one constant, or the product of q's and k's (torch 2 scales both). */
+  static double scale(Match m) {
+    return m.hasValue("qScale") ? m.scalar("qScale") * m.scalar("kScale") : m.scalar("scale");
   }
 
   /** {@code unfold(MatMul(Softmax(scores), v))}, binding "softmax": the end every variant shares. */
@@ -54,8 +98,10 @@ final class AttentionPatterns {
   /** Checks one folded operand and returns its head count, or a failure. */
   static Object foldedHeads(Match m, String prefix) {
     Node transpose = m.node(prefix + "Transpose");
-    if (!hasPerm(transpose, 0, 2, 1, 3)) {
-      return Check.fail(prefix + ": head split is not transposed [0,2,1,3]");
+    // A key folded straight to [B·N,H,S] (Transpose[0,2,3,1]) needs no transpose of its own before the scores.
+    boolean keyFoldedTransposed = prefix.equals("k") && !m.hasNode("keyTransposed");
+    if (keyFoldedTransposed ? !hasPerm(transpose, 0, 2, 3, 1) : !hasPerm(transpose, 0, 2, 1, 3)) {
+      return Check.fail(prefix + ": head split is not transposed " + (keyFoldedTransposed ? "[0,2,3,1]" : "[0,2,1,3]"));
     }
     Shape split = m.shape(m.node(prefix + "Split").output());
     if (split == null || split.rank() != 4) {
@@ -65,10 +111,71 @@ final class AttentionPatterns {
       return Check.fail(prefix + ": head count or head size unknown: " + split);
     }
     Shape folded = m.shape(m.node(prefix + "Fold").output());
-    if (folded == null || folded.rank() != 3 || !folded.dim(2).equals(headSize)) {
-      return Check.fail(prefix + ": folded heads not [B*N,S,H]: " + folded);
+    if (folded == null || folded.rank() != 3 || !folded.dim(keyFoldedTransposed ? 1 : 2).equals(headSize)) {
+      return Check.fail(prefix + ": folded heads not " + (keyFoldedTransposed ? "[B*N,H,S]" : "[B*N,S,H]") + ": " + folded);
     }
     return new long[] {heads.value(), headSize.value()};
+  }
+
+  /** Checks one 4-D split operand of the {@link #sdpa} form; returns {heads, headSize} or a failure. */
+  static Object splitHeads(Match m, String prefix) {
+    Check rank = rank3(m, prefix);
+    if (!rank.passed()) {
+      return rank;
+    }
+    Node transpose = m.node(prefix + "Transpose");
+    boolean swapped = prefix.equals("k") && m.hasNode("kSwap");
+    boolean transposed = prefix.equals("k") && !swapped ? hasPerm(transpose, 0, 2, 3, 1) : hasPerm(transpose, 0, 2, 1, 3);
+    if (!transposed || (swapped && !hasPerm(m.node("kSwap"), 0, 1, 3, 2))) {
+      return Check.fail(prefix + ": heads are not transposed to " + (prefix.equals("k") ? "[B,N,H,S]" : "[B,N,S,H]"));
+    }
+    Shape split = m.shape(m.node(prefix + "Split").output());
+    if (split == null || split.rank() != 4) {
+      return Check.fail(prefix + ": shape of the head split unknown (reshape target not inferable)");
+    }
+    if (!(split.dim(2) instanceof Shape.Known heads) || !(split.dim(3) instanceof Shape.Known headSize)) {
+      return Check.fail(prefix + ": head count or head size unknown: " + split);
+    }
+    return new long[] {heads.value(), headSize.value()};
+  }
+
+  /**
+   * The whole check of the {@link #sdpa} form: q, k, v [B,S,C] split into the same {heads, headSize}, constant
+   * scale(s), softmax over the last axis, and the merge back to [B,S,N·H].
+   */
+  static Check sdpaLayout(Match m) {
+    long[] shape = null;
+    for (String operand : List.of("q", "k", "v")) {
+      Object heads = splitHeads(m, operand);
+      if (heads instanceof Check failure) {
+        return failure;
+      }
+      long[] found = (long[]) heads;
+      if (shape != null && !Arrays.equals(shape, found)) {
+        return Check.fail(operand + ": " + found[0] + " heads of " + found[1] + " disagree with q's " + shape[0] + " of " + shape[1]);
+      }
+      shape = found;
+    }
+    if (Double.isNaN(scale(m))) {
+      return Check.fail("attention scale is not a single constant (q and k scales, or one on the scores)");
+    }
+    long heads = shape[0];
+    long headSize = shape[1];
+    return softmaxOnLastAxis(m).and(() -> {
+      if (!hasPerm(m.node("outTranspose"), 0, 2, 1, 3)) {
+        return Check.fail("output: heads not transposed back [0,2,1,3]");
+      }
+      Shape context = m.shape(m.node("context").output());
+      Shape merged = m.shape(m.node("outMerge").output());
+      if (context == null || context.rank() != 4 || merged == null || merged.rank() != 3) {
+        return Check.fail("output: shape of the head merge unknown");
+      }
+      if (!context.dim(1).equals(Shape.known(heads)) || !context.dim(3).equals(Shape.known(headSize))
+          || !merged.dim(2).equals(Shape.known(heads * headSize))) {
+        return Check.fail("output: merge " + context + " -> " + merged + " does not undo " + heads + " heads of " + headSize);
+      }
+      return Check.ok();
+    });
   }
 
   /**
@@ -92,7 +199,7 @@ final class AttentionPatterns {
       }
       shape = found;
     }
-    if (!hasPerm(m.node("keyTransposed"), 0, 2, 1)) {
+    if (m.hasNode("keyTransposed") && !hasPerm(m.node("keyTransposed"), 0, 2, 1)) {
       return Check.fail("key is not transposed [0,2,1] before the score MatMul");
     }
     return shape;
@@ -100,9 +207,13 @@ final class AttentionPatterns {
 
   /**
    * The check of the plain scaled variant ({@code Softmax(Mul(MatMul(q, kᵀ), scale))}, UNet and VAE): head layout,
-   * a single constant "scale", softmax over the last axis, and an unfold that undoes the fold.
+   * a single constant "scale", softmax over the last axis, and an unfold that undoes the fold; or, for the
+   * {@link #sdpa} form, {@link #sdpaLayout}.
    */
   static Check scaledDotProduct(Match m) {
+    if (isSdpa(m)) {
+      return sdpaLayout(m);
+    }
     Object layout = headLayout(m);
     if (layout instanceof Check failure) {
       return failure;

@@ -20,7 +20,8 @@ import java.util.List;
 /**
  * UNet attention, torch-1 style (SD 1.x and SD 2.x head layouts alike — the head count is read from the
  * inferred head split, never assumed):
- * {@code fold(q), fold(k)ᵀ → MatMul → Mul(scale) → Softmax → MatMul(fold(v)) → unfold}  ⇒
+ * {@code fold(q), fold(k)ᵀ → MatMul → Mul(scale) → Softmax → MatMul(fold(v)) → unfold}, or torch 2's
+ * {@code scaled_dot_product_attention} on 4-D heads with q and kᵀ each scaled ({@link AttentionPatterns#sdpa})  ⇒
  * {@code MultiHeadAttention(q, k, v)}; with packing (CUDA), self-attention becomes one MatMul against
  * packed weights feeding QKV as [B,S,N,3,H], cross-attention packed KV as [B,L,N,2,H].
  */
@@ -54,7 +55,7 @@ public final class UnetAttentionFusion implements Rule {
   public Pattern pattern(PatternBuilder p) {
     var operands = AttentionPatterns.foldedOperands(p);
     var scores = p.op(Onnx.MUL, p.op(Onnx.MAT_MUL, operands.query(), operands.keyTransposed()), p.constant("scale"));
-    return AttentionPatterns.attend(p, scores, operands);
+    return p.anyOf(AttentionPatterns.attend(p, scores, operands), AttentionPatterns.sdpa(p));
   }
 
   @Override
@@ -66,7 +67,7 @@ public final class UnetAttentionFusion implements Rule {
   public Value rewrite(Match m, Builder b) {
     long heads = AttentionPatterns.headsOf(m);
     long headSize = AttentionPatterns.headSizeOf(m);
-    Attribute[] attributes = {Attribute.ofInt("num_heads", heads), Attribute.ofFloat("scale", (float) m.scalar("scale"))};
+    Attribute[] attributes = {Attribute.ofInt("num_heads", heads), Attribute.ofFloat("scale", (float) AttentionPatterns.scale(m))};
     Value q = m.value("q");
     Value k = m.value("k");
     Value v = m.value("v");

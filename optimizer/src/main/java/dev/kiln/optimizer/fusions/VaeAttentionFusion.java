@@ -13,7 +13,8 @@ import dev.kiln.optimizer.engine.Rule;
 /**
  * The VAE mid-block's single-head attention (diffusers AttentionBlock, baddbmm export):
  * {@code fold(Add(MatMul(x,Wq),bq)) … → Add(Mul(empty, 0), Mul(MatMul(q, kᵀ), α)) → Softmax → MatMul(fold(v)) →
- * unfold}  ⇒  {@code Attention(x, [Wq|Wk|Wv], [bq|bk|bv])}. The real q/k/v biases go into the fused op's bias
+ * unfold}, or the same projections through torch 2's {@code scaled_dot_product_attention}
+ * ({@link AttentionPatterns#sdpa}, diffusers' VAE Attention since 0.15)  ⇒  {@code Attention(x, [Wq|Wk|Wv], [bq|bk|bv])}. The real q/k/v biases go into the fused op's bias
  * input; ONNX Runtime's own fusion of this site replaces them by zeros.
  */
 public final class VaeAttentionFusion implements Rule {
@@ -29,7 +30,7 @@ public final class VaeAttentionFusion implements Rule {
     // baddbmm(empty, q, kᵀ, beta=0, alpha=α) = beta·empty + α·(q·kᵀ); beta = 0 makes the first term vanish.
     var discarded = p.op(Onnx.MUL, p.any("empty"), p.scalar(0.0)).as("discarded");
     var scores = p.anyOf(p.op(Onnx.ADD, discarded, product), product);
-    return AttentionPatterns.attend(p, scores, operands);
+    return p.anyOf(AttentionPatterns.attend(p, scores, operands), AttentionPatterns.sdpa(p));
   }
 
   @Override
@@ -52,6 +53,6 @@ public final class VaeAttentionFusion implements Rule {
   public Value rewrite(Match m, Builder b) {
     return LinearProjection.packedAttention(b, LinearProjection.queryKeyValue(m, false),
         Attribute.ofInt("num_heads", AttentionPatterns.headsOf(m)),
-        Attribute.ofFloat("scale", (float) m.scalar("scale")));
+        Attribute.ofFloat("scale", (float) AttentionPatterns.scale(m)));
   }
 }

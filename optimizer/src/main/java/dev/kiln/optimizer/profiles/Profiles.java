@@ -20,6 +20,7 @@ import dev.kiln.optimizer.fusions.TransposeCancellation;
 import dev.kiln.optimizer.fusions.UnetAttentionFusion;
 import dev.kiln.optimizer.fusions.VaeAttentionFusion;
 import dev.kiln.optimizer.passes.GraphPass;
+import dev.kiln.optimizer.passes.ScalarArithmeticFolding;
 import dev.kiln.optimizer.passes.ShapeConstantFolding;
 import dev.kiln.optimizer.passes.ShapeReadRerooting;
 import dev.kiln.optimizer.passes.ShapeSubexpressionElimination;
@@ -112,7 +113,10 @@ public final class Profiles {
     };
   }
 
-  /** Identities, no-op casts/reshapes, unit arithmetic, duplicated and constant shape arithmetic. */
+  /**
+   * Identities, no-op casts/reshapes, unit arithmetic, duplicated and constant shape arithmetic; then the float
+   * arithmetic that became constant (attention scales computed from shapes), before the fusions read it.
+   */
   private static List<Step> cleanups() {
     return List.of(
         new RuleStep(List.of(new IdentityElimination(), new NoOpCastElimination(), new UnitArithmeticElimination(),
@@ -120,7 +124,8 @@ public final class Profiles {
         // Rerooting before merging: re-rooted reads of the same size become identical, so the merge takes them.
         new PassStep(new ShapeReadRerooting()),
         new PassStep(new ShapeSubexpressionElimination()),
-        new PassStep(new ShapeConstantFolding()));
+        new PassStep(new ShapeConstantFolding()),
+        new PassStep(new ScalarArithmeticFolding()));
   }
 
   /** The CUDA-only GroupNorm family (GroupNorm, SkipGroupNorm, BiasSplitGelu, BiasAdd, NhwcConv), in the order they run. */
