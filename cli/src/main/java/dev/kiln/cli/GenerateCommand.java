@@ -2,6 +2,7 @@ package dev.kiln.cli;
 
 import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
+import dev.kiln.common.OutputTarget;
 import dev.kiln.common.Progress;
 import dev.kiln.runner.image.RgbImage;
 import dev.kiln.runner.pipeline.Device;
@@ -77,11 +78,16 @@ public final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--threads", defaultValue = "0", description = "Intra-op threads (default: one per core).")
   int threads;
 
-  @Option(names = {"-o", "--output"}, defaultValue = "out.png", description = "Output PNG (a batch writes NAME-0.png, NAME-1.png, ...).")
+  @Option(names = {"-o", "--output"}, defaultValue = "out.png", description = "Output PNG (a batch writes NAME-0.png, NAME-1.png, ...); an existing file is replaced only if "
+      + "Kiln wrote it, or with --overwrite.")
   Path output;
 
   @Option(names = "--json", description = "Print timings and output paths as JSON.")
   boolean json;
+
+  @Option(names = "--overwrite", description = "Replace a file at -o that Kiln did not write (default: only a PNG "
+      + "Kiln wrote, marked by its 'Software: Kiln' text chunk, is replaced).")
+  boolean overwrite;
 
   @Override
   public Integer call() {
@@ -91,6 +97,11 @@ public final class GenerateCommand implements Callable<Integer> {
     Device requested = Device.parse(device);
     if (steps != null && steps < 1) {
       throw new KilnException.BadInput("--steps must be at least 1, got " + steps);
+    }
+    // The output rules are checked before the minutes of generation, not after.
+    List<Path> inputs = initImage == null ? List.of(pipeline) : List.of(pipeline, initImage);
+    for (OutputTarget target : PngOutput.targets(output, Math.max(batch, 1), overwrite, inputs)) {
+      target.check();
     }
     RgbImage init = initImage == null ? null : RgbImage.read(initImage);
     long actualSeed = seed != null ? seed : new SecureRandom().nextLong() & 0xffffffffL;
@@ -113,7 +124,7 @@ public final class GenerateCommand implements Callable<Integer> {
         });
       }
       long pngStart = System.nanoTime();
-      List<Path> written = PngOutput.write(result, output);
+      List<Path> written = PngOutput.write(result, output, overwrite, inputs);
       result.timings().add("png", System.nanoTime() - pngStart);
       double totalMs = (System.nanoTime() - start) / 1e6;
       if (json) {

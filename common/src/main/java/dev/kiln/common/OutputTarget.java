@@ -62,8 +62,11 @@ public final class OutputTarget {
   private final List<Path> inputs;
   private final boolean overwrite;
   private final Predicate<Path> recognizer;
+  private final String option;
 
-  private OutputTarget(Path path, Kind kind, String command, List<Path> inputs, boolean overwrite, Predicate<Path> recognizer) {
+  private OutputTarget(Path path, Kind kind, String command, List<Path> inputs, boolean overwrite, Predicate<Path> recognizer,
+      String option) {
+    this.option = option;
     this.path = path;
     this.kind = kind;
     this.command = command;
@@ -74,12 +77,12 @@ public final class OutputTarget {
 
   /** A folder output of {@code command} (the marker records it). */
   public static OutputTarget folder(Path path, String command) {
-    return new OutputTarget(path, Kind.FOLDER, command, List.of(), false, file -> false);
+    return new OutputTarget(path, Kind.FOLDER, command, List.of(), false, file -> false, "-o");
   }
 
   /** A single-file output; without {@link #recognizedBy} an existing file is replaced only with --overwrite. */
   public static OutputTarget file(Path path, String command) {
-    return new OutputTarget(path, Kind.FILE, command, List.of(), false, file -> false);
+    return new OutputTarget(path, Kind.FILE, command, List.of(), false, file -> false, "-o");
   }
 
   /** Adds files or folders the command reads: the output may not be, contain or lie inside any of them. */
@@ -90,17 +93,22 @@ public final class OutputTarget {
   public OutputTarget inputs(Collection<Path> more) {
     List<Path> all = new ArrayList<>(inputs);
     all.addAll(more);
-    return new OutputTarget(path, kind, command, all, overwrite, recognizer);
+    return new OutputTarget(path, kind, command, all, overwrite, recognizer, option);
   }
 
   /** The user's --overwrite: whatever is at the output may be replaced (never an input, never the working folder). */
   public OutputTarget overwrite(boolean replaceAnything) {
-    return new OutputTarget(path, kind, command, inputs, replaceAnything, recognizer);
+    return new OutputTarget(path, kind, command, inputs, replaceAnything, recognizer, option);
   }
 
   /** Tells a file Kiln wrote before (which may be replaced without --overwrite) from anyone else's. */
   public OutputTarget recognizedBy(Predicate<Path> previousKilnOutput) {
-    return new OutputTarget(path, kind, command, inputs, overwrite, previousKilnOutput);
+    return new OutputTarget(path, kind, command, inputs, overwrite, previousKilnOutput, option);
+  }
+
+  /** The command-line option that named this output, for messages (default "-o"). */
+  public OutputTarget namedBy(String optionName) {
+    return new OutputTarget(path, kind, command, inputs, overwrite, recognizer, optionName);
   }
 
   public Path path() {
@@ -128,7 +136,7 @@ public final class OutputTarget {
   public void check() {
     Path absolute = absolute();
     if (absolute.getParent() == null) {
-      throw new KilnException.BadInput("-o " + path + ": the file system root cannot be an output");
+      throw new KilnException.BadInput(option + " " + path + ": the file system root cannot be an output");
     }
     Path located = realLocation(absolute);
     Path followed = realFollowed(absolute);
@@ -144,14 +152,14 @@ public final class OutputTarget {
             : output.startsWith(realInput) ? "lies inside the input"
             : realInput.startsWith(output) ? "contains the input" : null;
         if (relation != null) {
-          throw new KilnException.BadInput("-o " + path + ": the output " + relation + " " + input
+          throw new KilnException.BadInput(option + " " + path + ": the output " + relation + " " + input
               + "; Kiln never writes over what it reads, choose another output");
         }
       }
     }
     Path workingFolder = realFollowed(Path.of("").toAbsolutePath());
     if (workingFolder.startsWith(located) || workingFolder.startsWith(followed)) {
-      throw new KilnException.BadInput("-o " + path + ": the output is the working folder or contains it; "
+      throw new KilnException.BadInput(option + " " + path + ": the output is the working folder or contains it; "
           + "Kiln never replaces the folder you are in, name a new folder");
     }
     if (!Files.exists(absolute, LinkOption.NOFOLLOW_LINKS)) {
@@ -159,16 +167,16 @@ public final class OutputTarget {
     }
     if (kind == Kind.FILE) {
       if (Files.isDirectory(absolute)) {
-        throw new KilnException.BadInput("-o " + path + ": is a folder; expected a file name");
+        throw new KilnException.BadInput(option + " " + path + ": is a folder; expected a file name");
       }
       if (!overwrite && !recognizedSafely(absolute)) {
-        throw new KilnException.BadInput("-o " + path + ": a file Kiln did not write is already there; "
+        throw new KilnException.BadInput(option + " " + path + ": a file Kiln did not write is already there; "
             + "pass --overwrite to replace it");
       }
       return;
     }
     if (!overwrite && !isKilnFolder(absolute) && !isEmptyFolder(absolute)) {
-      throw new KilnException.BadInput("-o " + path + ": " + (Files.isDirectory(absolute) ? "a folder" : "a file")
+      throw new KilnException.BadInput(option + " " + path + ": " + (Files.isDirectory(absolute) ? "a folder" : "a file")
           + " that is not a Kiln output is already there; pass --overwrite to replace it");
     }
   }

@@ -1,5 +1,6 @@
 package dev.kiln.optimizer;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import java.util.List;
 import java.util.Map;
 
@@ -9,6 +10,12 @@ import java.util.Map;
  * rejection reasons, per-pass change counts, wall time.
  */
 public record OptimizationReport(String target, List<ComponentReport> components, long wallMillis) {
+
+  /** Marks the JSON as Kiln's, so that a report file is replaced by the next run without --overwrite. */
+  @JsonProperty("producer")
+  public String producer() {
+    return "kiln optimize";
+  }
 
   public record ComponentReport(String path, String component, String target, int nodesBefore, int nodesAfter,
       Map<String, Integer> opsBefore, Map<String, Integer> opsAfter, Map<String, RuleReport> rules,
