@@ -54,6 +54,7 @@ public final class StagedFile implements AutoCloseable {
       throw new UncheckedIOException("cannot create " + temporary + ": " + e.getMessage(), e);
     }
     temporaries.add(temporary);
+    Staging.claim(temporary);
     return temporary;
   }
 
@@ -152,6 +153,7 @@ public final class StagedFile implements AutoCloseable {
     // Committed temporaries were renamed away; whatever is still here was never published.
     for (Path temporary : temporaries) {
       AtomicFiles.deleteQuietly(temporary);
+      Staging.release(temporary);
     }
   }
 }

@@ -29,6 +29,7 @@ public final class StagedFolder implements AutoCloseable {
     this.nonce = Staging.nonce();
     Staging.cleanStale(output);
     this.staging = output.resolveSibling(Staging.version(output.getFileName().toString(), nonce));
+    Staging.claim(staging);
     try {
       Files.createDirectories(staging);
     } catch (IOException e) {
@@ -59,6 +60,7 @@ public final class StagedFolder implements AutoCloseable {
     String name = output.getFileName().toString();
     String previous = Staging.currentVersion(output);
     Path link = output.resolveSibling(Staging.link(name, nonce));
+    Staging.claim(link);
     boolean linked;
     try {
       Files.createSymbolicLink(link, Path.of(staging.getFileName().toString()));
@@ -75,6 +77,7 @@ public final class StagedFolder implements AutoCloseable {
       // A real folder or file (a copied Kiln output, an empty folder, or --overwrite): rename() cannot put a
       // link over a folder, so it steps aside first; the next run puts it back if we die before the swap.
       replaced = output.resolveSibling(Staging.replaced(name, nonce));
+      Staging.claim(replaced);
       Staging.move(output, replaced);
       KillPoints.reach("folder-moved-aside");
     }
@@ -83,7 +86,9 @@ public final class StagedFolder implements AutoCloseable {
     KillPoints.reach("folder-swapped");
     if (replaced != null) {
       Staging.deleteTree(replaced, "folder-deleting-old");
+      Staging.release(replaced);
     }
+    Staging.release(link);
     if (previous != null) {
       Staging.deleteTree(output.resolveSibling(previous), "folder-deleting-old");
     }
@@ -94,5 +99,6 @@ public final class StagedFolder implements AutoCloseable {
     if (!committed) {
       Staging.deleteTree(staging);
     }
+    Staging.release(staging);
   }
 }

@@ -32,6 +32,8 @@ import java.util.stream.Stream;
  */
 final class Staging {
   private static final SecureRandom RANDOM = new SecureRandom();
+  /** This process's staging entries still in use: its other entries are leftovers like a dead process's. */
+  private static final java.util.Set<Path> IN_FLIGHT = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
   private Staging() {}
 
@@ -39,6 +41,14 @@ final class Staging {
     byte[] bytes = new byte[8];
     RANDOM.nextBytes(bytes);
     return HexFormat.of().formatHex(bytes);
+  }
+
+  static void claim(Path entry) {
+    IN_FLIGHT.add(entry);
+  }
+
+  static void release(Path entry) {
+    IN_FLIGHT.remove(entry);
   }
 
   static long pid() {
@@ -99,7 +109,9 @@ final class Staging {
         continue;
       }
       long pid = Long.parseLong(matcher.group(2));
-      if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+      boolean inUse = pid == pid() ? IN_FLIGHT.contains(entry)
+          : ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
+      if (inUse) {
         continue;
       }
       if ("replaced-".equals(matcher.group(1))) {

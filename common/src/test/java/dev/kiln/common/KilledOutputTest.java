@@ -1,14 +1,10 @@
 package dev.kiln.common;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -17,7 +13,6 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -180,35 +175,10 @@ class KilledOutputTest {
       command.add("-D" + KillPoints.PROPERTY + "=" + pauseAt);
     }
     command.addAll(List.of(StagingChild.class.getName(), kind, output.toString(), tag));
-    return ChildJvm.runAndKillAt(command, pauseAt);
-  }
-
-  /** Starting a child JVM, waiting for its pause announcement, and kill -9. Shared with the CLI's kill test. */
-  static final class ChildJvm {
-    static boolean runAndKillAt(List<String> command, String pauseAt) throws Exception {
-      Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
-      StringBuilder output = new StringBuilder();
-      boolean paused = false;
-      try (BufferedReader reader = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
-        String line;
-        while ((line = reader.readLine()) != null) {
-          output.append(line).append('\n');
-          if (pauseAt != null && line.equals(KillPoints.ANNOUNCEMENT + pauseAt)) {
-            paused = true;
-            process.destroyForcibly();
-            break;
-          }
-        }
-      }
-      if (!process.waitFor(60, TimeUnit.SECONDS)) {
-        process.destroyForcibly();
-        fail("child did not end: " + output);
-      }
-      if (pauseAt == null && process.exitValue() != 0) {
-        fail("child failed with " + process.exitValue() + ": " + output);
-      }
-      assertFalse(pauseAt != null && !paused && process.exitValue() != 0, "child failed before " + pauseAt + ": " + output);
-      return paused;
+    KillPoints.ChildRun child = KillPoints.runAndKillAt(command, pauseAt);
+    if (pauseAt == null ? child.exitCode() != 0 : !child.paused() && child.exitCode() != 0) {
+      fail("child failed with " + child.exitCode() + ": " + child.output());
     }
+    return child.paused();
   }
 }
