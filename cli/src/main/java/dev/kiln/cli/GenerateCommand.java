@@ -98,6 +98,7 @@ public final class GenerateCommand implements Callable<Integer> {
     if (steps != null && steps < 1) {
       throw new KilnException.BadInput("--steps must be at least 1, got " + steps);
     }
+    TorchScriptInput.refuse(pipeline);
     // The output rules are checked before the minutes of generation, not after.
     List<Path> inputs = initImage == null ? List.of(pipeline) : List.of(pipeline, initImage);
     for (OutputTarget target : PngOutput.targets(output, Math.max(batch, 1), overwrite, inputs)) {

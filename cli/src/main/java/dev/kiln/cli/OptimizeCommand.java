@@ -65,6 +65,7 @@ public final class OptimizeCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
+    TorchScriptInput.refuse(input);
     if (component != null && Files.isDirectory(input)) {
       throw new KilnException.BadInput("--component " + component + ": a pipeline folder's components are known from "
           + "their sub-folders; --component applies to a single .onnx file only");

@@ -224,6 +224,10 @@ public final class Optimizer {
           reports.add(withPath(report, output.path().resolve(folder).resolve("model.onnx").toString()));
           KillPoints.reach("optimize-component-written");
         }
+        if (reports.isEmpty()) {
+          throw new KilnException.BadInput(input + ": the pipeline folder has no component model.onnx (looked in " + folders
+              + "); nothing to optimize");
+        }
         copyRest(realInput, staging, skip);
         staged.commit();
       }
