@@ -90,6 +90,10 @@ public final class OptimizeCommand implements Callable<Integer> {
       result = Optimizer.optimize(input, outputTarget, options);
       progress.step();
     }
+    for (String warning : result.warnings()) {
+      spec.commandLine().getErr().println("kiln: warning: " + warning);
+    }
+    spec.commandLine().getErr().flush();
     String text = Json.write(result);
     if (report != null) {
       reportTarget.writeString(text + "\n");

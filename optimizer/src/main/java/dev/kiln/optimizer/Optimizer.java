@@ -19,6 +19,7 @@ import dev.kiln.optimizer.engine.DriverReport;
 import dev.kiln.optimizer.engine.RewriteDriver;
 import dev.kiln.optimizer.engine.Rule;
 import dev.kiln.optimizer.engine.RuleStats;
+import dev.kiln.optimizer.inputs.InputCheck;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Profiles;
 import dev.kiln.optimizer.profiles.Target;
@@ -80,6 +81,8 @@ public final class Optimizer {
   /** Optimizes {@code model} in place. */
   public static ComponentReport optimize(Model model, String label, Options options) {
     long start = System.nanoTime();
+    // Refuse what the rules could misread before any rule reads it (warnings go to the file-level report).
+    InputCheck.check(model, label);
     Component component = options.component() != null ? options.component() : Component.detect(model.graph(), label);
     Profiles.Profile profile = Profiles.of(options.target(), component, options.cudaKernelLimits());
     // A pipeline shares one --disable list across components, so a name must exist in some profile of the target.
@@ -176,13 +179,15 @@ public final class Optimizer {
     }
     output.check();
     List<ComponentReport> reports = new ArrayList<>();
+    List<String> warnings = new ArrayList<>();
     if (Files.isDirectory(input)) {
-      reports.addAll(optimizeFolder(input, output, options));
+      reports.addAll(optimizeFolder(input, output, options, warnings));
     } else {
       Model model = ModelReader.read(input);
       // The data files the model reads are inputs too: the output may not replace them.
       OutputTarget target = output.inputs(externalFiles(model.graph()));
       target.check();
+      warnings.addAll(InputCheck.check(model, input.toString()));
       ComponentReport report = optimize(model, input.toString(), options);
       model.metadata().put(PRODUCED_BY, "optimize --target " + options.target().id());
       try (StagedFile staged = target.stageFile()) {
@@ -191,10 +196,10 @@ public final class Optimizer {
       }
       reports.add(withPath(report, output.path().toString()));
     }
-    return new OptimizationReport(options.target().id(), reports, (System.nanoTime() - start) / 1_000_000);
+    return new OptimizationReport(options.target().id(), reports, (System.nanoTime() - start) / 1_000_000, warnings);
   }
 
-  private static List<ComponentReport> optimizeFolder(Path input, OutputTarget output, Options options) {
+  private static List<ComponentReport> optimizeFolder(Path input, OutputTarget output, Options options, List<String> warnings) {
     if (!Files.isRegularFile(input.resolve("model_index.json"))) {
       throw new KilnException.BadInput(input + ": a folder must be a pipeline (model_index.json missing)");
     }
@@ -218,7 +223,9 @@ public final class Optimizer {
           skip.add(modelPath.toAbsolutePath().normalize());
           skip.addAll(externalFiles(model.graph()));
           Options componentOptions = options.component() != null ? options : options.withComponent(PIPELINE_FOLDERS.get(folder));
-          ComponentReport report = optimize(model, input.resolve(folder).resolve("model.onnx").toString(), componentOptions);
+          String label = input.resolve(folder).resolve("model.onnx").toString();
+          warnings.addAll(InputCheck.check(model, label));
+          ComponentReport report = optimize(model, label, componentOptions);
           Path componentTarget = staging.resolve(folder).resolve("model.onnx");
           writeModel(model, componentTarget);
           reports.add(withPath(report, output.path().resolve(folder).resolve("model.onnx").toString()));
