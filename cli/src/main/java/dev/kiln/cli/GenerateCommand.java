@@ -2,6 +2,7 @@ package dev.kiln.cli;
 
 import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
+import dev.kiln.common.OutputTarget;
 import dev.kiln.common.Progress;
 import dev.kiln.runner.InvalidRequest;
 import dev.kiln.runner.image.RgbImage;
@@ -79,7 +80,8 @@ public final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--threads", defaultValue = "0", description = "Intra-op threads (default: one per core).")
   int threads;
 
-  @Option(names = {"-o", "--output"}, defaultValue = "out.png", description = "Output PNG (a batch writes NAME-0.png, NAME-1.png, ...).")
+  @Option(names = {"-o", "--output"}, defaultValue = "out.png", description = "Output PNG (a batch writes NAME-0.png, NAME-1.png, ...); an existing file is replaced only if "
+      + "Kiln wrote it, or with --overwrite.")
   Path output;
 
   @Option(names = "--json", description = "Print timings and output paths as JSON.")
@@ -94,6 +96,10 @@ public final class GenerateCommand implements Callable<Integer> {
 
   /** Image formats the output name could promise but a PNG writer cannot keep. */
   private static final java.util.Set<String> OTHER_IMAGE_FORMATS = java.util.Set.of("jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "avif");
+
+  @Option(names = "--overwrite", description = "Replace a file at -o that Kiln did not write (default: only a PNG "
+      + "Kiln wrote, marked by its 'Software: Kiln' text chunk, is replaced).")
+  boolean overwrite;
 
   @Override
   public Integer call() {
@@ -120,6 +126,12 @@ public final class GenerateCommand implements Callable<Integer> {
     long actualSeed = seed != null ? seed : new SecureRandom().nextLong() & 0xffffffffL;
     GenerationRequest request = new GenerationRequest(prompt, negativePrompt, steps, guidance, kind, actualSeed, width, height, batch,
         null, strength, clipSkip).validate();
+    TorchScriptInput.refuse(pipeline);
+    // The output rules are checked before the minutes of generation, not after.
+    List<Path> inputs = initImage == null ? List.of(pipeline) : List.of(pipeline, initImage);
+    for (OutputTarget target : PngOutput.targets(output, request.batch(), overwrite, inputs)) {
+      target.check();
+    }
     RgbImage init = initImage == null ? null : RgbImage.read(initImage);
     request = request.withInitImage(init, strength).validate();
     PipelineFolder folder = PipelineFolder.open(pipeline);
@@ -144,7 +156,7 @@ public final class GenerateCommand implements Callable<Integer> {
       }
       err.flush();
       long pngStart = System.nanoTime();
-      List<Path> written = PngOutput.write(result, output);
+      List<Path> written = PngOutput.write(result, output, overwrite, inputs);
       result.timings().add("png", System.nanoTime() - pngStart);
       double totalMs = (System.nanoTime() - start) / 1e6;
       if (json) {

@@ -63,6 +63,7 @@ public final class InspectCommand implements Callable<Integer> {
       throw new KilnException.BadInput("--graph prints text and cannot be combined with --json");
     }
     PrintWriter out = spec.commandLine().getOut();
+    TorchScriptInput.refuse(target);
     List<Path> models = modelsOf(target);
     boolean first = true;
     for (Path modelFile : models) {

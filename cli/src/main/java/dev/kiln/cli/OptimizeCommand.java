@@ -1,14 +1,16 @@
 package dev.kiln.cli;
 
-import dev.kiln.common.AtomicFiles;
 import dev.kiln.common.Json;
 import dev.kiln.common.Printable;
+import dev.kiln.common.KilnException;
+import dev.kiln.common.OutputTarget;
 import dev.kiln.common.Progress;
 import dev.kiln.optimizer.OptimizationReport;
 import dev.kiln.optimizer.Optimizer;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Target;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -31,7 +33,8 @@ public final class OptimizeCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "IN", description = "A .onnx file or a pipeline folder (model_index.json).")
   Path input;
 
-  @Option(names = {"-o", "--output"}, required = true, description = "Output .onnx file or pipeline folder.")
+  @Option(names = {"-o", "--output"}, required = true, description = "Output .onnx file or pipeline folder (a folder "
+      + "output is a link to a hidden sibling .NAME.kiln-*, swapped atomically); never an input or the working folder.")
   Path output;
 
   @Option(names = "--target", required = true, description = "cpu, cuda or tensorrt.")
@@ -53,6 +56,10 @@ public final class OptimizeCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print the JSON report instead of the summary.")
   boolean json;
 
+  @Option(names = "--overwrite", description = "Replace what is at -o/--report even when Kiln did not write it "
+      + "(default: only a previous Kiln output or an empty folder is replaced; an input never is).")
+  boolean overwrite;
+
   @Option(names = "--ignore-cuda-kernel-limits", description = "Fuse BiasSplitGelu/BiasAdd even at sizes ORT's CUDA "
       + "kernels reject at run time (only for experiments on small models).")
   boolean ignoreCudaKernelLimits;
@@ -60,16 +67,38 @@ public final class OptimizeCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
+    TorchScriptInput.refuse(input);
+    if (component != null && Files.isDirectory(input)) {
+      throw new KilnException.BadInput("--component " + component + ": a pipeline folder's components are known from "
+          + "their sub-folders; --component applies to a single .onnx file only");
+    }
+    OutputTarget outputTarget = Optimizer.outputTarget(input, output, overwrite);
+    OutputTarget reportTarget = report == null ? null
+        : OutputTarget.file(report, "optimize").namedBy("--report").recognizedBy(OutputTarget::isKilnJson)
+            .inputs(input).overwrite(overwrite);
+    if (Files.exists(input)) {
+      outputTarget.check();
+    }
+    if (reportTarget != null) {
+      if (report.toAbsolutePath().normalize().equals(output.toAbsolutePath().normalize())) {
+        throw new KilnException.BadInput("--report " + report + ": is the -o output as well; name another file");
+      }
+      reportTarget.check();
+    }
     Optimizer.Options options = new Optimizer.Options(Target.parse(target),
         component == null ? null : Component.parse(component), new HashSet<>(disabled), false, !ignoreCudaKernelLimits);
     OptimizationReport result;
     try (Progress progress = Progress.start("optimize", 1, "models", json)) {
-      result = Optimizer.optimize(input, output, options);
+      result = Optimizer.optimize(input, outputTarget, options);
       progress.step();
     }
+    for (String warning : result.warnings()) {
+      spec.commandLine().getErr().println("kiln: warning: " + warning);
+    }
+    spec.commandLine().getErr().flush();
     String text = Json.write(result);
     if (report != null) {
-      AtomicFiles.writeString(report, text + "\n");
+      reportTarget.writeString(text + "\n");
     }
     if (json) {
       out.println(text);

@@ -10,8 +10,10 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 
 /**
- * Every output Kiln writes goes through here: written to a temporary file in the target folder, then
- * renamed into place, so a crash or a bad input never leaves a half-written file behind.
+ * One file written to a temporary file in its folder, then renamed into place, so a crash or a bad input never
+ * leaves a half-written file behind. Use it for files inside a staged output ({@link StagedFolder#path()});
+ * a command's output itself goes through {@link OutputTarget}, which also checks what it may replace, never
+ * replaces an input, and swaps folders and files with companions as a whole.
  */
 public final class AtomicFiles {
   private AtomicFiles() {}

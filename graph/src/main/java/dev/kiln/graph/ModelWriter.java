@@ -1,6 +1,7 @@
 package dev.kiln.graph;
 
 import dev.kiln.common.AtomicFiles;
+import dev.kiln.common.StagedFile;
 import dev.kiln.graph.proto.OnnxProto.ModelProto;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
@@ -12,6 +13,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
+import java.util.Locale;
+import java.util.regex.Pattern;
+import java.util.zip.CRC32;
+import java.util.zip.CRC32C;
 
 /**
  * Writes a model as a .onnx file plus, when any tensor goes external, one data file next to it. Both are
@@ -60,6 +65,50 @@ public final class ModelWriter {
       AtomicFiles.deleteQuietly(modelTemporary);
     }
     repointOverwrittenSources(dataFile, encoder);
+  }
+
+  /**
+   * Writes a model as a file output that replaces an earlier one atomically: the data file is named after its
+   * content ({@code <model file name>.<16 hex digits>.data}), so it never takes the name the current graph points
+   * at, and the graph's one rename at {@link StagedFile#commit()} publishes graph and data together. The same
+   * model gives the same bytes and names. The data file name in {@code options} is ignored; the caller commits.
+   */
+  public static void write(Model model, StagedFile output, WriteOptions options) {
+    String modelName = output.target().getFileName().toString();
+    ProtoEncoder layout = new ProtoEncoder(options, modelName + ".data");
+    layout.encodeModel(model);
+    String dataFileName = modelName + ".data";
+    try {
+      if (!layout.placements().isEmpty()) {
+        Path data = output.newCompanion();
+        writeDataFile(data, layout);
+        dataFileName = modelName + "." + digest(data) + ".data";
+        output.commitCompanionAs(data, dataFileName);
+      }
+      ModelProto proto = new ProtoEncoder(options, dataFileName).encodeModel(model);
+      try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(output.path()), 1 << 20)) {
+        proto.writeTo(out);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write " + output.target() + ": " + e.getMessage(), e);
+    }
+    Pattern versioned = Pattern.compile(Pattern.quote(modelName) + "\\.[0-9a-f]{16}\\.data");
+    output.replacesCompanions(name -> versioned.matcher(name).matches());
+  }
+
+  /** CRC32C and CRC32 of a file as 16 hex digits: names a data file by its bytes at memory speed. */
+  private static String digest(Path file) throws IOException {
+    CRC32C castagnoli = new CRC32C();
+    CRC32 ieee = new CRC32();
+    ByteBuffer buffer = ByteBuffer.allocateDirect(1 << 20);
+    try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+      while (channel.read(buffer.clear()) > 0) {
+        buffer.flip();
+        castagnoli.update(buffer.duplicate());
+        ieee.update(buffer);
+      }
+    }
+    return String.format(Locale.ROOT, "%08x%08x", castagnoli.getValue(), ieee.getValue());
   }
 
   /** Serializes a model to bytes (inline tensors only; external ones must already sit in a file). */

@@ -1,14 +1,30 @@
 package dev.kiln.optimizer;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import java.util.List;
 import java.util.Map;
 
 /**
  * What {@link Optimizer} did, per component: node counts and op histograms before and after (keys as in
  * {@code kiln inspect --json}: "Add", "com.microsoft:MultiHeadAttention"), per-rule applied counts,
- * rejection reasons and near misses, per-pass change counts, wall time.
+ * rejection reasons and near misses, per-pass change counts, wall time; and warnings about what passed through
+ * unchecked (nodes in domains Kiln has no schema for), one line each.
  */
-public record OptimizationReport(String target, List<ComponentReport> components, long wallMillis) {
+public record OptimizationReport(String target, List<ComponentReport> components, long wallMillis, List<String> warnings) {
+
+  public OptimizationReport {
+    warnings = List.copyOf(warnings);
+  }
+
+  public OptimizationReport(String target, List<ComponentReport> components, long wallMillis) {
+    this(target, components, wallMillis, List.of());
+  }
+
+  /** Marks the JSON as Kiln's, so that a report file is replaced by the next run without --overwrite. */
+  @JsonProperty("producer")
+  public String producer() {
+    return "kiln optimize";
+  }
 
   public record ComponentReport(String path, String component, String target, int nodesBefore, int nodesAfter,
       Map<String, Integer> opsBefore, Map<String, Integer> opsAfter, Map<String, RuleReport> rules,

@@ -1,6 +1,10 @@
 package dev.kiln.optimizer;
 
+import dev.kiln.common.KillPoints;
 import dev.kiln.common.KilnException;
+import dev.kiln.common.OutputTarget;
+import dev.kiln.common.StagedFile;
+import dev.kiln.common.StagedFolder;
 import dev.kiln.graph.ExternalTensor;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.Model;
@@ -8,12 +12,14 @@ import dev.kiln.graph.ModelReader;
 import dev.kiln.graph.ModelWriter;
 import dev.kiln.graph.Value;
 import dev.kiln.graph.Verifier;
+import dev.kiln.graph.WriteOptions;
 import dev.kiln.optimizer.OptimizationReport.ComponentReport;
 import dev.kiln.optimizer.OptimizationReport.RuleReport;
 import dev.kiln.optimizer.engine.DriverReport;
 import dev.kiln.optimizer.engine.RewriteDriver;
 import dev.kiln.optimizer.engine.Rule;
 import dev.kiln.optimizer.engine.RuleStats;
+import dev.kiln.optimizer.inputs.InputCheck;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Profiles;
 import dev.kiln.optimizer.profiles.Target;
@@ -21,9 +27,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -77,6 +81,8 @@ public final class Optimizer {
   /** Optimizes {@code model} in place. */
   public static ComponentReport optimize(Model model, String label, Options options) {
     long start = System.nanoTime();
+    // Refuse what the rules could misread before any rule reads it (warnings go to the file-level report).
+    InputCheck.check(model, label);
     Component component = options.component() != null ? options.component() : Component.detect(model.graph(), label);
     Profiles.Profile profile = Profiles.of(options.target(), component, options.cudaKernelLimits());
     // A pipeline shares one --disable list across components, so a name must exist in some profile of the target.
@@ -144,64 +150,114 @@ public final class Optimizer {
 
   /** Optimizes a .onnx file or a pipeline folder into {@code output} (same layout; other files copied). */
   public static OptimizationReport optimize(Path input, Path output, Options options) {
+    return optimize(input, outputTarget(input, output, false), options);
+  }
+
+  /**
+   * The output rules for optimizing {@code input} into {@code output}: a folder for a pipeline, a file for a
+   * model (recognised as Kiln's by its {@value #PRODUCED_BY} metadata entry); --overwrite as given.
+   */
+  public static OutputTarget outputTarget(Path input, Path output, boolean overwrite) {
+    OutputTarget target = Files.isDirectory(input) ? OutputTarget.folder(output, "optimize")
+        : OutputTarget.file(output, "optimize").recognizedBy(Optimizer::isKilnModel);
+    return target.inputs(input).overwrite(overwrite);
+  }
+
+  /** The metadata_props key every model file Kiln's optimizer writes carries. */
+  public static final String PRODUCED_BY = "kiln.producer";
+
+  /** Whether {@code file} is an ONNX model this optimizer wrote (and so may be replaced without --overwrite). */
+  public static boolean isKilnModel(Path file) {
+    try {
+      return ModelReader.readProto(file).getMetadataPropsList().stream().anyMatch(entry -> entry.getKey().equals(PRODUCED_BY));
+    } catch (RuntimeException unreadable) {
+      return false;
+    }
+  }
+
+  /** Optimizes into {@code output}, whose rules are checked before anything is read, and replaced as a whole. */
+  public static OptimizationReport optimize(Path input, OutputTarget output, Options options) {
     long start = System.nanoTime();
     if (!Files.exists(input)) {
       throw new KilnException.BadInput(input + ": no such file or folder");
     }
+    output.check();
     List<ComponentReport> reports = new ArrayList<>();
+    List<String> warnings = new ArrayList<>();
     if (Files.isDirectory(input)) {
-      reports.addAll(optimizeFolder(input, output, options));
+      reports.addAll(optimizeFolder(input, output, options, warnings));
     } else {
       Model model = ModelReader.read(input);
+      // The data files the model reads are inputs too: the output may not replace them.
+      OutputTarget target = output.inputs(externalFiles(model.graph()));
+      target.check();
+      warnings.addAll(InputCheck.check(model, input.toString()));
       ComponentReport report = optimize(model, input.toString(), options);
-      writeModel(model, output);
-      reports.add(withPath(report, output.toString()));
+      model.metadata().put(PRODUCED_BY, "optimize --target " + options.target().id());
+      try (StagedFile staged = target.stageFile()) {
+        ModelWriter.write(model, staged, WriteOptions.defaults());
+        staged.commit();
+      }
+      reports.add(withPath(report, output.path().toString()));
     }
-    return new OptimizationReport(options.target().id(), reports, (System.nanoTime() - start) / 1_000_000);
+    return new OptimizationReport(options.target().id(), reports, (System.nanoTime() - start) / 1_000_000, warnings);
   }
 
-  private static List<ComponentReport> optimizeFolder(Path input, Path output, Options options) {
+  private static List<ComponentReport> optimizeFolder(Path input, OutputTarget output, Options options, List<String> warnings) {
     if (!Files.isRegularFile(input.resolve("model_index.json"))) {
       throw new KilnException.BadInput(input + ": a folder must be a pipeline (model_index.json missing)");
     }
-    if (input.toAbsolutePath().normalize().equals(output.toAbsolutePath().normalize())) {
-      throw new KilnException.BadInput(output + ": output folder must differ from the input");
-    }
     List<ComponentReport> reports = new ArrayList<>();
-    Path staging = output.toAbsolutePath().resolveSibling("." + output.getFileName() + ".partial");
     try {
-      deleteTree(staging);
-      Files.createDirectories(staging);
-      Set<Path> skip = new HashSet<>();
-      List<String> folders = new ArrayList<>(PIPELINE_FOLDERS.keySet());
-      folders.sort(null);
-      for (String folder : folders) {
-        Path modelPath = input.resolve(folder).resolve("model.onnx");
-        if (!Files.isRegularFile(modelPath)) {
-          continue;
+      // Walk the real folder (the input may itself be Kiln's link to an output), and protect every file it
+      // links to: the output may replace none of them.
+      Path realInput = input.toRealPath();
+      OutputTarget target = output.inputs(filesUnder(realInput));
+      try (StagedFolder staged = target.stageFolder()) {
+        Path staging = staged.path();
+        Set<Path> skip = new HashSet<>();
+        List<String> folders = new ArrayList<>(PIPELINE_FOLDERS.keySet());
+        folders.sort(null);
+        for (String folder : folders) {
+          Path modelPath = realInput.resolve(folder).resolve("model.onnx");
+          if (!Files.isRegularFile(modelPath)) {
+            continue;
+          }
+          Model model = ModelReader.read(modelPath);
+          skip.add(modelPath.toAbsolutePath().normalize());
+          skip.addAll(externalFiles(model.graph()));
+          Options componentOptions = options.component() != null ? options : options.withComponent(PIPELINE_FOLDERS.get(folder));
+          String label = input.resolve(folder).resolve("model.onnx").toString();
+          warnings.addAll(InputCheck.check(model, label));
+          ComponentReport report = optimize(model, label, componentOptions);
+          Path componentTarget = staging.resolve(folder).resolve("model.onnx");
+          writeModel(model, componentTarget);
+          reports.add(withPath(report, output.path().resolve(folder).resolve("model.onnx").toString()));
+          KillPoints.reach("optimize-component-written");
         }
-        Model model = ModelReader.read(modelPath);
-        skip.add(modelPath.toAbsolutePath().normalize());
-        skip.addAll(externalFiles(model.graph()));
-        Options componentOptions = options.component() != null ? options : options.withComponent(PIPELINE_FOLDERS.get(folder));
-        ComponentReport report = optimize(model, modelPath.toString(), componentOptions);
-        Path target = staging.resolve(folder).resolve("model.onnx");
-        writeModel(model, target);
-        reports.add(withPath(report, output.resolve(folder).resolve("model.onnx").toString()));
+        if (reports.isEmpty()) {
+          throw new KilnException.BadInput(input + ": the pipeline folder has no component model.onnx (looked in " + folders
+              + "); nothing to optimize");
+        }
+        copyRest(realInput, staging, skip);
+        staged.commit();
       }
-      copyRest(input, staging, skip);
-      deleteTree(output);
-      Files.move(staging, output, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot write pipeline " + output + ": " + e.getMessage(), e);
-    } finally {
-      try {
-        deleteTree(staging);
-      } catch (IOException ignored) {
-        // Best effort; the staging folder is hidden and marked .partial.
-      }
+      throw new UncheckedIOException("cannot write pipeline " + output.path() + ": " + e.getMessage(), e);
     }
     return reports;
+  }
+
+  private static List<Path> filesUnder(Path folder) throws IOException {
+    List<Path> files = new ArrayList<>();
+    try (Stream<Path> paths = Files.walk(folder)) {
+      for (Path path : (Iterable<Path>) paths::iterator) {
+        if (Files.isSymbolicLink(path)) {
+          files.add(path.toRealPath());
+        }
+      }
+    }
+    return files;
   }
 
   private static ComponentReport withPath(ComponentReport report, String path) {
@@ -230,21 +286,11 @@ public final class Optimizer {
         Path target = staging.resolve(relative.toString());
         if (Files.isDirectory(path)) {
           Files.createDirectories(target);
-        } else if (!skip.contains(path.toAbsolutePath().normalize()) && !Files.exists(target)) {
+        } else if (!skip.contains(path.toAbsolutePath().normalize()) && !Files.exists(target)
+            && !relative.toString().equals(OutputTarget.MARKER)) {
           Files.createDirectories(target.getParent());
           Files.copy(path, target);
         }
-      }
-    }
-  }
-
-  private static void deleteTree(Path root) throws IOException {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try (Stream<Path> paths = Files.walk(root)) {
-      for (Path path : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
-        Files.delete(path);
       }
     }
   }
