@@ -31,7 +31,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** {@code kiln inspect}: exact JSON keys, values from real models, pipeline folders, exit codes. */
 class InspectCommandTest {
-  static final Path CONV = Path.of("/usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d/model.onnx");
+  static final Path CONV = Path.of(System.getProperty("kiln.onnx.testdata", "/usr/share/libonnx-testdata/data"),
+      "pytorch-converted/test_Conv2d/model.onnx");
   static final Set<String> KEYS = Set.of("path", "irVersion", "producer", "opsetImports", "inputs", "outputs", "ops", "nodeCount",
       "parameterCount", "initializerBytes");
 
