@@ -2,6 +2,7 @@ package dev.kiln.cli;
 
 import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
+import dev.kiln.common.Printable;
 import dev.kiln.common.Progress;
 import dev.kiln.runner.image.RgbImage;
 import dev.kiln.runner.pipeline.Device;
@@ -21,6 +22,8 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Help.Visibility;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -28,7 +31,9 @@ import picocli.CommandLine.Spec;
 
 /** {@code kiln generate}: prompt to PNG on ONNX Runtime for any SD 1.x/2.x/Turbo/SDXL ONNX pipeline folder. */
 @Command(name = "generate", mixinStandardHelpOptions = true,
-    description = "Generate images from a prompt with an ONNX Stable Diffusion pipeline folder (diffusers/Optimum layout).")
+    description = {"Generate images from a prompt with an ONNX Stable Diffusion pipeline folder (diffusers/Optimum layout).",
+        "On a terminal, stderr shows a progress bar per step. With --json: outputs, pipeline, device, scheduler, steps, guidance, "
+            + "seed, width, height and timings."})
 public final class GenerateCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
@@ -38,25 +43,25 @@ public final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--prompt", required = true, description = "What to draw.")
   String prompt;
 
-  @Option(names = "--negative-prompt", defaultValue = "", description = "What to steer away from (default: empty).")
+  @Option(names = "--negative-prompt", defaultValue = "", showDefaultValue = Visibility.NEVER, description = "What to steer away from. Default: nothing.")
   String negativePrompt;
 
-  @Option(names = "--steps", description = "Denoising steps (default: the scheduler's usual count).")
+  @Option(names = "--steps", description = "Denoising steps. Default: the scheduler's usual count.")
   Integer steps;
 
   @Option(names = "--guidance", defaultValue = "7.5", description = "Classifier-free guidance scale; <= 1 runs no unconditional branch (Turbo: 0).")
   double guidance;
 
-  @Option(names = "--scheduler", description = "ddim, euler, euler-a, lms, dpm++2m, dpm++2m-karras, lcm (default: the pipeline's).")
+  @Option(names = "--scheduler", description = "ddim, euler, euler-a, lms, dpm++2m, dpm++2m-karras, lcm. Default: the pipeline's.")
   String scheduler;
 
-  @Option(names = "--seed", description = "Seed of torch's CPU generator (default: random; printed).")
+  @Option(names = "--seed", description = "Seed of torch's CPU generator. Default: random (printed).")
   Long seed;
 
-  @Option(names = "--width", description = "Width in pixels, a multiple of the VAE factor (default: the UNet's sample size).")
+  @Option(names = "--width", description = "Width in pixels, a multiple of the VAE factor. Default: the UNet's sample size.")
   Integer width;
 
-  @Option(names = "--height", description = "Height in pixels, a multiple of the VAE factor.")
+  @Option(names = "--height", description = "Height in pixels, a multiple of the VAE factor. Default: the UNet's sample size.")
   Integer height;
 
   @Option(names = "--batch", defaultValue = "1", description = "Images per prompt.")
@@ -71,24 +76,19 @@ public final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--clip-skip", defaultValue = "0", description = "Skip the last N CLIP layers (diffusers count; A1111's 'Clip skip 2' is 1).")
   int clipSkip;
 
-  @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda or tensorrt (GPU only when one is detected).")
-  String device;
-
-  @Option(names = "--threads", defaultValue = "0", description = "Intra-op threads (default: one per core).")
-  int threads;
+  @Mixin DeviceOptions deviceOptions;
 
   @Option(names = {"-o", "--output"}, defaultValue = "out.png", description = "Output PNG (a batch writes NAME-0.png, NAME-1.png, ...).")
   Path output;
 
-  @Option(names = "--json", description = "Print timings and output paths as JSON.")
-  boolean json;
+  @Mixin JsonOption json;
 
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     SchedulerKind kind = scheduler == null ? null : SchedulerKind.parse(scheduler);
-    Device requested = Device.parse(device);
+    Device requested = deviceOptions.device();
     if (steps != null && steps < 1) {
       throw new KilnException.BadInput("--steps must be at least 1, got " + steps);
     }
@@ -98,13 +98,13 @@ public final class GenerateCommand implements Callable<Integer> {
     GenerationRequest request = new GenerationRequest(prompt, negativePrompt, steps, guidance, kind, actualSeed, width, height, batch,
         init, strength, clipSkip);
     long start = System.nanoTime();
-    try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, requested, threads, line -> {
-      err.println(line);
+    try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, requested, deviceOptions.threads(), line -> {
+      err.println(Printable.line(line));
       err.flush();
     })) {
       int total = steps != null ? steps : (kind != null ? kind : folder.defaultScheduler()).usualSteps();
       GenerationResult result;
-      try (Progress progress = Progress.start("generating", total, "steps", json)) {
+      try (Progress progress = Progress.start("generating", total, "steps", json.enabled())) {
         result = runner.generate(request, new StepListener() {
           @Override
           public void stepDone(int step, int count) {
@@ -116,7 +116,7 @@ public final class GenerateCommand implements Callable<Integer> {
       List<Path> written = PngOutput.write(result, output);
       result.timings().add("png", System.nanoTime() - pngStart);
       double totalMs = (System.nanoTime() - start) / 1e6;
-      if (json) {
+      if (json.enabled()) {
         out.println(Json.write(report(result, runner, written, totalMs)));
       } else {
         out.println(summary(result, runner, written, totalMs));
