@@ -77,8 +77,13 @@ public final class OptimizeCommand implements Callable<Integer> {
         }
 
         @Override
+        public void stepStarted(String step, int index, int steps) {
+          progress.describe(step);
+        }
+
+        @Override
         public void stepFinished(String step, int done, int steps) {
-          progress.step(step);
+          progress.step();
         }
       };
       result = Optimizer.optimize(input, output, progress.drawing() ? options.withListener(listener) : options);

@@ -51,13 +51,16 @@ public final class Progress implements AutoCloseable {
     }
   }
 
-  public void step() {
-    advance(1);
+  /** Shows what is being worked on now (escaped, shortened) without counting anything done. */
+  public void describe(String what) {
+    detail = what == null ? "" : shorten(Printable.line(what));
+    if (out != null) {
+      lastDrawNanos = System.nanoTime();
+      draw(lastDrawNanos);
+    }
   }
 
-  /** One unit done; {@code what} (escaped, shortened) is shown after the counts, e.g. the step that just ran. */
-  public void step(String what) {
-    detail = what == null ? "" : shorten(Printable.line(what));
+  public void step() {
     advance(1);
   }
 

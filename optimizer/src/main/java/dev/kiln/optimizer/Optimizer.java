@@ -110,6 +110,7 @@ public final class Optimizer {
     options.listener().componentStarted(label, component, steps.size());
     for (int index = 0; index < steps.size(); index++) {
       Profiles.Step step = steps.get(index);
+      options.listener().stepStarted(stepName(step), index + 1, steps.size());
       long stepStart = System.nanoTime();
       runStep(step, model, options, applied, rejected, passes);
       if (Boolean.getBoolean("kiln.debugTimings")) {

@@ -12,6 +12,9 @@ public interface OptimizerListener {
   /** A model starts: its label (the path it was read from), its component and how many profile steps it will run. */
   default void componentStarted(String label, Component component, int steps) {}
 
+  /** Profile step {@code index} (1-based) of {@code steps} starts: a sweep of rules (named by its rules) or a pass. */
+  default void stepStarted(String step, int index, int steps) {}
+
   /** Profile step {@code done} of {@code steps} finished: a sweep of rules (named by its rules) or a pass. */
   default void stepFinished(String step, int done, int steps) {}
 }
