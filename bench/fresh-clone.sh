@@ -22,13 +22,15 @@ if [ -e "$work/shared" ] || [ -e "$work/kiln/target" ] || [ -e "$work/kiln/cli/t
   echo "fresh-clone: the clone is not fresh ($work holds more than the clone)" >&2
   exit 2
 fi
+repository="~/.m2 (reused)"
 if [ "${KILN_FRESH_M2:-0}" = 1 ]; then
   export MAVEN_OPTS="${MAVEN_OPTS:-} -Dmaven.repo.local=$work/m2"
+  repository="empty (KILN_FRESH_M2=1)"
 fi
 
 echo "# Fresh clone of $(git -C "$work/kiln" rev-parse --short HEAD) into $work/kiln — $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "$(nproc) cores, $(java -version 2>&1 | head -1), $(mvn -v 2>/dev/null | head -1 | sed 's/ (.*//'), Maven repository: ${KILN_FRESH_M2:+empty}${KILN_FRESH_M2:-~/.m2}"
+echo "$(nproc) cores, $(java -version 2>&1 | head -1), $(mvn -B -v 2>/dev/null | head -1 | sed -e 's/\x1b\[[0-9;]*m//g' -e 's/ (.*//'), Maven repository: $repository"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); other engineers' builds share these cores"
 echo
 echo "| command | wall (s) | CPU user+sys (s) | load avg (1 min) after | exit |"

@@ -132,7 +132,7 @@ public final class Main implements Callable<Integer> {
       message = withJsonCausesOnOneLine(kiln);
     } else if (exception instanceof java.io.UncheckedIOException || exception instanceof java.io.IOException) {
       code = BAD_INPUT;
-      message = exception.getMessage();
+      message = exception.getMessage() != null ? exception.getMessage() : exception.toString();
     } else if (exception instanceof OutOfMemoryError) {
       code = BAD_INPUT;
       message = "out of memory: the requested sizes need more than the JVM's heap (" + Runtime.getRuntime().maxMemory() / (1 << 20)

@@ -16,6 +16,8 @@ import dev.kiln.graph.proto.OnnxProto.TensorShapeProto;
 import dev.kiln.graph.proto.OnnxProto.TypeProto;
 import dev.kiln.graph.proto.OnnxProto.ValueInfoProto;
 import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -104,6 +106,21 @@ class CliContractTest {
     assertTrue(unknown.err().contains("did you mean --target?"), unknown.err());
     Run missing = GenerateCommandTest.run("tokenize", "folder");
     assertEquals("kiln tokenize: Missing required option: '--prompt=<prompt>' (see 'kiln tokenize --help')", missing.err().strip());
+  }
+
+  @Test
+  void unexpectedFailuresAreOneLineToo() {
+    StringWriter bug = new StringWriter();
+    assertEquals(3, Main.failure(new IllegalStateException("tensor 'x\n\u001b[2J' has no producer"), new PrintWriter(bug, true)));
+    assertEquals(1, bug.toString().lines().count(), bug.toString());
+    assertTrue(bug.toString().startsWith("kiln: internal error (a bug in Kiln, please report it): java.lang.IllegalStateException: "
+        + "tensor 'x\\n\\x1b[2J' has no producer at "), bug.toString());
+    assertNoControls(bug.toString());
+
+    StringWriter memory = new StringWriter();
+    assertEquals(2, Main.failure(new OutOfMemoryError("Java heap space"), new PrintWriter(memory, true)));
+    assertEquals(1, memory.toString().lines().count(), memory.toString());
+    assertTrue(memory.toString().startsWith("kiln: out of memory: "), memory.toString());
   }
 
   @Test
