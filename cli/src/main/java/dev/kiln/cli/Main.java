@@ -11,6 +11,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -37,6 +39,17 @@ public final class Main implements Callable<Integer> {
   public static final int INTERNAL_ERROR = 3;
 
   static final Map<String, String> EXIT_CODES = exitCodes();
+
+  /**
+   * ONNX Runtime's Java layer logs through java.util.logging (e.g. two lines when a second caller asks for the
+   * environment at another log level); its failures also arrive as exceptions, which become Kiln's one line.
+   * Held in a field because java.util.logging keeps loggers weakly.
+   */
+  private static final Logger ORT_JAVA_LOG = Logger.getLogger("ai.onnxruntime");
+
+  static {
+    ORT_JAVA_LOG.setLevel(Level.OFF);
+  }
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

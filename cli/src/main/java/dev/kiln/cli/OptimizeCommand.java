@@ -18,6 +18,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Help.Visibility;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -44,7 +45,7 @@ public final class OptimizeCommand implements Callable<Integer> {
   @Option(names = "--component", description = "text-encoder, unet, vae-decoder or vae-encoder. Default: detected from I/O names.")
   String component;
 
-  @Option(names = "--disable", showDefaultValue = picocli.CommandLine.Help.Visibility.NEVER, description = "Skip this rule or pass (repeatable), e.g. --disable unet-attention.")
+  @Option(names = "--disable", showDefaultValue = Visibility.NEVER, description = "Skip this rule or pass (repeatable), e.g. --disable unet-attention.")
   List<String> disabled = new ArrayList<>();
 
   @Option(names = "--explain", description = "Print per rule how many sites it rewrote and why the others were declined.")
