@@ -145,7 +145,7 @@ public final class Main implements Callable<Integer> {
       message = withJsonCausesOnOneLine(kiln);
     } else if (exception instanceof java.io.UncheckedIOException || exception instanceof java.io.IOException) {
       code = BAD_INPUT;
-      message = exception.getMessage() != null ? exception.getMessage() : exception.toString();
+      message = withJsonCausesOnOneLine(exception);
     } else if (exception instanceof OutOfMemoryError) {
       code = BAD_INPUT;
       message = "out of memory: the requested sizes need more than the JVM's heap (" + Runtime.getRuntime().maxMemory() / (1 << 20)
@@ -168,9 +168,10 @@ public final class Main implements Callable<Integer> {
    * A message that embeds a Jackson error as-is would carry Jackson's source excerpt and "at [Source: ...]" lines;
    * those parts are replaced by {@link Json#describe}'s one line (message text and line/column).
    */
-  private static String withJsonCausesOnOneLine(KilnException kiln) {
-    String message = String.valueOf(kiln.getMessage());
-    for (Throwable cause = kiln.getCause(); cause != null && cause != cause.getCause(); cause = cause.getCause()) {
+  private static String withJsonCausesOnOneLine(Throwable failure) {
+    String message = failure.getMessage() != null ? failure.getMessage() : failure.toString();
+    Throwable cause = failure;
+    for (int depth = 0; cause != null && depth < 16; depth++, cause = cause.getCause()) {
       if (cause instanceof JsonProcessingException json && json.getMessage() != null && message.contains(json.getMessage())) {
         message = message.replace(json.getMessage(), Json.describe(json));
       }
