@@ -2,6 +2,7 @@ package dev.kiln.cli;
 
 import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
+import dev.kiln.common.Printable;
 import dev.kiln.common.Progress;
 import dev.kiln.optimizer.OptimizationReport;
 import dev.kiln.optimizer.Optimizer;
@@ -24,6 +25,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -34,7 +36,8 @@ import picocli.CommandLine.Spec;
  * no API yet is reported as not available, never faked.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-    description = "Generate demo.png from the bundled tiny pipeline: \"a red circle on a white background\".")
+    description = {"Generate demo.png from the bundled tiny pipeline: \"a red circle on a white background\".",
+        "With --json: output, prompt, pipeline, stages (name, status, detail, ms) and timings."})
 public final class DemoCommand implements Callable<Integer> {
   static final String PROMPT = "a red circle on a white background";
   static final String PIPELINE = "testdata/pipelines/tiny-sd";
@@ -44,14 +47,13 @@ public final class DemoCommand implements Callable<Integer> {
   @Option(names = "--pipeline", description = "Pipeline folder to use instead of the bundled " + PIPELINE + ".")
   Path pipeline;
 
-  @Option(names = {"-o", "--output"}, defaultValue = "demo.png", description = "Output PNG (default: demo.png in the current directory).")
+  @Option(names = {"-o", "--output"}, defaultValue = "demo.png", description = "Output PNG (in the current directory unless a path is given).")
   Path output;
 
-  @Option(names = "--seed", defaultValue = "0", description = "Seed (default 0).")
+  @Option(names = "--seed", defaultValue = "0", description = "Seed of torch's CPU generator.")
   long seed;
 
-  @Option(names = "--json", description = "Print stages, timings and the output path as JSON.")
-  boolean json;
+  @Mixin JsonOption json;
 
   /** One stage of the demo and what happened in it. */
   record Stage(String name, String status, String detail, double milliseconds) {
@@ -80,10 +82,10 @@ public final class DemoCommand implements Callable<Integer> {
     List<Path> written;
     StableDiffusionPipeline opened;
     Map<String, Object> timings = new LinkedHashMap<>();
-    try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, Device.CPU, 0, err::println)) {
+    try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, Device.CPU, 0, warning -> err.println(Printable.line(warning)))) {
       opened = runner;
       GenerationRequest request = GenerationRequest.of(PROMPT, seed).withScheduler(SchedulerKind.DDIM).withSteps(20);
-      try (Progress progress = Progress.start("demo", 20, "steps", json)) {
+      try (Progress progress = Progress.start("demo", 20, "steps", json.enabled())) {
         result = runner.generate(request, new StepListener() {
           @Override
           public void stepDone(int step, int total) {
@@ -101,7 +103,7 @@ public final class DemoCommand implements Callable<Integer> {
     stages.add(new Stage("generate", "done", String.format(Locale.ROOT, "%dx%d, ddim %d steps, guidance 7.5, seed %d, cpu",
         result.width(), result.height(), result.steps(), seed), generateMs));
     Path image = written.get(0).toAbsolutePath();
-    if (json) {
+    if (json.enabled()) {
       Map<String, Object> report = new LinkedHashMap<>();
       report.put("output", image.toString());
       report.put("prompt", PROMPT);
@@ -110,9 +112,9 @@ public final class DemoCommand implements Callable<Integer> {
       report.put("timings", timings);
       out.println(Json.write(report));
     } else {
-      out.println("demo: wrote " + image + " (\"" + PROMPT + "\")");
+      out.println("demo: wrote " + Printable.line(image.toString()) + " (\"" + PROMPT + "\")");
       for (Stage stage : stages) {
-        out.println(String.format(Locale.ROOT, "  %-9s %-14s %s%s", stage.name() + ":", stage.status(), stage.detail(),
+        out.println(String.format(Locale.ROOT, "  %-9s %-14s %s%s", stage.name() + ":", stage.status(), Printable.line(stage.detail()),
             stage.milliseconds() > 0 ? String.format(Locale.ROOT, " (%.0f ms)", stage.milliseconds()) : ""));
       }
       out.println("  timings: " + GenerateCommand.timings(result, opened, generateMs));

@@ -3,6 +3,7 @@ package dev.kiln.cli;
 import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
 import dev.kiln.common.OutputTarget;
+import dev.kiln.common.Printable;
 import dev.kiln.common.Progress;
 import dev.kiln.runner.InvalidRequest;
 import dev.kiln.runner.image.RgbImage;
@@ -23,6 +24,8 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Help.Visibility;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -30,7 +33,9 @@ import picocli.CommandLine.Spec;
 
 /** {@code kiln generate}: prompt to PNG on ONNX Runtime for any SD 1.x/2.x/Turbo/SDXL ONNX pipeline folder. */
 @Command(name = "generate", mixinStandardHelpOptions = true,
-    description = "Generate images from a prompt with an ONNX Stable Diffusion pipeline folder (diffusers/Optimum layout).")
+    description = {"Generate images from a prompt with an ONNX Stable Diffusion pipeline folder (diffusers/Optimum layout).",
+        "On a terminal, stderr shows a progress bar per step. With --json: outputs, pipeline, device, scheduler, steps, guidance, "
+            + "seed, width, height and timings."})
 public final class GenerateCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
@@ -40,26 +45,26 @@ public final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--prompt", required = true, description = "What to draw.")
   String prompt;
 
-  @Option(names = "--negative-prompt", defaultValue = "", description = "What to steer away from (default: empty).")
+  @Option(names = "--negative-prompt", defaultValue = "", showDefaultValue = Visibility.NEVER, description = "What to steer away from. Default: nothing.")
   String negativePrompt;
 
-  @Option(names = "--steps", description = "Denoising steps (default: the scheduler's usual count).")
+  @Option(names = "--steps", description = "Denoising steps. Default: the scheduler's usual count.")
   Integer steps;
 
   @Option(names = "--guidance", description = "Classifier-free guidance scale, 0 to 100; <= 1 runs no unconditional branch (Turbo: 0)"
       + " (default: 7.5; lcm: 1, or 8.5 into an LCM UNet's guidance embedding).")
   Double guidance;
 
-  @Option(names = "--scheduler", description = "ddim, euler, euler-a, lms, dpm++2m, dpm++2m-karras, lcm, pndm, unipc (default: the pipeline's).")
+  @Option(names = "--scheduler", description = "ddim, euler, euler-a, lms, dpm++2m, dpm++2m-karras, lcm, pndm, unipc. Default: the pipeline's.")
   String scheduler;
 
-  @Option(names = "--seed", description = "Seed of torch's CPU generator (default: random; printed).")
+  @Option(names = "--seed", description = "Seed of torch's CPU generator. Default: random (printed).")
   Long seed;
 
-  @Option(names = "--width", description = "Width in pixels, a multiple of the VAE factor (default: the UNet's sample size).")
+  @Option(names = "--width", description = "Width in pixels, a multiple of the VAE factor. Default: the UNet's sample size.")
   Integer width;
 
-  @Option(names = "--height", description = "Height in pixels, a multiple of the VAE factor.")
+  @Option(names = "--height", description = "Height in pixels, a multiple of the VAE factor. Default: the UNet's sample size.")
   Integer height;
 
   @Option(names = "--batch", defaultValue = "1", description = "Images per prompt.")
@@ -74,18 +79,13 @@ public final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--clip-skip", defaultValue = "0", description = "Skip the last N CLIP layers (diffusers count; A1111's 'Clip skip 2' is 1).")
   int clipSkip;
 
-  @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda or tensorrt (GPU only when one is detected).")
-  String device;
-
-  @Option(names = "--threads", defaultValue = "0", description = "Intra-op threads (default: one per core).")
-  int threads;
+  @Mixin DeviceOptions deviceOptions;
 
   @Option(names = {"-o", "--output"}, defaultValue = "out.png", description = "Output PNG (a batch writes NAME-0.png, NAME-1.png, ...); an existing file is replaced only if "
       + "Kiln wrote it, or with --overwrite.")
   Path output;
 
-  @Option(names = "--json", description = "Print timings and output paths as JSON.")
-  boolean json;
+  @Mixin JsonOption json;
 
   /** The option that sets each GenerationRequest field, for refusals the runner words with field names. */
   static final Map<String, String> FLAGS = Map.ofEntries(
@@ -114,7 +114,7 @@ public final class GenerateCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     SchedulerKind kind = scheduler == null ? null : SchedulerKind.parse(scheduler);
-    Device requested = Device.parse(device);
+    Device requested = deviceOptions.device();
     if (initImage == null && spec.commandLine().getParseResult().hasMatchedOption("--strength")) {
       throw new KilnException.BadInput("--strength applies only to img2img: give --init-image too, or drop --strength");
     }
@@ -136,14 +136,14 @@ public final class GenerateCommand implements Callable<Integer> {
     request = request.withInitImage(init, strength).validate();
     PipelineFolder folder = PipelineFolder.open(pipeline);
     long start = System.nanoTime();
-    try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, requested, threads, line -> {
-      err.println(line);
+    try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, requested, deviceOptions.threads(), line -> {
+      err.println(Printable.line(line));
       err.flush();
     })) {
       SchedulerKind used = kind != null ? kind : folder.defaultScheduler();
       int total = used.evaluations(steps != null ? steps : used.usualSteps());
       GenerationResult result;
-      try (Progress progress = Progress.start("generating", total, "steps", json)) {
+      try (Progress progress = Progress.start("generating", total, "steps", json.enabled())) {
         result = runner.generate(request, new StepListener() {
           @Override
           public void stepDone(int step, int count) {
@@ -152,14 +152,14 @@ public final class GenerateCommand implements Callable<Integer> {
         });
       }
       for (String note : result.notes()) {
-        err.println("kiln: note: " + note);
+        err.println("kiln: note: " + Printable.line(note));
       }
       err.flush();
       long pngStart = System.nanoTime();
       List<Path> written = PngOutput.write(result, output, overwrite, inputs);
       result.timings().add("png", System.nanoTime() - pngStart);
       double totalMs = (System.nanoTime() - start) / 1e6;
-      if (json) {
+      if (json.enabled()) {
         out.println(Json.write(report(result, runner, written, totalMs)));
       } else {
         out.println(summary(result, runner, written, totalMs));

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
+import dev.kiln.common.Printable;
 import dev.kiln.graph.DataType;
 import dev.kiln.graph.ExternalTensor;
 import dev.kiln.graph.Graph;
@@ -29,6 +30,7 @@ import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -40,7 +42,10 @@ import picocli.CommandLine.Spec;
  * weights live. Reads only the protobuf; external weights are never loaded.
  */
 @Command(name = "inspect", mixinStandardHelpOptions = true,
-    description = "Summarize an ONNX model or every component of a pipeline folder (model_index.json + component subfolders).")
+    description = {"Summarize an ONNX model or every component of a pipeline folder (model_index.json + component subfolders).",
+        "With --json: one object for a model (path, irVersion, producer, opsetImports, inputs, outputs, ops, nodeCount, "
+            + "parameterCount, initializerBytes); for a pipeline folder one document {\"pipeline\": DIR, \"components\": [those objects]}.",
+        "Names from the model are printed escaped (\\n, \\x1b, ...) in text; JSON escapes them itself."})
 public final class InspectCommand implements Callable<Integer> {
   /** Compact and in insertion order, so keys come out in the documented order. */
   private static final ObjectMapper COMPACT = new ObjectMapper();
@@ -50,40 +55,57 @@ public final class InspectCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "MODEL.onnx|PIPELINE_DIR", description = "An .onnx file or a pipeline folder.")
   Path target;
 
-  @Option(names = "--json", description = "One JSON object per model, one per line: path, irVersion, producer, opsetImports, inputs, outputs, "
-      + "ops, nodeCount, parameterCount, initializerBytes.")
-  boolean json;
+  @Mixin JsonOption json;
 
   @Option(names = "--graph", description = "Also print each graph in Kiln's stable text form (text mode only).")
   boolean graph;
 
   @Override
   public Integer call() {
-    if (json && graph) {
+    if (json.enabled() && graph) {
       throw new KilnException.BadInput("--graph prints text and cannot be combined with --json");
     }
     PrintWriter out = spec.commandLine().getOut();
     TorchScriptInput.refuse(target);
     List<Path> models = modelsOf(target);
+    List<Map<String, Object>> summaries = new ArrayList<>();
     boolean first = true;
     for (Path modelFile : models) {
       Model model = ModelReader.read(modelFile);
       Map<String, Object> summary = summarize(modelFile, model);
-      if (json) {
-        out.println(compact(summary));
+      if (json.enabled()) {
+        summaries.add(summary);
       } else {
         if (!first) {
           out.println();
         }
         printText(out, summary);
         if (graph) {
-          out.print(GraphPrinter.print(model));
+          out.print(printableGraph(GraphPrinter.print(model)));
         }
       }
       first = false;
     }
+    if (json.enabled()) {
+      // One document whatever the target: a model's object, or a pipeline's components in one array.
+      if (Files.isDirectory(target) && Files.isRegularFile(target.resolve("model_index.json"))) {
+        Map<String, Object> document = new LinkedHashMap<>();
+        document.put("pipeline", target.toString());
+        document.put("components", summaries);
+        out.println(compact(document));
+      } else {
+        out.println(compact(summaries.get(0)));
+      }
+    }
     out.flush();
     return 0;
+  }
+
+  /** The graph text with any control character a name smuggled in escaped, line by line (its newlines stay). */
+  private static String printableGraph(String text) {
+    StringBuilder printable = new StringBuilder(text.length());
+    text.lines().forEach(line -> printable.append(Printable.line(line)).append('\n'));
+    return printable.toString();
   }
 
   /** The model files a target names: itself, or the components of a pipeline folder in model_index.json order. */
@@ -116,7 +138,7 @@ public final class InspectCommand implements Callable<Integer> {
         }
       }
     } catch (JsonProcessingException e) {
-      throw new KilnException.BadInput(index + ": not valid JSON: " + e.getOriginalMessage());
+      throw new KilnException.BadInput(index + ": not valid JSON: " + Json.describe(e));
     } catch (IOException e) {
       throw new KilnException.BadInput(index + ": cannot read: " + e.getMessage());
     }
@@ -212,15 +234,15 @@ public final class InspectCommand implements Callable<Integer> {
 
   @SuppressWarnings("unchecked")
   private static void printText(PrintWriter out, Map<String, Object> summary) {
-    out.println(summary.get("path"));
+    out.println(Printable.line(summary.get("path").toString()));
     StringBuilder opsets = new StringBuilder();
-    ((Map<String, Long>) summary.get("opsetImports")).forEach((domain, version) -> opsets.append(' ').append(domain).append(':').append(version));
-    out.println("  IR " + summary.get("irVersion") + ", producer " + (summary.get("producer").toString().isEmpty() ? "(none)" : summary.get("producer"))
+    ((Map<String, Long>) summary.get("opsetImports")).forEach((domain, version) -> opsets.append(' ').append(Printable.name(domain)).append(':').append(version));
+    out.println("  IR " + summary.get("irVersion") + ", producer " + (summary.get("producer").toString().isEmpty() ? "(none)" : Printable.name(summary.get("producer").toString()))
         + ", opsets" + opsets);
     for (String direction : List.of("inputs", "outputs")) {
       out.println("  " + direction + ":");
       for (Map<String, Object> value : (List<Map<String, Object>>) summary.get(direction)) {
-        out.println("    " + value.get("name") + "  " + (value.get("dtype") == null ? "?" : value.get("dtype")) + shapeText((List<Object>) value.get("shape")));
+        out.println("    " + Printable.name(value.get("name").toString()) + "  " + (value.get("dtype") == null ? "?" : value.get("dtype")) + shapeText((List<Object>) value.get("shape")));
       }
     }
     Map<String, Long> bytes = (Map<String, Long>) summary.get("initializerBytes");
@@ -230,7 +252,7 @@ public final class InspectCommand implements Callable<Integer> {
     ops.sort(Map.Entry.<String, Integer>comparingByValue().reversed().thenComparing(Map.Entry.comparingByKey()));
     StringBuilder histogram = new StringBuilder("  ops:");
     for (Map.Entry<String, Integer> op : ops) {
-      histogram.append(' ').append(op.getKey()).append(' ').append(op.getValue()).append(',');
+      histogram.append(' ').append(Printable.name(op.getKey())).append(' ').append(op.getValue()).append(',');
     }
     out.println(ops.isEmpty() ? "  ops: none" : histogram.substring(0, histogram.length() - 1));
   }
@@ -241,7 +263,7 @@ public final class InspectCommand implements Callable<Integer> {
     }
     StringBuilder text = new StringBuilder("[");
     for (int i = 0; i < shape.size(); i++) {
-      text.append(i > 0 ? "," : "").append(shape.get(i) == null ? "?" : shape.get(i));
+      text.append(i > 0 ? "," : "").append(shape.get(i) == null ? "?" : Printable.name(shape.get(i).toString()));
     }
     return text.append(']').toString();
   }

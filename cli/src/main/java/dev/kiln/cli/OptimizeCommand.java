@@ -7,6 +7,7 @@ import dev.kiln.common.OutputTarget;
 import dev.kiln.common.Progress;
 import dev.kiln.optimizer.OptimizationReport;
 import dev.kiln.optimizer.Optimizer;
+import dev.kiln.optimizer.OptimizerListener;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Target;
 import java.io.PrintWriter;
@@ -19,6 +20,8 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Help.Visibility;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -26,7 +29,9 @@ import picocli.CommandLine.Spec;
 
 /** {@code kiln optimize IN -o OUT --target cpu|cuda|tensorrt}: fuse a model or a whole pipeline folder for one EP. */
 @Command(name = "optimize", mixinStandardHelpOptions = true,
-    description = "Fuse an ONNX model or a diffusers/Optimum pipeline folder for cpu, cuda or tensorrt.")
+    description = {"Fuse an ONNX model or a diffusers/Optimum pipeline folder for cpu, cuda or tensorrt.",
+        "On a terminal, stderr shows per-component and per-step progress. With --json: the report (target, components with "
+            + "nodes and ops before/after, rules, passes, wallMillis)."})
 public final class OptimizeCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
@@ -40,10 +45,10 @@ public final class OptimizeCommand implements Callable<Integer> {
   @Option(names = "--target", required = true, description = "cpu, cuda or tensorrt.")
   String target;
 
-  @Option(names = "--component", description = "text-encoder, unet, vae-decoder or vae-encoder (default: detected from I/O names).")
+  @Option(names = "--component", description = "text-encoder, unet, vae-decoder or vae-encoder. Default: detected from I/O names.")
   String component;
 
-  @Option(names = "--disable", description = "Skip this rule or pass (repeatable), e.g. --disable unet-attention.")
+  @Option(names = "--disable", showDefaultValue = Visibility.NEVER, description = "Skip this rule or pass (repeatable), e.g. --disable unet-attention.")
   List<String> disabled = new ArrayList<>();
 
   @Option(names = "--explain", description = "Print per rule how many sites it rewrote, why the others were declined, and its near misses "
@@ -53,8 +58,7 @@ public final class OptimizeCommand implements Callable<Integer> {
   @Option(names = "--report", description = "Write the JSON report here as well.")
   Path report;
 
-  @Option(names = "--json", description = "Print the JSON report instead of the summary.")
-  boolean json;
+  @Mixin JsonOption json;
 
   @Option(names = "--overwrite", description = "Replace what is at -o/--report even when Kiln did not write it "
       + "(default: only a previous Kiln output or an empty folder is replaced; an input never is).")
@@ -88,30 +92,49 @@ public final class OptimizeCommand implements Callable<Integer> {
     Optimizer.Options options = new Optimizer.Options(Target.parse(target),
         component == null ? null : Component.parse(component), new HashSet<>(disabled), false, !ignoreCudaKernelLimits);
     OptimizationReport result;
-    try (Progress progress = Progress.start("optimize", 1, "models", json)) {
-      result = Optimizer.optimize(input, outputTarget, options);
-      progress.step();
+    try (Progress progress = Progress.start("optimize", 1, "steps", json.enabled())) {
+      List<Path> models = Optimizer.modelsOf(input);
+      OptimizerListener listener = new OptimizerListener() {
+        private int started;
+
+        @Override
+        public void componentStarted(String label, Component kind, int steps) {
+          started++;
+          progress.restart(String.format(Locale.ROOT, "optimize %s (%d/%d)", kind.id(), started, Math.max(started, models.size())), steps);
+        }
+
+        @Override
+        public void stepStarted(String step, int index, int steps) {
+          progress.describe(step);
+        }
+
+        @Override
+        public void stepFinished(String step, int done, int steps) {
+          progress.step();
+        }
+      };
+      result = Optimizer.optimize(input, outputTarget, progress.drawing() ? options.withListener(listener) : options);
     }
     for (String warning : result.warnings()) {
-      spec.commandLine().getErr().println("kiln: warning: " + warning);
+      spec.commandLine().getErr().println("kiln: warning: " + Printable.line(warning));
     }
     spec.commandLine().getErr().flush();
     String text = Json.write(result);
     if (report != null) {
       reportTarget.writeString(text + "\n");
     }
-    if (json) {
+    if (json.enabled()) {
       out.println(text);
       out.flush();
       return 0;
     }
     for (OptimizationReport.ComponentReport component : result.components()) {
-      out.println(String.format(Locale.ROOT, "%s (%s, %s): %d -> %d nodes in %d ms", component.path(), component.component(),
+      out.println(String.format(Locale.ROOT, "%s (%s, %s): %d -> %d nodes in %d ms", Printable.line(component.path()), component.component(),
           component.target(), component.nodesBefore(), component.nodesAfter(), component.wallMillis()));
       StringBuilder fused = new StringBuilder();
       component.opsAfter().forEach((op, count) -> {
         if (op.startsWith("com.microsoft:") || op.equals("LayerNormalization")) {
-          fused.append(fused.length() == 0 ? "  fused: " : ", ").append(op.replace("com.microsoft:", "")).append('=').append(count);
+          fused.append(fused.length() == 0 ? "  fused: " : ", ").append(Printable.name(op.replace("com.microsoft:", ""))).append('=').append(count);
         }
       });
       if (fused.length() > 0) {

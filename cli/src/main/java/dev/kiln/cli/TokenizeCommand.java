@@ -13,6 +13,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -20,7 +21,8 @@ import picocli.CommandLine.Spec;
 
 /** {@code kiln tokenize}: the CLIP token ids a pipeline's text encoder sees, and whether the prompt was cut. */
 @Command(name = "tokenize", mixinStandardHelpOptions = true,
-    description = "Show the CLIP token ids of a prompt (start, content, end; truncated to the model length).")
+    description = {"Show the CLIP token ids of a prompt (start, content, end; truncated to the model length).",
+        "With --json: {\"ids\":[...],\"count\":N,\"truncated\":bool}."})
 public final class TokenizeCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
@@ -33,8 +35,7 @@ public final class TokenizeCommand implements Callable<Integer> {
   @Option(names = "--tokenizer", defaultValue = "tokenizer", description = "Tokenizer subfolder (SDXL: tokenizer_2 for the second encoder).")
   String tokenizer;
 
-  @Option(names = "--json", description = "Print {\"ids\":[...],\"count\":N,\"truncated\":bool}.")
-  boolean json;
+  @Mixin JsonOption json;
 
   @Override
   public Integer call() {
@@ -44,7 +45,7 @@ public final class TokenizeCommand implements Callable<Integer> {
     Path folder = Files.isRegularFile(pipeline.resolve("vocab.json")) ? pipeline : pipeline.resolve(tokenizer);
     TokenizedPrompt tokens = ClipTokenizer.load(folder).encode(prompt);
     PrintWriter out = spec.commandLine().getOut();
-    if (json) {
+    if (json.enabled()) {
       Map<String, Object> report = new LinkedHashMap<>();
       report.put("ids", Arrays.stream(tokens.ids()).boxed().toList());
       report.put("count", tokens.count());

@@ -31,7 +31,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** {@code kiln inspect}: exact JSON keys, values from real models, pipeline folders, exit codes. */
 class InspectCommandTest {
-  static final Path CONV = Path.of("/usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d/model.onnx");
+  static final Path CONV = Path.of(System.getProperty("kiln.onnx.testdata", "/usr/share/libonnx-testdata/data"),
+      "pytorch-converted/test_Conv2d/model.onnx");
   static final Set<String> KEYS = Set.of("path", "irVersion", "producer", "opsetImports", "inputs", "outputs", "ops", "nodeCount",
       "parameterCount", "initializerBytes");
 
@@ -50,6 +51,14 @@ class InspectCommandTest {
       objects.add(new ObjectMapper().readTree(line));
     }
     return objects;
+  }
+
+  private static JsonNode readJson(String output) {
+    try {
+      return new ObjectMapper().readTree(output);
+    } catch (java.io.IOException e) {
+      throw new AssertionError("not one JSON document: " + output, e);
+    }
   }
 
   private static Set<String> keys(JsonNode node) {
@@ -135,7 +144,11 @@ class InspectCommandTest {
     Files.createDirectories(folder.resolve("scheduler"));
     Run run = run("inspect", folder.toString(), "--json");
     assertEquals(0, run.exitCode(), run.err());
-    List<JsonNode> objects = jsonLines(run.out());
+    JsonNode document = new ObjectMapper().readTree(run.out());
+    assertEquals(1, run.out().strip().lines().count(), "one JSON document: " + run.out());
+    assertEquals(folder.toString(), document.get("pipeline").asText());
+    List<JsonNode> objects = new ArrayList<>();
+    document.get("components").forEach(objects::add);
     assertEquals(List.of(folder.resolve("vae_decoder/model.onnx").toString(), folder.resolve("text_encoder/model.onnx").toString()),
         objects.stream().map(object -> object.get("path").asText()).toList());
     objects.forEach(object -> assertEquals(new TreeSet<>(KEYS), keys(object)));
@@ -153,8 +166,9 @@ class InspectCommandTest {
     Path pipeline = Path.of(System.getProperty("kiln.root", "..")).resolve("runner/src/test/resources/pipelines/contract-sd");
     Run run = run("inspect", pipeline.toString(), "--json");
     assertEquals(0, run.exitCode(), run.err());
-    assertEquals(List.of("text_encoder", "unet", "vae_decoder", "vae_encoder"),
-        run.out().lines().map(line -> Path.of(line.replaceAll(".*\"path\":\"([^\"]+)\".*", "$1")).getParent().getFileName().toString()).toList());
+    List<String> folders = new ArrayList<>();
+    readJson(run.out()).get("components").forEach(component -> folders.add(Path.of(component.get("path").asText()).getParent().getFileName().toString()));
+    assertEquals(List.of("text_encoder", "unet", "vae_decoder", "vae_encoder"), folders);
   }
 
   @Test

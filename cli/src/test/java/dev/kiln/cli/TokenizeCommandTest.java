@@ -6,12 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.testdata.ClipVocabulary;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 
 /** {@code kiln tokenize} prints ids, count and truncation, against the real CLIP vocabulary. */
 class TokenizeCommandTest {
-  static final Path CLIP = Path.of(System.getProperty("kiln.shared", "../../shared")).resolve("clip-tokenizer");
+  static final Path CLIP = ClipVocabulary.tokenizerFolder();
 
   @Test
   void jsonHasIdsCountAndTruncation() throws Exception {

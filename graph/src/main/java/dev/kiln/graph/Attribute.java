@@ -2,6 +2,7 @@ package dev.kiln.graph;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.Message;
+import dev.kiln.common.Printable;
 import dev.kiln.graph.proto.OnnxProto.AttributeProto;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -246,7 +247,8 @@ public final class Attribute {
   }
 
   static String quote(String text) {
-    return '"' + text.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n") + '"';
+    // Printable.name escapes backslashes, newlines and every other control, so a quoted name stays on its line.
+    return '"' + Printable.name(text).replace("\"", "\\\"") + '"';
   }
 
   @Override

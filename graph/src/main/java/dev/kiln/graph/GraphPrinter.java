@@ -1,5 +1,6 @@
 package dev.kiln.graph;
 
+import dev.kiln.common.Printable;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -109,7 +110,7 @@ public final class GraphPrinter {
       out.append('}');
     }
     if (!node.name().isEmpty()) {
-      out.append("  # ").append(node.name());
+      out.append("  # ").append(Printable.name(node.name()));
     }
     out.append('\n');
     if (detailed) {

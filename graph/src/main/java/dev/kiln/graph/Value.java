@@ -1,5 +1,6 @@
 package dev.kiln.graph;
 
+import dev.kiln.common.Printable;
 import dev.kiln.graph.proto.OnnxProto.SparseTensorProto;
 import dev.kiln.graph.proto.OnnxProto.TypeProto;
 import java.util.ArrayList;
@@ -217,6 +218,6 @@ public final class Value {
 
   @Override
   public String toString() {
-    return "%" + name;
+    return "%" + Printable.name(name);
   }
 }

@@ -54,11 +54,17 @@ public final class Optimizer {
    * @param verifyEachStep run the IR verifier after every sweep and pass (tests turn it on)
    * @param cudaKernelLimits refuse CUDA fusions whose sizes ORT's CUDA kernels reject at run time (default on;
    *     off only to prove the rewrites on small test graphs that no GPU would be given)
+   * @param listener told of each component and step (progress); {@link OptimizerListener#NONE} for none
    */
   public record Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep,
-      boolean cudaKernelLimits) {
+      boolean cudaKernelLimits, OptimizerListener listener) {
     public Options {
       disabled = Set.copyOf(disabled);
+      listener = listener == null ? OptimizerListener.NONE : listener;
+    }
+
+    public Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep, boolean cudaKernelLimits) {
+      this(target, component, disabled, verifyEachStep, cudaKernelLimits, OptimizerListener.NONE);
     }
 
     public static Options of(Target target) {
@@ -66,15 +72,19 @@ public final class Optimizer {
     }
 
     public Options withComponent(Component component) {
-      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits);
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener);
     }
 
     public Options verifying() {
-      return new Options(target, component, disabled, true, cudaKernelLimits);
+      return new Options(target, component, disabled, true, cudaKernelLimits, listener);
     }
 
     public Options withoutCudaKernelLimits() {
-      return new Options(target, component, disabled, verifyEachStep, false);
+      return new Options(target, component, disabled, verifyEachStep, false, listener);
+    }
+
+    public Options withListener(OptimizerListener listener) {
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener);
     }
   }
 
@@ -103,17 +113,44 @@ public final class Optimizer {
     Map<String, int[]> applied = new LinkedHashMap<>();
     Map<String, Map<String, Integer>> rejected = new LinkedHashMap<>();
     Map<String, Map<String, List<String>>> nearMisses = new LinkedHashMap<>();
-    for (Profiles.Step step : profile.steps()) {
+    List<Profiles.Step> steps = profile.steps();
+    options.listener().componentStarted(label, component, steps.size());
+    for (int index = 0; index < steps.size(); index++) {
+      Profiles.Step step = steps.get(index);
+      options.listener().stepStarted(stepName(step), index + 1, steps.size());
       long stepStart = System.nanoTime();
       runStep(step, model, options, applied, rejected, nearMisses, passes);
       if (Boolean.getBoolean("kiln.debugTimings")) {
         System.err.printf("step %s: %d ms%n", step, (System.nanoTime() - stepStart) / 1_000_000);
       }
+      options.listener().stepFinished(stepName(step), index + 1, steps.size());
     }
     applied.forEach((name, count) -> rules.put(name, new RuleReport(count[0], rejected.getOrDefault(name, Map.of()),
         nearMisses.getOrDefault(name, Map.of()))));
     return new ComponentReport(label, component.id(), options.target().id(), nodesBefore, model.graph().totalNodeCount(),
         opsBefore, histogram(model.graph()), rules, passes, (System.nanoTime() - start) / 1_000_000);
+  }
+
+  /** A pass by its name; a sweep by its first rule and how many run with it. */
+  private static String stepName(Profiles.Step step) {
+    if (step instanceof Profiles.RuleStep ruleStep) {
+      List<Rule> rules = ruleStep.rules();
+      return rules.isEmpty() ? "rules" : rules.get(0).name() + (rules.size() > 1 ? " +" + (rules.size() - 1) + " rules" : "");
+    }
+    return ((Profiles.PassStep) step).pass().name();
+  }
+
+  /**
+   * The models {@link #optimize(Path, Path, Options)} will rewrite, in its order: the file itself, or each pipeline
+   * component folder that holds a model.onnx (for progress: "component 2 of 4").
+   */
+  public static List<Path> modelsOf(Path input) {
+    if (!Files.isDirectory(input)) {
+      return List.of(input);
+    }
+    List<String> folders = new ArrayList<>(PIPELINE_FOLDERS.keySet());
+    folders.sort(null);
+    return folders.stream().map(folder -> input.resolve(folder).resolve("model.onnx")).filter(Files::isRegularFile).toList();
   }
 
   private static void runStep(Profiles.Step step, Model model, Options options, Map<String, int[]> applied,

@@ -2,6 +2,7 @@ package dev.kiln.runner.pipeline;
 
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtLoggingLevel;
 import ai.onnxruntime.OrtSession;
 import dev.kiln.common.KilnException;
 import dev.kiln.runner.InvalidRequest;
@@ -48,7 +49,8 @@ public final class StableDiffusionPipeline implements AutoCloseable {
 
   private StableDiffusionPipeline(PipelineFolder folder, Device requested, int threads, Consumer<String> warnings) {
     this.folder = folder;
-    this.environment = OrtEnvironment.getEnvironment();
+    // FATAL: ORT's own coloured log lines (warnings, and errors it also throws) would break Kiln's one-line output.
+    this.environment = OrtEnvironment.getEnvironment(OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL);
     this.options = new OrtSession.SessionOptions();
     owned.add(options);
     try {

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.common.KilnException;
+import dev.kiln.testdata.ClipVocabulary;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -20,7 +21,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** ID-exact tests against the real CLIP vocabulary in ../shared/clip-tokenizer. */
+/**
+ * ID-exact tests against the real CLIP vocabulary: vocab.json / merges.txt derived from OpenAI's committed
+ * bpe_simple_vocab_16e6.txt.gz ({@link ClipVocabulary}).
+ */
 class ClipTokenizerTest {
   private static final ObjectMapper MAPPER = new ObjectMapper();
   private static Path clipFolder;
@@ -28,7 +32,7 @@ class ClipTokenizerTest {
 
   @BeforeAll
   static void load() {
-    clipFolder = Path.of(System.getProperty("kiln.shared", "../../shared"), "clip-tokenizer");
+    clipFolder = ClipVocabulary.tokenizerFolder();
     tokenizer = ClipTokenizer.load(clipFolder);
   }
 
@@ -42,7 +46,7 @@ class ClipTokenizerTest {
 
   @Test
   void sharedExamplesAreIdExact() throws IOException {
-    List<String> lines = Files.readAllLines(clipFolder.resolve("examples.jsonl"), StandardCharsets.UTF_8);
+    List<String> lines = Files.readAllLines(ClipVocabulary.examples(), StandardCharsets.UTF_8);
     assertEquals(4, lines.size());
     for (String line : lines) {
       JsonNode example = MAPPER.readTree(line);
