@@ -32,6 +32,9 @@ public record SchedulerConfig(
     return new SchedulerConfig(0.00085, 0.012, "scaled_linear", 1000, "epsilon", "leading", 1, false, 1.0, false, false, 50, 10.0);
   }
 
+  /** Diffusers' models train on 1000 timesteps; the schedule holds three doubles per timestep. */
+  static final int MAX_TRAIN_TIMESTEPS = 100_000;
+
   public SchedulerConfig {
     if (!betaSchedule.equals("linear") && !betaSchedule.equals("scaled_linear")) {
       throw new KilnException.Unsupported("scheduler beta_schedule '" + betaSchedule + "' is not supported (expected linear or scaled_linear)");
@@ -42,8 +45,8 @@ public record SchedulerConfig(
     if (!timestepSpacing.equals("leading") && !timestepSpacing.equals("trailing") && !timestepSpacing.equals("linspace")) {
       throw new KilnException.Unsupported("scheduler timestep_spacing '" + timestepSpacing + "' is not supported (expected leading, trailing or linspace)");
     }
-    if (trainTimesteps < 2) {
-      throw new KilnException.BadInput("scheduler num_train_timesteps must be at least 2, got " + trainTimesteps);
+    if (trainTimesteps < 2 || trainTimesteps > MAX_TRAIN_TIMESTEPS) {
+      throw new KilnException.BadInput("scheduler num_train_timesteps must be from 2 to " + MAX_TRAIN_TIMESTEPS + ", got " + trainTimesteps);
     }
   }
 
