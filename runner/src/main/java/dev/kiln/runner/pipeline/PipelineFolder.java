@@ -18,6 +18,11 @@ import java.nio.file.Path;
  */
 public final class PipelineFolder {
   private static final ObjectMapper MAPPER = new ObjectMapper();
+  /** VAE and UNet down-block lists: 4 in every Stable Diffusion; 8 would already halve a 512 image to 4 pixels. */
+  private static final int MAX_BLOCKS = 8;
+  private static final int MAX_LATENT_CHANNELS = 64;
+  /** Default image side (SD 1.5: 512, SDXL: 1024); 16384 keeps its RGB pixels and latents within Java arrays. */
+  private static final int MAX_DEFAULT_SIZE = 16384;
   private final Path root;
   private final boolean xl;
   private final SchedulerConfig schedulerConfig;
@@ -59,11 +64,46 @@ public final class PipelineFolder {
     this.vaeScaleFactor = blocks.isArray() && blocks.size() > 0 ? 1 << (blocks.size() - 1) : 8;
     JsonNode unet = readOptional(root.resolve("unet").resolve("config.json"));
     this.latentChannels = vae.path("latent_channels").asInt(unet.path("in_channels").asInt(4));
-    this.defaultSize = unet.path("sample_size").asInt(xl ? 128 : 64) * vaeScaleFactor;
+    int sampleSize = unet.path("sample_size").asInt(xl ? 128 : 64);
+    this.defaultSize = sampleSize * vaeScaleFactor;
     JsonNode unetBlocks = unet.path("block_out_channels");
     // Each UNet down block but the last halves the latents, and the skip connections need them to halve evenly.
     this.unetDownsampling = unetBlocks.isArray() && unetBlocks.size() > 0 ? 1 << (unetBlocks.size() - 1) : 1;
     this.forceZerosForEmptyPrompt = index.path("force_zeros_for_empty_prompt").asBoolean(xl);
+    checkSizes(blocks.size(), unetBlocks.size(), sampleSize);
+  }
+
+  /**
+   * The configs' sizes must give latents and images that generate can divide by and allocate: a block list of
+   * 32 entries overflows the shift, channels of 0 or a NaN scaling factor make empty or black images, and a huge
+   * sample_size overflows the default image's array.
+   */
+  private void checkSizes(int vaeBlocks, int unetBlocks, int sampleSize) {
+    Path vaeConfig = Files.isRegularFile(root.resolve("vae_decoder").resolve("config.json"))
+        ? root.resolve("vae_decoder").resolve("config.json") : root.resolve("vae").resolve("config.json");
+    Path unetConfig = root.resolve("unet").resolve("config.json");
+    if (vaeBlocks > MAX_BLOCKS) {
+      throw new KilnException.BadInput("config " + vaeConfig + ": block_out_channels has " + vaeBlocks + " entries, expected 1 to " + MAX_BLOCKS);
+    }
+    if (unetBlocks > MAX_BLOCKS) {
+      throw new KilnException.BadInput("config " + unetConfig + ": block_out_channels has " + unetBlocks + " entries, expected 1 to " + MAX_BLOCKS);
+    }
+    if (latentChannels < 1 || latentChannels > MAX_LATENT_CHANNELS) {
+      throw new KilnException.BadInput("config " + vaeConfig + " (latent_channels) or " + unetConfig + " (in_channels): " + latentChannels
+          + " latent channels, expected 1 to " + MAX_LATENT_CHANNELS);
+    }
+    if (!(vaeScalingFactor > 0) || Double.isInfinite(vaeScalingFactor)) {
+      throw new KilnException.BadInput("config " + vaeConfig + ": scaling_factor " + vaeScalingFactor + " is not a positive number");
+    }
+    if (sampleSize < 1 || (long) sampleSize * vaeScaleFactor > MAX_DEFAULT_SIZE) {
+      throw new KilnException.BadInput("config " + unetConfig + ": sample_size " + sampleSize + " x VAE scale factor " + vaeScaleFactor
+          + " is not a default image size from 1 to " + MAX_DEFAULT_SIZE + " pixels");
+    }
+    long latentSide = sampleSize;
+    if (latentChannels * latentSide * latentSide > Integer.MAX_VALUE - 8) {
+      throw new KilnException.BadInput("config " + unetConfig + ": sample_size " + sampleSize + " with " + latentChannels
+          + " latent channels makes latents too large for one array");
+    }
   }
 
   /** Opens and checks a pipeline folder; a missing folder or component is bad input naming it. */
