@@ -151,6 +151,7 @@ def image_seeds():
     write(folder, "red.gif", gif)
     # Headers that claim huge or impossible sizes over a tiny payload: decoders must be stopped before allocating.
     write(folder, "claims-100000x100000.png", png(100000, 100000, 8, 2, [b"\x01\x02\x03"]))
+    write(folder, "claims-20000x20000.png", png(20000, 20000, 8, 2, [b"\x01\x02\x03"]))
     write(folder, "claims-2147483647-wide.png", png(2147483647, 1, 8, 0, [b"\x01"]))
     write(folder, "zero-width.png", png(0, 1, 8, 0, [b""]))
 
