@@ -6,10 +6,16 @@ import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Iterator;
 import javax.imageio.ImageIO;
+import javax.imageio.ImageReader;
+import javax.imageio.stream.ImageInputStream;
 
 /** An 8-bit RGB image, rows top to bottom, pixels interleaved R, G, B. */
 public record RgbImage(int width, int height, byte[] pixels) {
+  /** The largest init image read: 8192x8192 (its decoded raster and RGB copy are 256 + 192 MB). */
+  static final long MAX_PIXELS = 8192L * 8192L;
+
   public RgbImage {
     if (pixels.length != width * height * 3) {
       throw new IllegalArgumentException(width + "x" + height + " RGB needs " + width * height * 3 + " bytes, got " + pixels.length);
@@ -34,13 +40,31 @@ public record RgbImage(int width, int height, byte[] pixels) {
       throw new KilnException.BadInput("init image " + file + " does not exist");
     }
     BufferedImage image;
-    try {
-      image = ImageIO.read(file.toFile());
-    } catch (IOException e) {
+    // What ImageIO.read does, with the size read from the header and checked before the decoder allocates the
+    // raster: a 69-byte PNG claiming 20000x20000 made ImageIO allocate 1.2 GB before finding no data.
+    try (ImageInputStream stream = ImageIO.createImageInputStream(file.toFile())) {
+      Iterator<ImageReader> readers = stream == null ? null : ImageIO.getImageReaders(stream);
+      if (readers == null || !readers.hasNext()) {
+        throw new KilnException.BadInput("init image " + file + " is not a PNG, JPEG or BMP image");
+      }
+      ImageReader reader = readers.next();
+      try {
+        reader.setInput(stream, true, true);
+        long width = reader.getWidth(0);
+        long height = reader.getHeight(0);
+        if (width < 1 || height < 1 || width * height > MAX_PIXELS) {
+          throw new KilnException.BadInput("init image " + file + " is " + width + "x" + height + "; Kiln reads init images of 1 to "
+              + MAX_PIXELS + " pixels (8192x8192)");
+        }
+        image = reader.read(0);
+      } finally {
+        reader.dispose();
+      }
+    } catch (KilnException e) {
+      throw e;
+    } catch (IOException | RuntimeException e) {
+      // ImageIO's decoders answer some corrupt files with unchecked exceptions (IllegalArgumentException, index errors).
       throw new KilnException.BadInput("cannot read init image " + file + ": " + e.getMessage(), e);
-    }
-    if (image == null) {
-      throw new KilnException.BadInput("init image " + file + " is not a PNG, JPEG or BMP image");
     }
     return fromBufferedImage(image);
   }

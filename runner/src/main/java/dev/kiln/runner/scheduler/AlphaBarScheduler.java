@@ -1,5 +1,7 @@
 package dev.kiln.runner.scheduler;
 
+import dev.kiln.common.KilnException;
+
 /**
  * Base of the schedulers whose latents stay variance preserving (DDIM, LCM, DPM-Solver++): the initial noise
  * has unit variance, the UNet sees the latents unscaled, and img2img mixes clean latents and noise by the
@@ -14,6 +16,16 @@ abstract class AlphaBarScheduler implements Scheduler {
     this.config = config;
     this.schedule = new NoiseSchedule(config);
     this.timesteps = timesteps;
+    // These schedulers index alpha-bar by timestep; steps_offset or original_inference_steps can push a
+    // timestep past the training schedule, which must be refused here rather than fail as an index error.
+    for (double timestep : timesteps) {
+      if (!(timestep >= 0 && timestep < schedule.length())) {
+        throw new KilnException.BadInput("scheduler config gives timestep " + (long) timestep + " for " + timesteps.length
+            + " steps, outside the training schedule 0.." + (schedule.length() - 1) + " (num_train_timesteps "
+            + config.trainTimesteps() + ", steps_offset " + config.stepsOffset() + ", timestep_spacing "
+            + config.timestepSpacing() + ", original_inference_steps " + config.originalInferenceSteps() + ")");
+      }
+    }
   }
 
   @Override

@@ -38,6 +38,7 @@ public record SchedulerConfig(
         true, 2, "bh2");
   }
 
+
   public SchedulerConfig {
     if (!betaSchedule.equals("linear") && !betaSchedule.equals("scaled_linear")) {
       throw new KilnException.Unsupported("scheduler beta_schedule '" + betaSchedule + "' is not supported (expected linear or scaled_linear)");
