@@ -107,6 +107,11 @@ public final class Model {
     return functions;
   }
 
+  /** Domains of the model-local functions, in file order (a node calling one is in that domain). */
+  public List<String> functionDomains() {
+    return functions.stream().map(FunctionProto::getDomain).toList();
+  }
+
   /** Names of the model-local functions, in file order. */
   public List<String> functionNames() {
     return functions.stream().map(FunctionProto::getName).toList();

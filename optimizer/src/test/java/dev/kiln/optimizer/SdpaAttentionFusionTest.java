@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.kiln.graph.Model;
 import dev.kiln.graph.ModelReader;
 import dev.kiln.graph.ModelWriter;
-import dev.kiln.optimizer.lowering.Lowering;
+import dev.kiln.validator.lowering.Lowering;
 import dev.kiln.optimizer.profiles.Target;
 import dev.kiln.testdata.Fixtures;
 import dev.kiln.testdata.Manifest;

@@ -54,13 +54,13 @@ public final class InputCheck {
           + NEWEST_MICROSOFT_OPSET + ")");
     }
     for (Value input : model.graph().inputs()) {
-      if (input.initializer() == null && input.dataType() == null && input.nonTensorType() == null) {
+      if (input.initializer() == null && input.dataType() == null && input.nonTensorKind() == null) {
         throw new KilnException.BadInput(label + ": graph input " + quoted(input.name()) + " has no type (expected a tensor "
             + "element type, as every exporter writes)");
       }
     }
     Set<String> functionDomains = new HashSet<>();
-    model.functions().forEach(function -> functionDomains.add(function.getDomain()));
+    functionDomains.addAll(model.functionDomains());
     Map<String, Map<String, Integer>> unchecked = new TreeMap<>();
     checkGraph(model.graph(), model, label, functionDomains, unchecked);
     List<String> warnings = new ArrayList<>();
