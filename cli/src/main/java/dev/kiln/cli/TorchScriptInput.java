@@ -10,8 +10,7 @@ import java.util.List;
 /**
  * TorchScript given where ONNX is read (inspect, optimize, generate): one line pointing at {@code kiln export}
  * instead of a protobuf error, or worse, an empty "success" for a pipeline folder whose components are all
- * {@code model.pt}. A TorchScript archive is a zip (magic {@code PK\3\4}) holding {@code data.pkl}; Kiln reads
- * only the zip's first bytes here, never the pickle.
+ * {@code model.pt}. Only a file's first bytes are looked at here (zip or pickle magic), never the pickle.
  */
 final class TorchScriptInput {
   /** The component folders of the diffusers layout, as in the ONNX one. */
@@ -21,8 +20,8 @@ final class TorchScriptInput {
 
   /** Throws {@link KilnException.BadInput} (exit 2) when {@code input} is a TorchScript file or pipeline folder. */
   static void refuse(Path input) {
-    if (Files.isRegularFile(input) && isZip(input)) {
-      throw new KilnException.BadInput(input + ": a TorchScript/PyTorch archive (zip), not an ONNX model; convert it with "
+    if (Files.isRegularFile(input) && isTorchArchive(input)) {
+      throw new KilnException.BadInput(input + ": a TorchScript/PyTorch file, not an ONNX model; convert it with "
           + "'kiln export' first");
     }
     if (Files.isDirectory(input)) {
@@ -37,10 +36,13 @@ final class TorchScriptInput {
     }
   }
 
-  private static boolean isZip(Path file) {
+  /** A zip (TorchScript, torch.save since 1.6) or a bare pickle (older torch.save: PROTO opcode, version 2 to 5). */
+  private static boolean isTorchArchive(Path file) {
     try (InputStream in = Files.newInputStream(file)) {
       byte[] magic = in.readNBytes(4);
-      return magic.length == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
+      boolean zip = magic.length == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
+      boolean pickle = magic.length >= 2 && (magic[0] & 0xff) == 0x80 && magic[1] >= 2 && magic[1] <= 5;
+      return zip || pickle;
     } catch (IOException e) {
       return false; // The reader that follows reports an unreadable file in its own words.
     }

@@ -33,7 +33,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class KilledOptimizeTest {
   private static final Path ROOT = Path.of(System.getProperty("kiln.root", ".."));
-  private static final Path PIPELINE = ROOT.resolve("testdata/pipelines/sd15");
+  private static final Path SD15 = ROOT.resolve("testdata/pipelines/sd15");
 
   @TempDir Path folder;
   /** The uninterrupted tensorrt output's snapshot, the same for every kill point. */
@@ -42,22 +42,23 @@ class KilledOptimizeTest {
   @ParameterizedTest
   @ValueSource(strings = {"optimize-component-written", "folder-deleting-old"})
   void pipelineOutputIsOldOrNew(String point) throws Exception {
+    Path pipeline = smallPipeline();
     Path output = folder.resolve("sd15-out");
-    optimize(PIPELINE, output, "cpu");
+    optimize(pipeline, output, "cpu");
     Map<String, String> old = snapshot(output);
     Map<String, String> fresh = pipelineReference;
     if (fresh == null) {
       Path reference = Files.createTempDirectory("kiln-reference").resolve("sd15-out");
-      optimize(PIPELINE, reference, "tensorrt");
+      optimize(pipeline, reference, "tensorrt");
       fresh = pipelineReference = snapshot(reference);
     }
     assertNotEquals(old, fresh);
-    killAt(point, PIPELINE, output, "tensorrt");
+    killAt(point, pipeline, output, "tensorrt");
     assertEquals(point.equals("folder-deleting-old") ? fresh : old, snapshot(output), point);
-    optimize(PIPELINE, output, "tensorrt");
+    optimize(pipeline, output, "tensorrt");
     assertEquals(fresh, snapshot(output));
     try (Stream<Path> entries = Files.list(folder)) {
-      assertEquals(2, entries.count(), "the output link and its one version; the killed run's staging is gone");
+      assertEquals(3, entries.count(), "the input, the output link and its one version; the killed run's staging is gone");
     }
   }
 
@@ -81,6 +82,18 @@ class KilledOptimizeTest {
       assertEquals(List.of("vae.onnx", fresh.keySet().stream().filter(name -> !name.equals("graph")).findFirst().orElseThrow()), names,
           "the graph and the one data file it names; temporaries and the stale data file are gone");
     }
+  }
+
+  /** sd15's layout with its two VAE models only: the kill lands between them, and a child JVM optimizes it in seconds. */
+  private Path smallPipeline() throws Exception {
+    Path pipeline = folder.resolve("vae-pipeline");
+    for (String file : List.of("model_index.json", "scheduler/scheduler_config.json", "vae_decoder/config.json",
+        "vae_decoder/model.onnx", "vae_encoder/config.json", "vae_encoder/model.onnx")) {
+      Path target = pipeline.resolve(file);
+      Files.createDirectories(target.getParent());
+      Files.copy(SD15.resolve(file), target);
+    }
+    return pipeline;
   }
 
   private Path externalCopy(Path source, String name) {

@@ -21,7 +21,7 @@ class TorchScriptInputTest {
   void everyReadingCommandPointsAtExport() {
     String folderLine = "kiln: " + PIPELINE + ": a TorchScript pipeline (text_encoder/model.pt, no model.onnx); convert it with "
         + "'kiln export' first";
-    String fileLine = "kiln: " + UNET + ": a TorchScript/PyTorch archive (zip), not an ONNX model; convert it with 'kiln export' first";
+    String fileLine = "kiln: " + UNET + ": a TorchScript/PyTorch file, not an ONNX model; convert it with 'kiln export' first";
     List<List<String>> runs = List.of(
         List.of("inspect", PIPELINE.toString()),
         List.of("optimize", PIPELINE.toString(), "-o", folder.resolve("out").toString(), "--target", "cpu"),

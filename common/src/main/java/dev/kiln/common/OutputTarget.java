@@ -175,8 +175,11 @@ public final class OutputTarget {
       }
       return;
     }
-    if (!overwrite && !isKilnFolder(absolute) && !isEmptyFolder(absolute)) {
-      throw new KilnException.BadInput(option + " " + path + ": " + (Files.isDirectory(absolute) ? "a folder" : "a file")
+    // Kiln's link counts as Kiln's even when its version folder has gone missing: replacing it loses nothing.
+    boolean kilnLink = Staging.currentVersion(absolute) != null;
+    if (!overwrite && !kilnLink && !isKilnFolder(absolute) && !isEmptyFolder(absolute)) {
+      throw new KilnException.BadInput(option + " " + path + ": " + (Files.isDirectory(absolute) ? "a folder"
+          : Files.isSymbolicLink(absolute) ? "a link" : "a file")
           + " that is not a Kiln output is already there; pass --overwrite to replace it");
     }
   }

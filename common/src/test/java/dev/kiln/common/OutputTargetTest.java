@@ -87,6 +87,14 @@ class OutputTargetTest {
       assertEquals(2, entries.count(), "the link and the one version it points at");
     }
     assertEquals("{\n  \"command\" : \"optimize\",\n  \"producer\" : \"kiln\"\n}\n", Files.readString(output.resolve(OutputTarget.MARKER)));
+
+    // Someone deleted the hidden version folder: the dangling link is still recognisably Kiln's.
+    Staging.deleteTree(output.toRealPath());
+    OutputTarget.folder(output, "optimize").check();
+    Files.delete(output);
+    Files.createSymbolicLink(output, folder.resolve("elsewhere"));
+    assertTrue(refusal(OutputTarget.folder(output, "optimize")).contains("a link that is not a Kiln output is already there"),
+        "a link of someone else's is not replaced without --overwrite");
   }
 
   @Test
