@@ -42,7 +42,7 @@ class ConcurrentGenerationTest {
     GenerationRequest request = GenerationRequest.of(PROMPTS[index % PROMPTS.length], index % 7)
         .withScheduler(kinds[index % kinds.length])
         .withSteps(2)
-        .withSize(32, 32)
+        .withSize(16, 16)
         .withClipSkip(index % (GENERATIONS / ROUNDS) < THREADS ? 1 + index % 2 : index % 3)
         .withGuidance(index % 4 == 3 ? 1.0 : 7.5);
     if (index % 5 == 1 || index % (GENERATIONS / ROUNDS) == 2) {
@@ -74,7 +74,7 @@ class ConcurrentGenerationTest {
     List<byte[]> sequential = new ArrayList<>();
     RgbImage init;
     try (StableDiffusionPipeline alone = open()) {
-      init = alone.generate(GenerationRequest.of(PROMPTS[0], 0).withSteps(2).withSize(32, 32)).images().get(0);
+      init = alone.generate(GenerationRequest.of(PROMPTS[0], 0).withSteps(2).withSize(16, 16)).images().get(0);
       for (int index = 0; index < GENERATIONS; index++) {
         sequential.add(bytes(alone.generate(request(index, init))));
       }
