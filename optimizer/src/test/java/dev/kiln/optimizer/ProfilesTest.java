@@ -22,6 +22,9 @@ class ProfilesTest {
     names.addAll(fusions);
     names.addAll(cuda);
     names.addAll(CLEANUPS);
+    if (!fusions.isEmpty()) {
+      names.add("layer-norm-opset");
+    }
     return names;
   }
 

@@ -12,6 +12,7 @@ import dev.kiln.testdata.Fixtures;
 import dev.kiln.testdata.Manifest;
 import dev.kiln.testdata.Opset;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Stream;
@@ -86,21 +87,28 @@ class SdpaAttentionFusionTest {
   /**
    * The trained tiny pipeline (the demo's model) computes its scale as {@code Pow(Cast(head_dim), -0.5)} from the
    * graph and folds its keys straight to [B·N,H,S]: its UNet's 8 attentions and each VAE half's mid-block attention
-   * fuse (0 before the scale folding).
+   * fuse (none did before the scale folding: 2480 -> 1255 nodes on cpu). Its text encoder's 4-D CLIP attention
+   * (no batch folding, mask from Trilu) is not a form the CLIP fusion knows yet: 3 Softmax stay.
    */
   @Test
   void theTinyPipelinesAttentionsFuse() {
     Path pipeline = Fixtures.pipeline("tiny-sd");
-    Map<String, Integer> expected = Map.of("unet", 8, "vae_decoder", 1, "vae_encoder", 1);
-    for (var entry : expected.entrySet()) {
-      Model model = ModelReader.read(pipeline.resolve(entry.getKey()).resolve("model.onnx"));
-      for (Target target : new Target[] {Target.CPU, Target.CUDA}) {
-        Model copy = target == Target.CPU ? model : ModelReader.read(pipeline.resolve(entry.getKey()).resolve("model.onnx"));
-        Map<String, Integer> ops = Optimizer.optimize(copy, entry.getKey(), Optimizer.Options.of(target).verifying()).opsAfter();
-        String fused = entry.getKey().equals("unet") ? "com.microsoft:MultiHeadAttention" : "com.microsoft:Attention";
-        assertEquals(entry.getValue(), ops.getOrDefault(fused, 0), entry.getKey() + " " + target.id() + " " + ops);
-        assertEquals(0, ops.getOrDefault("Softmax", 0), entry.getKey() + " " + ops);
+    Map<String, Integer> attentions = Map.of("text_encoder", 0, "unet", 8, "vae_decoder", 1, "vae_encoder", 1);
+    for (Target target : new Target[] {Target.CPU, Target.CUDA}) {
+      int before = 0;
+      int after = 0;
+      for (String component : List.of("text_encoder", "unet", "vae_decoder", "vae_encoder")) {
+        Model model = ModelReader.read(pipeline.resolve(component).resolve("model.onnx"));
+        var report = Optimizer.optimize(model, component, Optimizer.Options.of(target).verifying());
+        Map<String, Integer> ops = report.opsAfter();
+        String fused = component.equals("unet") ? "com.microsoft:MultiHeadAttention" : "com.microsoft:Attention";
+        assertEquals(attentions.get(component), ops.getOrDefault(fused, 0), component + " " + target.id() + " " + ops);
+        assertEquals(component.equals("text_encoder") ? 3 : 0, ops.getOrDefault("Softmax", 0), component + " " + ops);
+        before += report.nodesBefore();
+        after += report.nodesAfter();
       }
+      // what `kiln demo` reports for the cpu profile
+      assertEquals(target == Target.CPU ? List.of(2480, 1024) : List.of(2480, 517), List.of(before, after), target.id());
     }
   }
 }

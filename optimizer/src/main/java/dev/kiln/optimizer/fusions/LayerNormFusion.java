@@ -13,12 +13,15 @@ import dev.kiln.optimizer.engine.Match;
 import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import dev.kiln.optimizer.engine.Rule;
+import dev.kiln.optimizer.passes.LayerNormOpset;
 import java.util.List;
 
 /**
  * LayerNorm from torch's opset-14 decomposition:
  * {@code ReduceMean → Sub → Pow(2) → ReduceMean → Add(ε) → Sqrt → Div → Mul(γ) → Add(β)}  ⇒
- * {@code LayerNormalization(x, γ, β, axis=-1, epsilon=ε)}.
+ * {@code LayerNormalization(x, γ, β, axis=-1, epsilon=ε)}. The op is standard from opset 17: into an opset 14–16
+ * model it goes only when {@link LayerNormOpset} can raise the model to 17 afterwards (it is in every profile that
+ * has this rule).
  */
 public final class LayerNormFusion implements Rule {
   @Override
@@ -39,6 +42,10 @@ public final class LayerNormFusion implements Rule {
 
   @Override
   public Check check(Match m) {
+    String opset = LayerNormOpset.blocker(m.model());
+    if (opset != null) {
+      return Check.fail(opset);
+    }
     Shape shape = m.shape("x");
     if (shape == null) {
       return Check.fail("input shape unknown");

@@ -20,6 +20,7 @@ import dev.kiln.optimizer.fusions.TransposeCancellation;
 import dev.kiln.optimizer.fusions.UnetAttentionFusion;
 import dev.kiln.optimizer.fusions.VaeAttentionFusion;
 import dev.kiln.optimizer.passes.GraphPass;
+import dev.kiln.optimizer.passes.LayerNormOpset;
 import dev.kiln.optimizer.passes.ScalarArithmeticFolding;
 import dev.kiln.optimizer.passes.ShapeConstantFolding;
 import dev.kiln.optimizer.passes.ShapeReadRerooting;
@@ -88,6 +89,10 @@ public final class Profiles {
     }
     // Clean-ups again, on what the fusions left behind (shape reads and reshapes around the fused ops).
     steps.addAll(cleanups());
+    if (!fusions.isEmpty()) {
+      // Last: the LayerNorm fusion may have put a LayerNormalization (opset 17) into an opset 14–16 model.
+      steps.add(new PassStep(new LayerNormOpset()));
+    }
     return new Profile(target, component, List.copyOf(steps));
   }
 
