@@ -228,6 +228,15 @@ public final class Graph {
     valueInfo.add(new InfoSlot(value, info));
   }
 
+  /** Values named by value_info but defined in an enclosing graph keep their as-read type too. */
+  void keepValueInfoReadTypes() {
+    for (InfoSlot slot : valueInfo) {
+      if (slot.value() != null && slot.value().readType == null) {
+        slot.value().keepReadType();
+      }
+    }
+  }
+
   // ----- nodes -----
 
   public List<Node> nodes() {

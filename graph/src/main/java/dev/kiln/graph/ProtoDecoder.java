@@ -195,11 +195,7 @@ final class ProtoDecoder {
     for (Value value : scope.local.values()) {
       value.keepReadType();
     }
-    for (Graph.InfoSlot slot : graph.valueInfo) {
-      if (slot.value() != null && slot.value().readType == null) {
-        slot.value().keepReadType();
-      }
-    }
+    graph.keepValueInfoReadTypes();
     return graph;
   }
 

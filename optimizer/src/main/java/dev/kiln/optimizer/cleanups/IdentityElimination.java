@@ -11,8 +11,6 @@ import dev.kiln.optimizer.engine.ValueKey;
 
 /** {@code Identity(x)}  ⇒  {@code x}. */
 public final class IdentityElimination implements Rule {
-  private static final ValueKey X = new ValueKey("x");
-
   @Override
   public String name() {
     return "remove-identity";
@@ -20,11 +18,14 @@ public final class IdentityElimination implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.op(Onnx.IDENTITY, p.input(X));
+    return p.op(Onnx.IDENTITY, p.input(Values.X));
   }
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return m.value(X);
+    return m.value(Values.X);
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { X }
 }

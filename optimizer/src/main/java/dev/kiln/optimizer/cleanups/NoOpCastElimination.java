@@ -14,9 +14,6 @@ import dev.kiln.optimizer.engine.ValueKey;
 
 /** {@code Cast(x, to=T)} where x already is T (fp32 exports of {@code .float()} upcasts)  ⇒  {@code x}. */
 public final class NoOpCastElimination implements Rule {
-  private static final ValueKey X = new ValueKey("x");
-  private static final NodeKey CAST = new NodeKey("cast");
-
   @Override
   public String name() {
     return "remove-noop-cast";
@@ -24,13 +21,13 @@ public final class NoOpCastElimination implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.op(Onnx.CAST, p.input(X)).as(CAST);
+    return p.op(Onnx.CAST, p.input(Values.X)).as(Nodes.CAST);
   }
 
   @Override
   public Check check(Match m) {
-    DataType from = m.shapes().dataType(m.value(X));
-    DataType to = DataType.fromNumberOrNull((int) m.node(CAST).intAttribute("to", 0));
+    DataType from = m.shapes().dataType(m.value(Values.X));
+    DataType to = DataType.fromNumberOrNull((int) m.node(Nodes.CAST).intAttribute("to", 0));
     if (from == null) {
       return Check.fail("input element type unknown");
     }
@@ -39,6 +36,10 @@ public final class NoOpCastElimination implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return m.value(X);
+    return m.value(Values.X);
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { X }
+  private enum Nodes implements NodeKey { CAST }
 }

@@ -18,10 +18,6 @@ import dev.kiln.optimizer.engine.ValueKey;
  * restate a shape); {@code Reshape(Reshape(x, a), b)}  ⇒  {@code Reshape(x, b)} when b has no 0 entries.
  */
 public final class NoOpReshapeElimination implements Rule {
-  private static final ValueKey X = new ValueKey("x");
-  private static final ValueKey TARGET = new ValueKey("target");
-  private static final NodeKey RESHAPE = new NodeKey("reshape");
-
   @Override
   public String name() {
     return "remove-noop-reshape";
@@ -29,13 +25,13 @@ public final class NoOpReshapeElimination implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.op(Onnx.RESHAPE, p.input(X), p.any(TARGET)).as(RESHAPE);
+    return p.op(Onnx.RESHAPE, p.input(Values.X), p.any(Values.TARGET)).as(Nodes.RESHAPE);
   }
 
   @Override
   public Check check(Match m) {
-    Shape in = m.shape(X);
-    Shape out = m.shape(m.node(RESHAPE).output());
+    Shape in = m.shape(Values.X);
+    Shape out = m.shape(m.node(Nodes.RESHAPE).output());
     if (in == null || out == null) {
       return Check.fail("shape unknown");
     }
@@ -52,6 +48,10 @@ public final class NoOpReshapeElimination implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return m.value(X);
+    return m.value(Values.X);
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { X, TARGET }
+  private enum Nodes implements NodeKey { RESHAPE }
 }

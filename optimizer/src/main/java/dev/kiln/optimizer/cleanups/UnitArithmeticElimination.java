@@ -18,9 +18,6 @@ import dev.kiln.optimizer.engine.ValueKey;
  * provided the constant cannot broadcast x to a larger shape or change its type.
  */
 public final class UnitArithmeticElimination implements Rule {
-  private static final ValueKey X = new ValueKey("x");
-  private static final ValueKey ONE = new ValueKey("one");
-
   @Override
   public String name() {
     return "remove-unit-arithmetic";
@@ -28,13 +25,14 @@ public final class UnitArithmeticElimination implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.anyOf(p.op(Onnx.MUL, p.input(X), p.scalar(ONE, 1.0)), p.op(Onnx.DIV, p.input(X), p.scalar(ONE, 1.0)).ordered());
+    return p.anyOf(p.op(Onnx.MUL, p.input(Values.X), p.scalar(Values.ONE, 1.0)),
+        p.op(Onnx.DIV, p.input(Values.X), p.scalar(Values.ONE, 1.0)).ordered());
   }
 
   @Override
   public Check check(Match m) {
-    Shape shape = m.shape(X);
-    Tensor one = m.constant(ONE);
+    Shape shape = m.shape(Values.X);
+    Tensor one = m.constant(Values.ONE);
     if (shape == null) {
       return Check.fail("input shape unknown");
     }
@@ -48,12 +46,15 @@ public final class UnitArithmeticElimination implements Rule {
         return Check.fail("the constant 1 would broadcast the input along axis " + (shape.rank() - 1 - i));
       }
     }
-    DataType type = m.shapes().dataType(m.value(X));
+    DataType type = m.shapes().dataType(m.value(Values.X));
     return Check.require(type != null && type == one.dataType(), "element types differ or are unknown");
   }
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return m.value(X);
+    return m.value(Values.X);
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { X, ONE }
 }

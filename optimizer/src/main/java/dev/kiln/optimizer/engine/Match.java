@@ -99,10 +99,6 @@ public final class Match {
     return value(key.name());
   }
 
-  public boolean hasValue(ValueKey key) {
-    return hasValue(key.name());
-  }
-
   /** The node bound to {@code key}. */
   public Node node(NodeKey key) {
     return node(key.name());

@@ -1,9 +1,7 @@
 package dev.kiln.optimizer.engine;
 
-/** The name a pattern binds a matched node to ({@link Pattern.Op#as}); see {@link ValueKey}. */
-public record NodeKey(String name) {
-  @Override
-  public String toString() {
-    return name;
-  }
+/** What a pattern binds a matched node to ({@link Pattern.Op#as}); a rule lists them as one enum, like {@link ValueKey}. */
+public interface NodeKey {
+  /** The binding's name (an enum constant's own name). */
+  String name();
 }

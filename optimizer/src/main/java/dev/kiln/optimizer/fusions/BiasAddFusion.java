@@ -27,11 +27,6 @@ import java.util.Set;
  * refused.
  */
 public final class BiasAddFusion implements Rule {
-  private static final ValueKey X = new ValueKey("x");
-  private static final ValueKey BIAS = new ValueKey("bias");
-  private static final ValueKey SKIP = new ValueKey("skip");
-  private static final NodeKey BIASED = new NodeKey("biased");
-
   private static final Set<Long> CUDA_CHANNELS = Set.of(320L, 640L, 1280L);
   private final boolean cudaKernelSizesOnly;
 
@@ -56,21 +51,21 @@ public final class BiasAddFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var biased = p.op(Onnx.ADD, p.input(X), p.constant(BIAS)).as(BIASED);
-    return p.op(Onnx.ADD, biased, p.input(SKIP));
+    var biased = p.op(Onnx.ADD, p.input(Values.X), p.constant(Values.BIAS)).as(Nodes.BIASED);
+    return p.op(Onnx.ADD, biased, p.input(Values.SKIP));
   }
 
   @Override
   public Check check(Match m) {
-    Node producer = m.value(X).producer();
+    Node producer = m.value(Values.X).producer();
     if (producer == null || !producer.is(Onnx.MAT_MUL)) {
       return Check.fail("the biased input is not a MatMul output (not a linear layer)");
     }
-    if (Constants.tensor(m.value(SKIP)) != null) {
+    if (Constants.tensor(m.value(Values.SKIP)) != null) {
       return Check.fail("the skip is a constant");
     }
-    Shape x = m.shape(X);
-    Shape skip = m.shape(SKIP);
+    Shape x = m.shape(Values.X);
+    Shape skip = m.shape(Values.SKIP);
     if (x == null || skip == null) {
       return Check.fail("shape of the input or the skip unknown");
     }
@@ -83,7 +78,7 @@ public final class BiasAddFusion implements Rule {
     if (!ResidualShapes.sameShape(x, skip)) {
       return Check.fail("skip shape " + skip + " is not provably the input's " + x);
     }
-    Tensor bias = m.constant(BIAS);
+    Tensor bias = m.constant(Values.BIAS);
     if (bias.dims().length != 1 || !(x.dim(2) instanceof Shape.Known channels) || bias.dims()[0] != channels.value()) {
       return Check.fail("bias of shape " + bias.shape() + " is not [C] for input " + x);
     }
@@ -95,6 +90,10 @@ public final class BiasAddFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return b.op(Microsoft.BIAS_ADD, List.of(m.value(X), m.value(BIAS), m.value(SKIP)));
+    return b.op(Microsoft.BIAS_ADD, List.of(m.value(Values.X), m.value(Values.BIAS), m.value(Values.SKIP)));
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { X, BIAS, SKIP }
+  private enum Nodes implements NodeKey { BIASED }
 }

@@ -16,9 +16,6 @@ import java.util.List;
 
 /** {@code Gelu(Add(x, bias[C]))} (after {@link GeluFusion})  ⇒  {@code BiasGelu(x, bias)}, bias along the last axis. */
 public final class BiasGeluFusion implements Rule {
-  private static final ValueKey X = new ValueKey("x");
-  private static final ValueKey BIAS = new ValueKey("bias");
-
   @Override
   public String name() {
     return "bias-gelu";
@@ -26,13 +23,13 @@ public final class BiasGeluFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.op(Microsoft.GELU, p.op(Onnx.ADD, p.input(X), p.constant(BIAS)));
+    return p.op(Microsoft.GELU, p.op(Onnx.ADD, p.input(Values.X), p.constant(Values.BIAS)));
   }
 
   @Override
   public Check check(Match m) {
-    Tensor bias = m.constant(BIAS);
-    Shape shape = m.shape(X);
+    Tensor bias = m.constant(Values.BIAS);
+    Shape shape = m.shape(Values.X);
     if (bias.dims().length != 1) {
       return Check.fail("bias is not a vector: " + bias.shape());
     }
@@ -46,6 +43,9 @@ public final class BiasGeluFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return b.op(Microsoft.BIAS_GELU, List.of(m.value(X), m.value(BIAS)));
+    return b.op(Microsoft.BIAS_GELU, List.of(m.value(Values.X), m.value(Values.BIAS)));
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { X, BIAS }
 }

@@ -30,18 +30,6 @@ import java.util.Set;
  * {@code cudaKernelSizesOnly} other sizes are refused, since the fused graph would fail at run time.
  */
 public final class BiasSplitGeluFusion implements Rule {
-  private static final ValueKey PROJECTED = new ValueKey("projected");
-  private static final ValueKey BIAS = new ValueKey("bias");
-  private static final ValueKey LEFT_STARTS = new ValueKey("leftStarts");
-  private static final ValueKey LEFT_ENDS = new ValueKey("leftEnds");
-  private static final ValueKey LEFT_AXES = new ValueKey("leftAxes");
-  private static final ValueKey RIGHT_STARTS = new ValueKey("rightStarts");
-  private static final ValueKey RIGHT_ENDS = new ValueKey("rightEnds");
-  private static final ValueKey RIGHT_AXES = new ValueKey("rightAxes");
-  private static final NodeKey LEFT = new NodeKey("left");
-  private static final NodeKey RIGHT = new NodeKey("right");
-  private static final NodeKey SUM = new NodeKey("sum");
-
   private static final Set<Long> CUDA_HIDDEN_SIZES = Set.of(2560L, 5120L, 10240L);
   private final boolean cudaKernelSizesOnly;
 
@@ -66,11 +54,11 @@ public final class BiasSplitGeluFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var sum = p.op(Onnx.ADD, p.input(PROJECTED), p.constant(BIAS)).mayEscape().as(SUM);
-    var left = p.op(Onnx.SLICE, sum, p.any(LEFT_STARTS), p.any(LEFT_ENDS), p.any(LEFT_AXES))
-        .withTrailingInputs().as(LEFT);
-    var right = p.op(Onnx.SLICE, sum, p.any(RIGHT_STARTS), p.any(RIGHT_ENDS), p.any(RIGHT_AXES))
-        .withTrailingInputs().as(RIGHT);
+    var sum = p.op(Onnx.ADD, p.input(Values.PROJECTED), p.constant(Values.BIAS)).mayEscape().as(Nodes.SUM);
+    var left = p.op(Onnx.SLICE, sum, p.any(Values.LEFT_STARTS), p.any(Values.LEFT_ENDS), p.any(Values.LEFT_AXES))
+        .withTrailingInputs().as(Nodes.LEFT);
+    var right = p.op(Onnx.SLICE, sum, p.any(Values.RIGHT_STARTS), p.any(Values.RIGHT_ENDS), p.any(Values.RIGHT_AXES))
+        .withTrailingInputs().as(Nodes.RIGHT);
     var scaled = p.anyOf(p.op(Onnx.DIV, right, p.scalar(Math.sqrt(2.0))), p.op(Onnx.MUL, right, p.scalar(Math.sqrt(0.5))));
     var onePlusErf = p.op(Onnx.ADD, p.op(Onnx.ERF, scaled), p.scalar(1.0));
     var gelu = p.anyOf(
@@ -82,7 +70,7 @@ public final class BiasSplitGeluFusion implements Rule {
 
   @Override
   public Check check(Match m) {
-    Tensor bias = m.constant(BIAS);
+    Tensor bias = m.constant(Values.BIAS);
     if (bias.dims().length != 1) {
       return Check.fail("bias of shape " + bias.shape() + " is not a vector [D]");
     }
@@ -90,7 +78,7 @@ public final class BiasSplitGeluFusion implements Rule {
     if (hidden % 2 != 0) {
       return Check.fail("hidden size " + hidden + " is odd");
     }
-    Shape projected = m.shape(PROJECTED);
+    Shape projected = m.shape(Values.PROJECTED);
     if (projected == null) {
       return Check.fail("shape of the projected input unknown");
     }
@@ -100,11 +88,13 @@ public final class BiasSplitGeluFusion implements Rule {
     if (!(projected.dim(2) instanceof Shape.Known last) || last.value() != hidden) {
       return Check.fail("input's last dim " + projected.dim(2) + " is not the bias size " + hidden);
     }
-    Check left = sliceCovers(m, m.node(LEFT), LEFT_STARTS, LEFT_ENDS, LEFT_AXES, 0, hidden / 2, hidden);
+    Check left = sliceCovers(m, m.node(Nodes.LEFT), Values.LEFT_STARTS, Values.LEFT_ENDS, Values.LEFT_AXES, 0,
+        hidden / 2, hidden);
     if (!left.passed()) {
       return left;
     }
-    Check right = sliceCovers(m, m.node(RIGHT), RIGHT_STARTS, RIGHT_ENDS, RIGHT_AXES, hidden / 2, hidden, hidden);
+    Check right = sliceCovers(m, m.node(Nodes.RIGHT), Values.RIGHT_STARTS, Values.RIGHT_ENDS, Values.RIGHT_AXES,
+        hidden / 2, hidden, hidden);
     if (!right.passed()) {
       return right;
     }
@@ -139,6 +129,10 @@ public final class BiasSplitGeluFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return b.op(Microsoft.BIAS_SPLIT_GELU, List.of(m.value(PROJECTED), m.value(BIAS)));
+    return b.op(Microsoft.BIAS_SPLIT_GELU, List.of(m.value(Values.PROJECTED), m.value(Values.BIAS)));
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { PROJECTED, BIAS, LEFT_STARTS, LEFT_ENDS, LEFT_AXES, RIGHT_STARTS, RIGHT_ENDS, RIGHT_AXES }
+  private enum Nodes implements NodeKey { LEFT, RIGHT, SUM }
 }

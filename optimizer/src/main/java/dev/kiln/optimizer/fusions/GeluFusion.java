@@ -17,8 +17,6 @@ import java.util.List;
  * approximation, ~1e-3 off, so never on by default).
  */
 public final class GeluFusion implements Rule {
-  private static final ValueKey X = new ValueKey("x");
-
   private final boolean fast;
 
   private GeluFusion(boolean fast) {
@@ -42,7 +40,7 @@ public final class GeluFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var x = p.input(X);
+    var x = p.input(Values.X);
     var scaled = p.anyOf(p.op(Onnx.DIV, x, p.scalar(Math.sqrt(2.0))), p.op(Onnx.MUL, x, p.scalar(Math.sqrt(0.5))));
     var onePlusErf = p.op(Onnx.ADD, p.op(Onnx.ERF, scaled), p.scalar(1.0));
     var halfAfter = p.op(Onnx.MUL, p.op(Onnx.MUL, x, onePlusErf), p.scalar(0.5));
@@ -52,6 +50,9 @@ public final class GeluFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return b.op(fast ? Microsoft.FAST_GELU : Microsoft.GELU, List.of(m.value(X)));
+    return b.op(fast ? Microsoft.FAST_GELU : Microsoft.GELU, List.of(m.value(Values.X)));
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { X }
 }

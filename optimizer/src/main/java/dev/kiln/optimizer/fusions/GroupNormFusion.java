@@ -32,17 +32,6 @@ import java.util.List;
  * vectors; {@link TransposeCancellation} removes the Transpose pairs that meet a neighbouring NhwcConv.
  */
 public final class GroupNormFusion implements Rule {
-  private static final ValueKey X = new ValueKey("x");
-  private static final ValueKey GROUP_SHAPE = new ValueKey("groupShape");
-  private static final ValueKey ONES = new ValueKey("ones");
-  private static final ValueKey ZEROS = new ValueKey("zeros");
-  private static final ValueKey ORIGINAL_SHAPE = new ValueKey("originalShape");
-  private static final ValueKey GAMMA = new ValueKey("gamma");
-  private static final ValueKey BETA = new ValueKey("beta");
-  private static final NodeKey SILU = new NodeKey("silu");
-  private static final NodeKey AFFINE = new NodeKey("affine");
-  private static final NodeKey NORM = new NodeKey("norm");
-
   private final boolean channelsLast;
 
   private GroupNormFusion(boolean channelsLast) {
@@ -66,31 +55,33 @@ public final class GroupNormFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var grouped = p.op(Onnx.RESHAPE, p.input(X), p.constant(GROUP_SHAPE));
-    var normalized = p.op(Onnx.INSTANCE_NORMALIZATION, grouped, p.constant(ONES), p.constant(ZEROS)).as(NORM);
-    var restored = p.op(Onnx.RESHAPE, normalized, p.any(ORIGINAL_SHAPE));
-    var affine = p.op(Onnx.ADD, p.op(Onnx.MUL, restored, p.constant(GAMMA)), p.constant(BETA)).as(AFFINE);
-    var silu = p.op(Onnx.MUL, affine, p.op(Onnx.SIGMOID, affine)).as(SILU);
+    var grouped = p.op(Onnx.RESHAPE, p.input(Values.X), p.constant(Values.GROUP_SHAPE));
+    var normalized = p.op(Onnx.INSTANCE_NORMALIZATION, grouped, p.constant(Values.ONES), p.constant(Values.ZEROS))
+        .as(Nodes.NORM);
+    var restored = p.op(Onnx.RESHAPE, normalized, p.any(Values.ORIGINAL_SHAPE));
+    var affine = p.op(Onnx.ADD, p.op(Onnx.MUL, restored, p.constant(Values.GAMMA)), p.constant(Values.BETA))
+        .as(Nodes.AFFINE);
+    var silu = p.op(Onnx.MUL, affine, p.op(Onnx.SIGMOID, affine)).as(Nodes.SILU);
     return p.anyOf(silu, affine);
   }
 
   @Override
   public Check check(Match m) {
-    long[] groupShape = m.constant(GROUP_SHAPE).longs();
+    long[] groupShape = m.constant(Values.GROUP_SHAPE).longs();
     if (groupShape.length != 3 || groupShape[0] != 0 || groupShape[2] != -1 || groupShape[1] <= 0) {
       return Check.fail("group reshape target " + Arrays.toString(groupShape) + " is not [0, G, -1]");
     }
     long groups = groupShape[1];
-    if (!m.hasNode(SILU) && siluFollows(m.node(AFFINE).output())) {
+    if (!m.hasNode(Nodes.SILU) && siluFollows(m.node(Nodes.AFFINE).output())) {
       return Check.fail("a SiLU follows; the site fuses with activation=1 at its Mul");
     }
-    if (!Constants.allEqual(m.constant(ONES), 1.0) || m.constant(ONES).elementCount() != groups) {
+    if (!Constants.allEqual(m.constant(Values.ONES), 1.0) || m.constant(Values.ONES).elementCount() != groups) {
       return Check.fail("InstanceNormalization scale is not " + groups + " ones");
     }
-    if (!Constants.allEqual(m.constant(ZEROS), 0.0) || m.constant(ZEROS).elementCount() != groups) {
+    if (!Constants.allEqual(m.constant(Values.ZEROS), 0.0) || m.constant(Values.ZEROS).elementCount() != groups) {
       return Check.fail("InstanceNormalization bias is not " + groups + " zeros");
     }
-    Shape x = m.shape(X);
+    Shape x = m.shape(Values.X);
     if (x == null) {
       return Check.fail("shape of x unknown");
     }
@@ -104,16 +95,16 @@ public final class GroupNormFusion implements Rule {
     if (channels % groups != 0) {
       return Check.fail(channels + " channels do not divide into " + groups + " groups");
     }
-    if (!restoresShapeOf(m, m.value(ORIGINAL_SHAPE), m.value(X), x)) {
+    if (!restoresShapeOf(m, m.value(Values.ORIGINAL_SHAPE), m.value(Values.X), x)) {
       return Check.fail("the restoring Reshape's target is not the shape of x");
     }
-    if (ChannelsLast.perChannel(m.constant(GAMMA), channels) == null) {
-      return Check.fail("gamma of shape " + m.constant(GAMMA).shape() + " is not per-channel [C, 1, 1]");
+    if (ChannelsLast.perChannel(m.constant(Values.GAMMA), channels) == null) {
+      return Check.fail("gamma of shape " + m.constant(Values.GAMMA).shape() + " is not per-channel [C, 1, 1]");
     }
-    if (ChannelsLast.perChannel(m.constant(BETA), channels) == null) {
-      return Check.fail("beta of shape " + m.constant(BETA).shape() + " is not per-channel [C, 1, 1]");
+    if (ChannelsLast.perChannel(m.constant(Values.BETA), channels) == null) {
+      return Check.fail("beta of shape " + m.constant(Values.BETA).shape() + " is not per-channel [C, 1, 1]");
     }
-    DataType type = m.shapes().dataType(m.value(X));
+    DataType type = m.shapes().dataType(m.value(Values.X));
     if (!ChannelsLast.hasCudaKernelType(type)) {
       return Check.fail("element type " + type + " has no GroupNorm kernel");
     }
@@ -158,23 +149,27 @@ public final class GroupNormFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    long groups = m.constant(GROUP_SHAPE).longs()[1];
-    long channels = ((Shape.Known) m.shape(X).dim(1)).value();
+    long groups = m.constant(Values.GROUP_SHAPE).longs()[1];
+    long channels = ((Shape.Known) m.shape(Values.X).dim(1)).value();
     // ORT's kernel reads gamma and beta as float32 whatever the activation type.
     Value gamma = b.initializer("gamma", Tensor.ofFloats(new long[] {channels},
-        ChannelsLast.perChannel(m.constant(GAMMA), channels)));
+        ChannelsLast.perChannel(m.constant(Values.GAMMA), channels)));
     Value beta = b.initializer("beta", Tensor.ofFloats(new long[] {channels},
-        ChannelsLast.perChannel(m.constant(BETA), channels)));
+        ChannelsLast.perChannel(m.constant(Values.BETA), channels)));
     Attribute[] attributes = {
-        Attribute.ofFloat("epsilon", m.node(NORM).floatAttribute("epsilon", 1e-5f)),
+        Attribute.ofFloat("epsilon", m.node(Nodes.NORM).floatAttribute("epsilon", 1e-5f)),
         Attribute.ofInt("groups", groups),
-        Attribute.ofInt("activation", m.hasNode(SILU) ? 1 : 0),
+        Attribute.ofInt("activation", m.hasNode(Nodes.SILU) ? 1 : 0),
         Attribute.ofInt("channels_last", channelsLast ? 1 : 0)};
     if (!channelsLast) {
-      return b.op(Microsoft.GROUP_NORM, List.of(m.value(X), gamma, beta), attributes);
+      return b.op(Microsoft.GROUP_NORM, List.of(m.value(Values.X), gamma, beta), attributes);
     }
-    Value normalized = b.op(Microsoft.GROUP_NORM, List.of(ChannelsLast.toNhwc(b, m.value(X)), gamma, beta),
+    Value normalized = b.op(Microsoft.GROUP_NORM, List.of(ChannelsLast.toNhwc(b, m.value(Values.X)), gamma, beta),
         attributes);
     return ChannelsLast.toNchw(b, normalized);
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { X, GROUP_SHAPE, ONES, ZEROS, ORIGINAL_SHAPE, GAMMA, BETA }
+  private enum Nodes implements NodeKey { SILU, AFFINE, NORM }
 }

@@ -27,10 +27,6 @@ import java.util.List;
  * neighbouring channels-last GroupNorms and NhwcConvs ({@link TransposeCancellation}).
  */
 public final class NhwcConvFusion implements Rule {
-  private static final ValueKey X = new ValueKey("x");
-  private static final ValueKey WEIGHT = new ValueKey("weight");
-  private static final NodeKey CONV = new NodeKey("conv");
-
   @Override
   public String name() {
     return "nhwc-conv";
@@ -38,20 +34,20 @@ public final class NhwcConvFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    return p.op(Onnx.CONV, p.input(X), p.constant(WEIGHT)).withTrailingInputs().as(CONV);
+    return p.op(Onnx.CONV, p.input(Values.X), p.constant(Values.WEIGHT)).withTrailingInputs().as(Nodes.CONV);
   }
 
   @Override
   public Check check(Match m) {
-    Tensor weight = m.constant(WEIGHT);
+    Tensor weight = m.constant(Values.WEIGHT);
     if (weight.dims().length != 4) {
       return Check.fail("weight has rank " + weight.dims().length + "; only 2-D convolutions are fused");
     }
-    DataType type = m.shapes().dataType(m.value(X));
+    DataType type = m.shapes().dataType(m.value(Values.X));
     if (!ChannelsLast.hasCudaKernelType(type) || weight.dataType() != type) {
       return Check.fail("element types " + type + " / " + weight.dataType() + " have no NhwcConv kernel");
     }
-    if (m.node(CONV).inputCount() > 3) {
+    if (m.node(Nodes.CONV).inputCount() > 3) {
       return Check.fail("Conv has more than three inputs");
     }
     return Check.ok();
@@ -59,10 +55,10 @@ public final class NhwcConvFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    Node conv = m.node(CONV);
+    Node conv = m.node(Nodes.CONV);
     List<Value> inputs = new ArrayList<>();
-    inputs.add(ChannelsLast.toNhwc(b, m.value(X)));
-    inputs.add(b.initializer(weightName(m.value(WEIGHT)), ChannelsLast.ohwi(m.constant(WEIGHT))));
+    inputs.add(ChannelsLast.toNhwc(b, m.value(Values.X)));
+    inputs.add(b.initializer(weightName(m.value(Values.WEIGHT)), ChannelsLast.ohwi(m.constant(Values.WEIGHT))));
     if (conv.input(2) != null) {
       inputs.add(conv.input(2));
     }
@@ -76,4 +72,8 @@ public final class NhwcConvFusion implements Rule {
     int slash = name.lastIndexOf('/');
     return (slash < 0 ? name : name.substring(slash + 1)) + "_ohwi";
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { X, WEIGHT }
+  private enum Nodes implements NodeKey { CONV }
 }

@@ -15,9 +15,6 @@ import java.util.List;
 
 /** CLIP's quick_gelu: {@code Mul(x, Sigmoid(Mul(x, α)))}  ⇒  {@code QuickGelu(x, alpha=α)} (α = 1.702 in CLIP). */
 public final class QuickGeluFusion implements Rule {
-  private static final ValueKey X = new ValueKey("x");
-  private static final ValueKey ALPHA = new ValueKey("alpha");
-
   @Override
   public String name() {
     return "quick-gelu";
@@ -25,18 +22,22 @@ public final class QuickGeluFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var x = p.input(X);
-    return p.op(Onnx.MUL, x, p.op(Onnx.SIGMOID, p.op(Onnx.MUL, x, p.constant(ALPHA))));
+    var x = p.input(Values.X);
+    return p.op(Onnx.MUL, x, p.op(Onnx.SIGMOID, p.op(Onnx.MUL, x, p.constant(Values.ALPHA))));
   }
 
   @Override
   public Check check(Match m) {
-    double alpha = m.scalar(ALPHA);
+    double alpha = m.scalar(Values.ALPHA);
     return Check.require(!Double.isNaN(alpha) && alpha > 0, "alpha is not a positive scalar");
   }
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return b.op(Microsoft.QUICK_GELU, List.of(m.value(X)), Attribute.ofFloat("alpha", (float) m.scalar(ALPHA)));
+    return b.op(Microsoft.QUICK_GELU, List.of(m.value(Values.X)),
+        Attribute.ofFloat("alpha", (float) m.scalar(Values.ALPHA)));
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { X, ALPHA }
 }

@@ -33,14 +33,6 @@ import java.util.List;
  * other than the GroupNorm reads the sum.
  */
 public final class SkipGroupNormFusion implements Rule {
-  private static final ValueKey A = new ValueKey("a");
-  private static final ValueKey B = new ValueKey("b");
-  private static final ValueKey GAMMA = new ValueKey("gamma");
-  private static final ValueKey BETA = new ValueKey("beta");
-  private static final NodeKey SUM = new NodeKey("sum");
-  private static final NodeKey NORM = new NodeKey("norm");
-  private static final NodeKey LAYOUT = new NodeKey("layout");
-
   @Override
   public String name() {
     return "skip-group-norm";
@@ -48,10 +40,11 @@ public final class SkipGroupNormFusion implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var sum = p.op(Onnx.ADD, p.input(A), p.input(B)).mayEscape().as(SUM);
-    var channelsLast = p.op(Microsoft.GROUP_NORM, p.op(Onnx.TRANSPOSE, sum).as(LAYOUT), p.constant(GAMMA),
-        p.constant(BETA)).as(NORM);
-    var channelsFirst = p.op(Microsoft.GROUP_NORM, sum, p.constant(GAMMA), p.constant(BETA)).as(NORM);
+    var sum = p.op(Onnx.ADD, p.input(Values.A), p.input(Values.B)).mayEscape().as(Nodes.SUM);
+    var channelsLast = p.op(Microsoft.GROUP_NORM, p.op(Onnx.TRANSPOSE, sum).as(Nodes.LAYOUT), p.constant(Values.GAMMA),
+        p.constant(Values.BETA)).as(Nodes.NORM);
+    var channelsFirst =
+        p.op(Microsoft.GROUP_NORM, sum, p.constant(Values.GAMMA), p.constant(Values.BETA)).as(Nodes.NORM);
     return p.anyOf(channelsLast, channelsFirst);
   }
 
@@ -59,10 +52,10 @@ public final class SkipGroupNormFusion implements Rule {
   private record Operands(Value input, Value skip, boolean perChannelSkip) {}
 
   private static Operands operands(Match m) {
-    Shape sum = m.shape(m.node(SUM).output());
+    Shape sum = m.shape(m.node(Nodes.SUM).output());
     for (int order = 0; order < 2; order++) {
-      Value input = m.value(order == 0 ? A : B);
-      Value skip = m.value(order == 0 ? B : A);
+      Value input = m.value(order == 0 ? Values.A : Values.B);
+      Value skip = m.value(order == 0 ? Values.B : Values.A);
       if (!sameShape(m.shape(input), sum)) {
         continue;
       }
@@ -81,24 +74,24 @@ public final class SkipGroupNormFusion implements Rule {
 
   @Override
   public Check check(Match m) {
-    Node norm = m.node(NORM);
-    boolean transposed = m.hasNode(LAYOUT);
+    Node norm = m.node(Nodes.NORM);
+    boolean transposed = m.hasNode(Nodes.LAYOUT);
     if (transposed != (norm.intAttribute("channels_last", 1) != 0)) {
       return Check.fail("GroupNorm layout does not match its input (channels_last="
           + norm.intAttribute("channels_last", 1) + ")");
     }
-    if (transposed && !ChannelsLast.isTranspose(m.node(LAYOUT), ChannelsLast.TO_NHWC)) {
+    if (transposed && !ChannelsLast.isTranspose(m.node(Nodes.LAYOUT), ChannelsLast.TO_NHWC)) {
       return Check.fail("the Transpose before GroupNorm is not NCHW → NHWC");
     }
-    if (Constants.tensor(m.value(A)) != null || Constants.tensor(m.value(B)) != null) {
+    if (Constants.tensor(m.value(Values.A)) != null || Constants.tensor(m.value(Values.B)) != null) {
       return Check.fail("one operand of the sum is a constant (a bias, not a skip)");
     }
-    Shape sum = m.shape(m.node(SUM).output());
+    Shape sum = m.shape(m.node(Nodes.SUM).output());
     if (sum == null || sum.rank() != 4) {
       return Check.fail("the sum is not known to be 4-D NCHW: " + sum);
     }
     if (operands(m) == null) {
-      return Check.fail("operand shapes " + m.shape(A) + " and " + m.shape(B)
+      return Check.fail("operand shapes " + m.shape(Values.A) + " and " + m.shape(Values.B)
           + " are not input [N,C,H,W] plus skip [N,C,H,W] or [N,C,1,1]");
     }
     return Check.ok();
@@ -106,11 +99,11 @@ public final class SkipGroupNormFusion implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    Node norm = m.node(NORM);
-    boolean transposed = m.hasNode(LAYOUT);
+    Node norm = m.node(Nodes.NORM);
+    boolean transposed = m.hasNode(Nodes.LAYOUT);
     Operands operands = operands(m);
     Value input = operands.input();
-    long channels = ((Shape.Known) m.shape(m.node(SUM).output()).dim(1)).value();
+    long channels = ((Shape.Known) m.shape(m.node(Nodes.SUM).output()).dim(1)).value();
     Value bias = null;
     Node producer = input.producer();
     if (producer != null && producer.is(Onnx.ADD) && input.uses().size() == 1 && !input.isGraphOutput()) {
@@ -132,11 +125,11 @@ public final class SkipGroupNormFusion implements Rule {
       // The kernel takes a [N, C] skip as it is; a time embedding unsqueezed to [N, C, 1, 1] needs no Transpose.
       skip = perSample != null ? perSample : ChannelsLast.toNhwc(b, skip);
     }
-    List<Value> inputs = new ArrayList<>(Arrays.asList(input, m.value(GAMMA), m.value(BETA), skip));
+    List<Value> inputs = new ArrayList<>(Arrays.asList(input, m.value(Values.GAMMA), m.value(Values.BETA), skip));
     if (bias != null) {
       inputs.add(bias);
     }
-    Value sum = m.node(SUM).output();
+    Value sum = m.node(Nodes.SUM).output();
     boolean sumNeeded = sum.consumerCount() > 1;
     Attribute[] attributes = norm.attributes().toArray(new Attribute[0]);
     if (!sumNeeded) {
@@ -176,4 +169,8 @@ public final class SkipGroupNormFusion implements Rule {
   private static boolean isOne(Shape.Dim dim) {
     return dim instanceof Shape.Known known && known.value() == 1;
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { A, B, GAMMA, BETA }
+  private enum Nodes implements NodeKey { SUM, NORM, LAYOUT }
 }

@@ -21,10 +21,6 @@ import java.util.Arrays;
  * inner Transpose stays when something else reads it.
  */
 public final class TransposeCancellation implements Rule {
-  private static final ValueKey X = new ValueKey("x");
-  private static final NodeKey INNER = new NodeKey("inner");
-  private static final NodeKey OUTER = new NodeKey("outer");
-
   @Override
   public String name() {
     return "transpose-cancel";
@@ -32,15 +28,15 @@ public final class TransposeCancellation implements Rule {
 
   @Override
   public Pattern pattern(PatternBuilder p) {
-    var inner = p.op(Onnx.TRANSPOSE, p.input(X)).mayEscape().as(INNER);
-    return p.op(Onnx.TRANSPOSE, inner).as(OUTER);
+    var inner = p.op(Onnx.TRANSPOSE, p.input(Values.X)).mayEscape().as(Nodes.INNER);
+    return p.op(Onnx.TRANSPOSE, inner).as(Nodes.OUTER);
   }
 
   @Override
   public Check check(Match m) {
-    long[] first = permutation(m, m.node(INNER), m.value(X));
-    Value middle = m.node(INNER).output();
-    long[] second = permutation(m, m.node(OUTER), middle);
+    long[] first = permutation(m, m.node(Nodes.INNER), m.value(Values.X));
+    Value middle = m.node(Nodes.INNER).output();
+    long[] second = permutation(m, m.node(Nodes.OUTER), middle);
     if (first == null || second == null) {
       return Check.fail("a Transpose without perm on a tensor of unknown rank");
     }
@@ -54,7 +50,8 @@ public final class TransposeCancellation implements Rule {
             + " do not cancel");
       }
     }
-    if (m.node(OUTER).output().isGraphOutput() && (m.value(X).isGraphInput() || m.value(X).isInitializer())) {
+    Value x = m.value(Values.X);
+    if (m.node(Nodes.OUTER).output().isGraphOutput() && (x.isGraphInput() || x.isInitializer())) {
       return Check.fail("the graph output would become a graph input");
     }
     return Check.ok();
@@ -79,6 +76,10 @@ public final class TransposeCancellation implements Rule {
 
   @Override
   public Value rewrite(Match m, Builder b) {
-    return m.value(X);
+    return m.value(Values.X);
   }
+
+  /** What the pattern binds values to. */
+  private enum Values implements ValueKey { X }
+  private enum Nodes implements NodeKey { INNER, OUTER }
 }

@@ -20,6 +20,10 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class MatcherTest {
+  /** Sigmoid(Relu(x)) => HardSigmoid(x). */
+  private static final Rule RELU_SIGMOID = TestRules.rule("relu-sigmoid",
+      p -> p.op(Onnx.SIGMOID, p.op(Onnx.RELU, p.input("x"))), (m, b) -> b.op(Onnx.HARD_SIGMOID, m.value("x")));
+
   private final Graph graph = new Graph("g");
   private final Model model = new Model(8, graph);
   private final Value x = graph.addInput("x", DataType.FLOAT, Shape.of(2, 3));
@@ -93,29 +97,13 @@ class MatcherTest {
     Node tanh = node(Onnx.TANH, relu.output());
     graph.addOutput(sigmoid.output());
     graph.addOutput(tanh.output());
-    Rule fuse = new Rule() {
-      @Override
-      public String name() {
-        return "relu-sigmoid";
-      }
-
-      @Override
-      public Pattern pattern(PatternBuilder p) {
-        return p.op(Onnx.SIGMOID, p.op(Onnx.RELU, p.input("x")));
-      }
-
-      @Override
-      public Value rewrite(Match m, Builder b) {
-        return b.op(Onnx.HARD_SIGMOID, m.value("x"));
-      }
-    };
-    DriverReport report = new RewriteDriver(List.of(fuse), 4, Verifier::verify).run(model);
+    DriverReport report = new RewriteDriver(List.of(RELU_SIGMOID), 4, Verifier::verify).run(model);
     assertEquals(0, report.applied("relu-sigmoid"));
     assertEquals(java.util.Map.of("intermediate Relu output has a user outside the pattern (Tanh)", 1),
         report.stats("relu-sigmoid").rejections());
     graph.removeOutput(1);
     graph.remove(tanh);
-    DriverReport second = new RewriteDriver(List.of(fuse), 4, Verifier::verify).run(model);
+    DriverReport second = new RewriteDriver(List.of(RELU_SIGMOID), 4, Verifier::verify).run(model);
     assertEquals(1, second.applied("relu-sigmoid"));
     assertEquals(1, graph.nodes().size());
     assertEquals("/scope/HardSigmoid", graph.nodes().get(0).name(), "named after the site's scope");
@@ -155,23 +143,7 @@ class MatcherTest {
     graph.addOutput(first.output());
     graph.addOutput(second.output());
     graph.addOutput(third.output());
-    Rule fuse = new Rule() {
-      @Override
-      public String name() {
-        return "relu-sigmoid";
-      }
-
-      @Override
-      public Pattern pattern(PatternBuilder p) {
-        return p.op(Onnx.SIGMOID, p.op(Onnx.RELU, p.input("x")));
-      }
-
-      @Override
-      public Value rewrite(Match m, Builder b) {
-        return b.op(Onnx.HARD_SIGMOID, m.value("x"));
-      }
-    };
-    DriverReport report = new RewriteDriver(List.of(fuse), 4, Verifier::verify).run(model);
+    DriverReport report = new RewriteDriver(List.of(RELU_SIGMOID), 4, Verifier::verify).run(model);
     assertEquals(0, report.applied("relu-sigmoid"));
     assertEquals(java.util.Map.of(), report.stats("relu-sigmoid").rejections());
     assertEquals(java.util.Map.of(

@@ -58,6 +58,15 @@ class RewriteDriverTest {
     return body;
   }
 
+  /** Exp(Relu output) appended after the If and listed as an output: a value produced after the bodies' reads. */
+  private static Value appendLateOutput(Graph graph) {
+    Node late = Node.create(Onnx.EXP, "/Exp", List.of(graph.findNode("/Relu").output()), "late");
+    graph.append(late);
+    late.output().setType(DataType.FLOAT, SHAPE);
+    graph.addOutput(late.output());
+    return late.output();
+  }
+
   private static Value bodyInput(Model model, int branchIndex) {
     Node branch = model.graph().findNode("/If");
     return branch.subgraphs().get(branchIndex).nodes().get(0).input(0);
@@ -93,27 +102,9 @@ class RewriteDriverTest {
   void aBodyUseBeforeTheReplacementsInputsIsRejectedAsAUseByItsEnclosingNode() {
     Model model = modelWithBodiesReading(false);
     Graph graph = model.graph();
-    // A late value after the If, that the rewrite below combines with a.
-    Node late = Node.create(Onnx.EXP, "/Exp", List.of(graph.findNode("/Relu").output()), "late");
-    graph.append(late);
-    late.output().setType(DataType.FLOAT, SHAPE);
-    graph.addOutput(late.output());
-    Rule addLate = new Rule() {
-      @Override
-      public String name() {
-        return "add-late";
-      }
-
-      @Override
-      public Pattern pattern(PatternBuilder p) {
-        return p.op(Onnx.IDENTITY, p.input("x"));
-      }
-
-      @Override
-      public Value rewrite(Match match, Builder builder) {
-        return builder.op(Onnx.ADD, List.of(match.value("x"), late.output()));
-      }
-    };
+    Value late = appendLateOutput(graph);
+    Rule addLate = TestRules.rule("add-late", p -> p.op(Onnx.IDENTITY, p.input("x")),
+        (match, builder) -> builder.op(Onnx.ADD, List.of(match.value("x"), late)));
     DriverReport report = new RewriteDriver(List.of(addLate), 16, Verifier::verify).run(model);
     assertEquals(0, report.applied("add-late"));
     assertEquals(Map.of("a user of a replaced value comes before the replacement's inputs", 1),
@@ -126,51 +117,19 @@ class RewriteDriverTest {
   void initializersOfARefusedRewriteAreNeverAdded() {
     Model model = modelWithBodiesReading(false);
     Graph graph = model.graph();
-    Node late = Node.create(Onnx.EXP, "/Exp", List.of(graph.findNode("/Relu").output()), "late");
-    graph.append(late);
-    late.output().setType(DataType.FLOAT, SHAPE);
-    graph.addOutput(late.output());
-    Rule addLateTimesTwo = new Rule() {
-      @Override
-      public String name() {
-        return "add-late-times-two";
-      }
-
-      @Override
-      public Pattern pattern(PatternBuilder p) {
-        return p.op(Onnx.IDENTITY, p.input("x"));
-      }
-
-      @Override
-      public Value rewrite(Match match, Builder builder) {
-        Value two = builder.initializer("two", dev.kiln.graph.Tensor.ofFloats(new long[0], 2f));
-        assertEquals(null, two.graph(), "staged, not yet in the graph");
-        return builder.op(Onnx.ADD, List.of(match.value("x"), builder.op(Onnx.MUL, List.of(late.output(), two))));
-      }
-    };
+    Value late = appendLateOutput(graph);
+    Rule addLateTimesTwo = TestRules.rule("add-late-times-two", p -> p.op(Onnx.IDENTITY, p.input("x")), (match, builder) -> {
+      Value two = builder.initializer("two", dev.kiln.graph.Tensor.ofFloats(new long[0], 2f));
+      assertEquals(null, two.graph(), "staged, not yet in the graph");
+      return builder.op(Onnx.ADD, List.of(match.value("x"), builder.op(Onnx.MUL, List.of(late, two))));
+    });
     List<Integer> seen = new java.util.ArrayList<>();
-    Rule observer = new Rule() {
-      @Override
-      public String name() {
-        return "observer";
-      }
-
-      @Override
-      public Pattern pattern(PatternBuilder p) {
-        return p.op(Onnx.EXP, p.input("x"));
-      }
-
-      @Override
-      public Check check(Match match) {
-        seen.add(match.graph().initializers().size());
-        return Check.fail("only looks");
-      }
-
-      @Override
-      public Value rewrite(Match match, Builder builder) {
-        throw new AssertionError("never rewrites");
-      }
-    };
+    Rule observer = TestRules.rule("observer", p -> p.op(Onnx.EXP, p.input("x")), match -> {
+      seen.add(match.graph().initializers().size());
+      return Check.fail("only looks");
+    }, (match, builder) -> {
+      throw new AssertionError("never rewrites");
+    });
     DriverReport report = new RewriteDriver(List.of(addLateTimesTwo, observer), 16, Verifier::verify).run(model);
     assertEquals(0, report.applied("add-late-times-two"));
     assertEquals(List.of(0), seen);
