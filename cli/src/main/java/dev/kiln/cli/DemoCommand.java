@@ -5,6 +5,11 @@ import dev.kiln.common.KilnException;
 import dev.kiln.common.Printable;
 import dev.kiln.common.Progress;
 import dev.kiln.optimizer.OptimizationReport;
+import dev.kiln.validator.Validator;
+import dev.kiln.validator.report.CheckResult;
+import dev.kiln.validator.report.ComponentReport;
+import dev.kiln.validator.report.ValidationReport;
+import dev.kiln.validator.shapes.SizeSpec;
 import dev.kiln.optimizer.Optimizer;
 import dev.kiln.optimizer.profiles.Target;
 import dev.kiln.runner.pipeline.Device;
@@ -75,7 +80,7 @@ public final class DemoCommand implements Callable<Integer> {
     List<Stage> stages = new ArrayList<>();
     stages.add(new Stage("export", "not needed", "the tiny pipeline ships as ONNX in " + PIPELINE, 0));
     Path optimized = optimizeStage(source, stages);
-    stages.add(new Stage("validate", "not available", "the validator has no API the demo can call yet", 0));
+    boolean validated = validateStage(source, optimized, stages);
     PipelineFolder folder = PipelineFolder.open(optimized);
     long start = System.nanoTime();
     GenerationResult result;
@@ -120,7 +125,41 @@ public final class DemoCommand implements Callable<Integer> {
       out.println("  timings: " + GenerateCommand.timings(result, opened, generateMs));
     }
     out.flush();
-    return 0;
+    return validated ? 0 : 1;
+  }
+
+  /**
+   * Judges the optimized pipeline against the original with the validator (structure, CPU kernels, shapes proven
+   * for every size, parity at the demo's 64x64 with one seed); false when a check failed.
+   */
+  private boolean validateStage(Path source, Path optimized, List<Stage> stages) {
+    if (optimized.equals(source)) {
+      stages.add(new Stage("validate", "skipped", "nothing was optimized to judge", 0));
+      return true;
+    }
+    long start = System.nanoTime();
+    ValidationReport report = Validator.validate(optimized, Validator.Options.defaults().withReference(source)
+        .withShapes(SizeSpec.parse("batch=1;height=64;width=64")));
+    double worst = 0;
+    int sites = 0;
+    int proven = 0;
+    for (ComponentReport component : report.getComponents()) {
+      for (CheckResult check : component.getChecks()) {
+        if (check.metrics() != null && check.metrics().get("maxRelative") instanceof Number relative) {
+          worst = Math.max(worst, relative.doubleValue());
+        }
+      }
+      if (component.getSummary().get("shapeProof") instanceof Map<?, ?> proof) {
+        sites += ((Number) proof.get("sites")).intValue();
+        proven += ((Number) proof.get("proven")).intValue();
+      }
+    }
+    String detail = report.isPassed()
+        ? String.format(Locale.ROOT, "cpu profile vs original: %d checks passed, %d/%d shape sites proven for every size, "
+            + "worst parity %.2g of scale", report.getChecks(), proven, sites, worst)
+        : report.getFailures() + " of " + report.getChecks() + " checks failed: " + report.firstFailure();
+    stages.add(new Stage("validate", report.isPassed() ? "passed" : "FAILED", detail, (System.nanoTime() - start) / 1e6));
+    return report.isPassed();
   }
 
   /**

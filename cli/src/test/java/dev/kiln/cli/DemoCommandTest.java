@@ -10,7 +10,7 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@code kiln demo}: explicit stages, a real PNG, and an honest "not available" for stages not wired yet. */
+/** {@code kiln demo}: explicit stages (the validator judging the optimized pipeline), a real PNG. */
 class DemoCommandTest {
   @Test
   void reportsStagesAndWritesThePng(@TempDir Path folder) throws Exception {
@@ -24,6 +24,9 @@ class DemoCommandTest {
     assertEquals("export", json.get("stages").get(0).get("name").asText());
     assertEquals("optimize", json.get("stages").get(1).get("name").asText());
     assertEquals("validate", json.get("stages").get(2).get("name").asText());
+    assertEquals("passed", json.get("stages").get(2).get("status").asText(), json.get("stages").get(2).toString());
+    assertTrue(json.get("stages").get(2).get("detail").asText().startsWith("cpu profile vs original: "),
+        json.get("stages").get(2).toString());
     assertEquals("generate", json.get("stages").get(3).get("name").asText());
     assertEquals("done", json.get("stages").get(3).get("status").asText());
     assertEquals(20, json.get("timings").get("unet_step_each_ms").size());

@@ -158,7 +158,12 @@ public final class Validator {
     Map<String, Object> epNumbers = new LinkedHashMap<>();
     epNumbers.put("nodes", support.nodes());
     epNumbers.put("ortTable", KernelTable.get().ortVersion());
+    epNumbers.put("ortRuntime", KernelTable.runtimeVersion());
     epNumbers.put("cpuFallbacks", support.notes().size());
+    String versionNote = KernelTable.get().versionNote(KernelTable.runtimeVersion());
+    if (versionNote != null) {
+      epNumbers.put("versionNote", versionNote);
+    }
     report.add(support.passed()
         ? CheckResult.pass("ep-support", null, null, support.nodes() + " nodes have " + options.target().label()
             + " kernels (ORT " + KernelTable.get().ortVersion() + " table)"

@@ -71,6 +71,26 @@ public final class KernelTable {
     return table;
   }
 
+  /**
+   * How the table's ONNX Runtime version relates to the runtime's (the pom pins it): null when they agree to
+   * the minor version, else a note that names both — reported with every EP check so a table older or newer
+   * than the runtime never passes unnoticed.
+   */
+  public String versionNote(String runtimeVersion) {
+    String[] table = ortVersion.split("\\.");
+    String[] runtime = runtimeVersion.split("\\.");
+    if (table.length >= 2 && runtime.length >= 2 && table[0].equals(runtime[0]) && table[1].equals(runtime[1])) {
+      return null;
+    }
+    return "kernel table from ONNX Runtime " + ortVersion + ", runtime " + runtimeVersion
+        + " (ops whose kernels changed between them may be misjudged)";
+  }
+
+  /** The version of the ONNX Runtime library on the class path. */
+  public static String runtimeVersion() {
+    return ai.onnxruntime.OrtEnvironment.getEnvironment().getVersion();
+  }
+
   /** The ONNX Runtime version the table was generated from. */
   public String ortVersion() {
     return ortVersion;

@@ -15,15 +15,18 @@ public final class JunitReport {
         .append(report.getFailures()).append("\">\n");
     for (ComponentReport component : report.getComponents()) {
       long failures = component.getChecks().stream().filter(check -> !check.passed()).count();
+      long skipped = component.getChecks().stream().filter(check -> Boolean.TRUE.equals(check.skipped())).count();
       xml.append("  <testsuite name=\"").append(escape(component.getName())).append("\" tests=\"")
           .append(component.getChecks().size()).append("\" failures=\"").append(failures)
-          .append("\" errors=\"0\" skipped=\"0\">\n");
+          .append("\" errors=\"0\" skipped=\"").append(skipped).append("\">\n");
       xml.append("    <properties><property name=\"path\" value=\"").append(escape(component.getPath()))
           .append("\"/></properties>\n");
       for (CheckResult check : component.getChecks()) {
         xml.append("    <testcase classname=\"").append(escape("kiln.validate." + component.getName() + "." + check.check()))
             .append("\" name=\"").append(escape(check.caseName())).append("\"");
-        if (check.passed()) {
+        if (Boolean.TRUE.equals(check.skipped())) {
+          xml.append(">\n      <skipped message=\"").append(escape(check.message())).append("\"/>\n    </testcase>\n");
+        } else if (check.passed()) {
           xml.append("/>\n");
         } else {
           xml.append(">\n      <failure message=\"").append(escape(check.message())).append("\" type=\"")

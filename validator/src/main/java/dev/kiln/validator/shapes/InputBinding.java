@@ -184,14 +184,17 @@ public final class InputBinding {
         combinations.add(values);
       }
     } else {
-      List<Long> batches = spec.has(BATCH) ? spec.get(BATCH) : (spatial ? List.of(1L) : List.of(1L, 2L, 3L));
+      boolean batched = roles.containsValue(BATCH);
+      List<Long> batches = spec.has(BATCH) ? spec.get(BATCH) : (spatial || !batched ? List.of(1L) : List.of(1L, 2L, 3L));
       List<Long> heights = !spatial ? List.of(0L) : spec.has(HEIGHT) ? spec.get(HEIGHT) : spec.get(WIDTH);
       List<Long> widths = spatial && spec.has(WIDTH) ? spec.get(WIDTH) : null;
       for (long batch : batches) {
         for (long height : heights) {
           for (long width : widths == null ? List.of(height) : widths) {
             Map<String, Long> values = new LinkedHashMap<>();
-            values.put(BATCH, batch);
+            if (batched || spec.has(BATCH)) {
+              values.put(BATCH, batch);
+            }
             if (spatial) {
               values.put(HEIGHT, height);
               values.put(WIDTH, width);
@@ -205,7 +208,7 @@ public final class InputBinding {
     List<String> free = freeSymbols();
     for (Map<String, Long> user : combinations) {
       Map<String, Long> values = new LinkedHashMap<>(user);
-      String label = Size.describe(user);
+      String label = user.isEmpty() ? "declared shapes" : Size.describe(user);
       String problem = null;
       for (String role : List.of(HEIGHT, WIDTH)) {
         Long value = values.get(role);
