@@ -36,6 +36,11 @@ public final class ExportCommand implements Callable<Integer> {
       + "(default: from the folder name). For a pipeline folder: export only this component folder.")
   String component;
 
+  @Option(names = "--traced-shape", paramLabel = "INPUT=AxBx..", description = "The shape INPUT was traced at (repeatable), "
+      + "e.g. sample=2x4x64x64: integer constants used as sizes are reported where they equal one of its dynamic dims (a model "
+      + "constant of the same value, such as 2 heads at batch 2, is reported too: traces at distinctive sizes tell them apart).")
+  java.util.List<String> tracedShapes = new java.util.ArrayList<>();
+
   @Option(names = "--overwrite", description = "Replace an existing output.")
   boolean overwrite;
 
@@ -47,7 +52,7 @@ public final class ExportCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     Exporter.Report report;
     try (Progress progress = Progress.start("export", Exporter.componentCount(source, component), "components", json)) {
-      report = Exporter.export(source, output, opset, component, overwrite, name -> progress.step());
+      report = Exporter.export(source, output, opset, component, parseShapes(), overwrite, name -> progress.step());
     }
     if (json) {
       out.println(Json.write(report));
@@ -64,5 +69,22 @@ public final class ExportCommand implements Callable<Integer> {
     }
     out.flush();
     return 0;
+  }
+
+  private java.util.Map<String, long[]> parseShapes() {
+    java.util.Map<String, long[]> shapes = new java.util.LinkedHashMap<>();
+    for (String text : tracedShapes) {
+      int equals = text.indexOf('=');
+      if (equals <= 0 || !text.substring(equals + 1).matches("[0-9]+(x[0-9]+)*")) {
+        throw new dev.kiln.common.KilnException.BadInput("--traced-shape " + text + ": expected INPUT=AxBx.. (e.g. sample=2x4x64x64)");
+      }
+      String[] parts = text.substring(equals + 1).split("x");
+      long[] dims = new long[parts.length];
+      for (int axis = 0; axis < parts.length; axis++) {
+        dims[axis] = Long.parseLong(parts[axis]);
+      }
+      shapes.put(text.substring(0, equals), dims);
+    }
+    return shapes;
   }
 }

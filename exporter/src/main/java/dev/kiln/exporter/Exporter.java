@@ -32,6 +32,12 @@ public final class Exporter {
 
   /** Exports {@code source}; {@code progress} hears each finished component's name. */
   public static Report export(Path source, Path output, int opset, String component, boolean overwrite, Consumer<String> progress) {
+    return export(source, output, opset, component, Map.of(), overwrite, progress);
+  }
+
+  /** As above, with the input shapes the modules were traced at (for the baked-constant report; by input name). */
+  public static Report export(Path source, Path output, int opset, String component, Map<String, long[]> tracedShapes, boolean overwrite,
+      Consumer<String> progress) {
     long start = System.nanoTime();
     if (!Files.exists(source)) {
       throw new KilnException.BadInput(source + ": no such file or folder");
@@ -56,7 +62,7 @@ public final class Exporter {
             continue;
           }
           reports.add(exportOne(archive, staged.resolve(folder + "/model.onnx"), output.resolve(folder).resolve("model.onnx"),
-              ComponentSpec.guess(folder), opset));
+              ComponentSpec.guess(folder), opset, tracedShapes));
           progress.accept(folder);
         }
         copyRest(normalizedSource, staged.root());
@@ -71,7 +77,7 @@ public final class Exporter {
         throw new KilnException.BadInput(output + ": a single model is written to a .onnx file");
       }
       try (StagedOutput staged = new StagedOutput(output, overwrite)) {
-        reports.add(exportOne(source, staged.resolve(fileName), output, kind, opset));
+        reports.add(exportOne(source, staged.resolve(fileName), output, kind, opset, tracedShapes));
         progress.accept(source.getFileName().toString());
         staged.commit(true);
       }
@@ -88,9 +94,11 @@ public final class Exporter {
         .filter(archive -> component == null || archive.getParent().getFileName().toString().equals(component)).count();
   }
 
-  private static ComponentReport exportOne(Path archive, Path stagedModel, Path finalModel, String kind, int opset) {
+  private static ComponentReport exportOne(Path archive, Path stagedModel, Path finalModel, String kind, int opset,
+      Map<String, long[]> tracedShapes) {
     long start = System.nanoTime();
-    ExportResult result = TorchScriptExporter.export(archive, kind, opset);
+    // A pipeline's components have different inputs: each takes the traced shapes that name its own inputs.
+    ExportResult result = TorchScriptExporter.export(archive, kind, opset, TorchScriptExporter.shapesFor(archive, kind, tracedShapes));
     Model model = result.model();
     ModelWriter.write(model, stagedModel, WriteOptions.externalAbove(EXTERNAL_THRESHOLD));
     return new ComponentReport(finalModel.toString(), kind, model.graph().nodes().size(), model.graph().initializers().size(),

@@ -6,6 +6,7 @@ import dev.kiln.exporter.archive.TorchArchive;
 import dev.kiln.exporter.code.ClassDef;
 import dev.kiln.exporter.code.CodeParser;
 import dev.kiln.exporter.code.Method;
+import dev.kiln.exporter.lowering.BakedConstants;
 import dev.kiln.exporter.lowering.Emitter;
 import dev.kiln.exporter.lowering.Interpreter;
 import dev.kiln.exporter.lowering.ModuleRef;
@@ -36,6 +37,14 @@ public final class TorchScriptExporter {
   private TorchScriptExporter() {}
 
   public static ExportResult export(Path archiveFile, String kind, int opset) {
+    return export(archiveFile, kind, opset, Map.of());
+  }
+
+  /**
+   * Exports with the input shapes the module was traced at, when known ({@code sample -> [1, 4, 64, 64]}): integer
+   * constants used as sizes that equal a dynamic dim at that shape are reported as baked constants.
+   */
+  public static ExportResult export(Path archiveFile, String kind, int opset, Map<String, long[]> tracedShapes) {
     if (opset < MIN_OPSET || opset > MAX_OPSET) {
       throw new KilnException.BadInput("--opset " + opset + " is not supported (expected " + MIN_OPSET + " to " + MAX_OPSET + ")");
     }
@@ -49,14 +58,44 @@ public final class TorchScriptExporter {
     }
     Method forward = definition.methods().get("forward");
     Graph graph = new Graph(rootName(rootClass));
-    Emitter emitter = new Emitter(graph, opset);
-    List<Object> arguments = new ArrayList<>();
+    Map<String, Integer> ranks = new java.util.HashMap<>();
+    List<ComponentSpec.Io> inputs = new ArrayList<>();
+    List<BakedConstants.TracedDim> tracedDims = new ArrayList<>();
     for (int index = 1; index < forward.parameters().size(); index++) {
       ComponentSpec.Io io = spec.input(index - 1, forward.parameters().get(index));
-      Value input = graph.addInput(emitter.reserveName(io.name()), io.onnxType(), shape(io.dims(), rankOf(io)));
-      TensorValue tensor = TensorValue.of(input, io.onnxType(), rankOf(io));
+      long[] traced = tracedShapes.get(io.name());
+      if (traced != null) {
+        if (rankOf(io, ranks) >= 0 && traced.length != rankOf(io, ranks)) {
+          throw new KilnException.BadInput("--traced-shape " + io.name() + " has " + traced.length + " dims; the input has " + rankOf(io, ranks));
+        }
+        Map<Integer, String> dims = new java.util.TreeMap<>(io.dims());
+        for (int axis = 0; axis < traced.length; axis++) {
+          if (io.dims().isEmpty()) {
+            dims.put(axis, io.name() + "_dim" + axis);
+          }
+          if (dims.containsKey(axis)) {
+            tracedDims.add(new BakedConstants.TracedDim(io.name(), axis, traced[axis]));
+          }
+        }
+        io = new ComponentSpec.Io(io.name(), io.onnxType(), io.torchType(), dims);
+        ranks.put(io.name(), traced.length);
+      }
+      inputs.add(io);
+    }
+    for (String name : tracedShapes.keySet()) {
+      if (inputs.stream().noneMatch(io -> io.name().equals(name))) {
+        throw new KilnException.BadInput("--traced-shape names input '" + name + "'; the inputs are "
+            + String.join(", ", inputs.stream().map(ComponentSpec.Io::name).toList()));
+      }
+    }
+    Emitter emitter = new Emitter(graph, opset, new BakedConstants(tracedDims, tracedShapes));
+    List<Object> arguments = new ArrayList<>();
+    for (ComponentSpec.Io io : inputs) {
+      int rank = rankOf(io, ranks);
+      Value input = graph.addInput(emitter.reserveName(io.name()), io.onnxType(), shape(io.dims(), rank));
+      TensorValue tensor = TensorValue.of(input, io.onnxType(), rank);
       if (io.torchType() != io.onnxType()) {
-        tensor = TensorValue.of(emitter.op(Onnx.CAST, List.of(input), Attribute.ofInt("to", io.torchType().number())), io.torchType(), rankOf(io));
+        tensor = TensorValue.of(emitter.op(Onnx.CAST, List.of(input), Attribute.ofInt("to", io.torchType().number())), io.torchType(), rank);
       }
       arguments.add(tensor);
     }
@@ -85,7 +124,28 @@ public final class TorchScriptExporter {
     return new ExportResult(model, kind, interpreter.opCounts(), interpreter.warnings());
   }
 
-  private static int rankOf(ComponentSpec.Io io) {
+  /** The traced shapes among {@code all} that name an input of this component (by its spec or traced names). */
+  static Map<String, long[]> shapesFor(Path archiveFile, String kind, Map<String, long[]> all) {
+    if (all.isEmpty()) {
+      return all;
+    }
+    ComponentSpec spec = ComponentSpec.of(kind);
+    Map<String, long[]> mine = new java.util.LinkedHashMap<>();
+    for (Map.Entry<String, long[]> entry : all.entrySet()) {
+      boolean known = spec.inputs().stream().anyMatch(io -> io.name().equals(entry.getKey())) || spec.inputs().isEmpty();
+      if (known) {
+        mine.put(entry.getKey(), entry.getValue());
+      }
+    }
+    return mine;
+  }
+
+  /** The input's rank: from --traced-shape when given (generic modules have no other source), else the spec's. */
+  private static int rankOf(ComponentSpec.Io io, Map<String, Integer> ranks) {
+    Integer traced = ranks.get(io.name());
+    if (traced != null) {
+      return traced;
+    }
     return switch (io.name()) {
       case "sample", "latent_sample" -> 4;
       case "input_ids", "text_embeds", "time_ids" -> 2;

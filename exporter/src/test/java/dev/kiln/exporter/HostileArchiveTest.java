@@ -8,6 +8,8 @@ import dev.kiln.common.KilnException;
 import dev.kiln.exporter.archive.SafeUnpickler;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -153,6 +155,16 @@ class HostileArchiveTest {
   void tracedFft2HasNoLowering() throws Exception {
     assertEquals("unsupported: aten op 'torch.fft_fft2' has no ONNX lowering in module <root> (Fourier) at code/__torch__.py:8",
         refused(resource("traced_fft.pt")).getMessage());
+  }
+
+  @Test
+  void bakedSizeIsReportedWithItsLineAndInputDim() throws Exception {
+    // int(sample.size(2)) traced at 1x4x8x6 left CONSTANTS.c0 = 8 in the reshape's size arithmetic.
+    ExportResult result = TorchScriptExporter.export(resource("baked_reshape.pt"), "vae_encoder", 17, Map.of("sample", new long[] {1, 4, 8, 6}));
+    assertEquals(List.of("baked constant 8 at code/__torch__.py:13 in module <root> (BakedReshape): equals input 'sample' dim 2 at the "
+        + "traced shape (sample 1x4x8x6); the exported graph is only correct at that size"), result.warnings());
+    // Without the traced shape nothing can be said, and nothing is.
+    assertEquals(List.of(), TorchScriptExporter.export(resource("baked_reshape.pt"), "vae_encoder", 17).warnings());
   }
 
   @Test

@@ -16,6 +16,10 @@ final class ElementwiseLowerings {
   static TensorValue binary(OpType type, Object left, Object right, DataType resultType, DoubleBinaryOperator fold, Emitter emitter) {
     TensorValue a = Values.castTo(left, resultType, emitter);
     TensorValue b = Values.castTo(right, resultType, emitter);
+    // Size arithmetic (a traced size times or plus an integer constant): the constant may be a baked size.
+    if (!resultType.isFloatingPoint() && a.rank() == 0 && b.rank() == 0 && a.isConstant() != b.isConstant()) {
+      emitter.bakedConstants().sizeConstant((long) (a.isConstant() ? a : b).constantValues()[0]);
+    }
     if (a.isConstant() && b.isConstant() && fold != null && (a.constantValues().length == 1 || b.constantValues().length == 1)) {
       // Folded in the result type's precision, as torch computed it when it traced (a float32 product is the
       // same bits in Java), so timestep frequencies match the eager module exactly.

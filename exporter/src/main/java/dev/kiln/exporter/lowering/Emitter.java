@@ -29,12 +29,21 @@ public final class Emitter {
   private final Map<String, Integer> nodeNameCounts = new HashMap<>();
   private final Map<Value, Value> shapes = new HashMap<>();
   private final Map<String, SymbolicInt> dims = new HashMap<>();
+  private final BakedConstants bakedConstants;
   private List<String> scope = List.of();
-  private int valueCounter;
 
   public Emitter(Graph graph, int opset) {
+    this(graph, opset, BakedConstants.none());
+  }
+
+  public Emitter(Graph graph, int opset, BakedConstants bakedConstants) {
     this.graph = graph;
     this.opset = opset;
+    this.bakedConstants = bakedConstants;
+  }
+
+  public BakedConstants bakedConstants() {
+    return bakedConstants;
   }
 
   public Graph graph() {

@@ -45,7 +45,9 @@ public final class Interpreter {
   }
 
   public List<String> warnings() {
-    return warnings;
+    List<String> all = new ArrayList<>(warnings);
+    all.addAll(emitter.bakedConstants().warnings());
+    return all;
   }
 
   /** How often each aten/prim op was lowered. */
@@ -79,6 +81,7 @@ public final class Interpreter {
     List<String> previousScope = emitter.enterScope(module.scope());
     try {
       for (Statement statement : method.body()) {
+        emitter.bakedConstants().at(method.file() + ":" + statement.line() + " in module " + describe(module));
         try {
           if (statement instanceof Statement.Return returned) {
             return evaluate(returned.value(), environment, module);

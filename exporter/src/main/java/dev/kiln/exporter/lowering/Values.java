@@ -97,6 +97,7 @@ public final class Values {
         allConstant = false;
       } else {
         constants[index] = constant;
+        emitter.bakedConstants().sizeConstant(constant);
       }
     }
     if (allConstant) {
