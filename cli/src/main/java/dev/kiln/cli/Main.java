@@ -174,8 +174,9 @@ public final class Main implements Callable<Integer> {
     String message = failure.getMessage() != null ? failure.getMessage() : failure.toString();
     Throwable cause = failure;
     for (int depth = 0; cause != null && depth < 16; depth++, cause = cause.getCause()) {
-      if (cause instanceof JsonProcessingException json && json.getMessage() != null && message.contains(json.getMessage())) {
-        message = message.replace(json.getMessage(), Json.describe(json));
+      if (cause instanceof JsonProcessingException json && json.getMessage() != null) {
+        // A KilnException holds the Jackson message already escaped to one line (Printable.line); match either form.
+        message = message.replace(json.getMessage(), Json.describe(json)).replace(Printable.line(json.getMessage()), Json.describe(json));
       }
     }
     return message;

@@ -16,21 +16,21 @@ import java.util.List;
  * Command-line arguments as UTF-8 whatever the locale. Under a C/POSIX locale the JVM decodes argv as ASCII and
  * turns every byte of "café" or "猫" beyond ASCII into U+FFFD before main runs, silently changing a prompt. On
  * Linux the original bytes are in /proc/self/cmdline (the program's arguments are its last entries), so they are
- * decoded again as UTF-8; bytes that are not UTF-8, or a mangled argument that cannot be recovered, are refused.
+ * decoded again as UTF-8; bytes that are not UTF-8 (under a UTF-8 locale too, where the JVM would also have turned
+ * them into U+FFFD), or a mangled argument that cannot be recovered, are refused.
  */
 final class Utf8Arguments {
   private Utf8Arguments() {}
 
   static String[] recover(String[] arguments) {
     Charset platform = platformCharset();
-    if (platform.equals(StandardCharsets.UTF_8)) {
-      return arguments;
-    }
-    boolean anyNonAscii = false;
+    // Under a UTF-8 locale only a U+FFFD can hide bytes that were not UTF-8; under any other, every non-ASCII char.
+    boolean utf8 = platform.equals(StandardCharsets.UTF_8);
+    boolean suspicious = false;
     for (String argument : arguments) {
-      anyNonAscii |= argument.chars().anyMatch(c -> c >= 0x80);
+      suspicious |= argument.chars().anyMatch(c -> utf8 ? c == 0xfffd : c >= 0x80);
     }
-    if (!anyNonAscii) {
+    if (!suspicious) {
       return arguments;
     }
     List<byte[]> raw = commandLine();
@@ -51,8 +51,7 @@ final class Utf8Arguments {
         recovered[index] = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
             .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes)).toString();
       } catch (CharacterCodingException e) {
-        throw new KilnException.BadInput("argument " + (index + 1) + " is not valid UTF-8 (Kiln reads arguments as UTF-8; the "
-            + platform.name() + " locale is ignored)");
+        throw new KilnException.BadInput("argument " + (index + 1) + " is not valid UTF-8 (Kiln reads arguments as UTF-8 whatever the locale)");
       }
     }
     return recovered;

@@ -7,8 +7,12 @@ package dev.kiln.common;
 public abstract class KilnException extends RuntimeException {
   private static final long serialVersionUID = 1L;
 
+  /**
+   * The message is made one safe line here ({@link Printable#line}), so a node or tensor name with a newline or an
+   * escape sequence cannot split or colour it wherever it is printed, by the CLI or by a library user.
+   */
   protected KilnException(String message, Throwable cause) {
-    super(message, cause);
+    super(Printable.line(message), cause);
   }
 
   /** The process exit code the CLI uses for this failure. */

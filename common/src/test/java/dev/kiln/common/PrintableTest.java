@@ -45,6 +45,14 @@ class PrintableTest {
   }
 
   @Test
+  void everyKilnMessageIsOneSafeLineAtTheSource() {
+    KilnException error = new KilnException.BadInput("unet/model.onnx: node 'attn\n\u001b[31m' has 3 inputs, expected 2");
+    assertEquals("unet/model.onnx: node 'attn\\n\\x1b[31m' has 3 inputs, expected 2", error.getMessage());
+    assertEquals(2, error.exitCode());
+    assertEquals("a\\b", new KilnException.ValidationFailed("a\\b").getMessage(), "backslashes of paths are kept");
+  }
+
+  @Test
   void jacksonErrorsBecomeOneLineWithTheirPosition() {
     JsonProcessingException error = org.junit.jupiter.api.Assertions.assertThrows(JsonProcessingException.class,
         () -> new ObjectMapper().readTree("{\n  \"steps_offset\": 1,\n  \"beta_start\": }"));
