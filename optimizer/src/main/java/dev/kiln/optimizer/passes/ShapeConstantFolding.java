@@ -2,6 +2,7 @@ package dev.kiln.optimizer.passes;
 
 import dev.kiln.graph.DataType;
 import dev.kiln.graph.Graph;
+import dev.kiln.graph.GraphEditor;
 import dev.kiln.graph.Model;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Onnx;
@@ -30,8 +31,7 @@ public final class ShapeConstantFolding implements GraphPass {
     ShapeInference shapes = ShapeInference.of(model);
     int folded = 0;
     List<Node> nodes = new ArrayList<>(graph.nodes());
-    java.util.Set<String> names = new java.util.HashSet<>();
-    graph.initializers().forEach(value -> names.add(value.name()));
+    GraphEditor editor = new GraphEditor(graph);
     for (Node node : nodes) {
       if (node.is(Onnx.CONSTANT) || node.outputCount() != 1 || node.output() == null || node.output().isGraphOutput()
           || !node.subgraphs().isEmpty()) {
@@ -48,11 +48,7 @@ public final class ShapeConstantFolding implements GraphPass {
           || shape.elementCount() != values.length) {
         continue;
       }
-      String name = output.name() + "_folded";
-      while (!names.add(name)) {
-        name = name + "_";
-      }
-      Value constant = graph.addInitializer(name, Tensor.ofLongs(shape.sizes(), values));
+      Value constant = editor.addInitializer(output.name() + "_folded", Tensor.ofLongs(shape.sizes(), values));
       output.replaceAllUsesWith(constant);
       folded++;
     }
