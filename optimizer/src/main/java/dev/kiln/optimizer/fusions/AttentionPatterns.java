@@ -10,6 +10,7 @@ import dev.kiln.optimizer.engine.PatternBuilder;
 import java.util.Arrays;
 import java.util.List;
 import java.util.function.BiFunction;
+import java.util.function.Function;
 
 /**
  * The pieces every torch-1 style attention export shares: heads folded into the batch
@@ -158,14 +159,19 @@ final class AttentionPatterns {
       return Check.fail("attention scale is not a single constant (q and k scales, or one on the scores)");
     }
     long[] shape = (long[]) layout;
-    return softmaxOnLastAxis(m).and(() -> merged4d(m, shape[0], shape[1]));
+    return softmaxOnLastAxis(m).and(() -> unfolded(m, shape[0], shape[1]));
   }
 
   /** q, k, v of the {@link #heads4d} form split into one {heads, headSize}; returns it or the failure. */
   static Object heads4dLayout(Match m) {
+    return sameLayout(m, operand -> splitHeads(m, operand));
+  }
+
+  /** {@code perOperand} for q, k and v: each {heads, headSize} or a failure; they must agree. */
+  private static Object sameLayout(Match m, Function<String, Object> perOperand) {
     long[] shape = null;
     for (String operand : List.of("q", "k", "v")) {
-      Object heads = splitHeads(m, operand);
+      Object heads = perOperand.apply(operand);
       if (heads instanceof Check failure) {
         return failure;
       }
@@ -178,43 +184,17 @@ final class AttentionPatterns {
     return shape;
   }
 
-  /** The {@link #heads4d} form's end: context [B,N,S,H] transposed back and merged to [B,S,N·H]. */
-  static Check merged4d(Match m, long heads, long headSize) {
-    if (!hasPerm(m.node("outTranspose"), 0, 2, 1, 3)) {
-      return Check.fail("output: heads not transposed back [0,2,1,3]");
-    }
-    Shape context = m.shape(m.node("context").output());
-    Shape merged = m.shape(m.node("outMerge").output());
-    if (context == null || context.rank() != 4 || merged == null || merged.rank() != 3) {
-      return Check.fail("output: shape of the head merge unknown");
-    }
-    if (!context.dim(1).equals(Shape.known(heads)) || !context.dim(3).equals(Shape.known(headSize))
-        || !merged.dim(2).equals(Shape.known(heads * headSize))) {
-      return Check.fail("output: merge " + context + " -> " + merged + " does not undo " + heads + " heads of " + headSize);
-    }
-    return Check.ok();
-  }
-
   /**
    * Checks what {@link #foldedOperands} bound: q, k and v each [B,S,C] and folded into the same
    * {heads, headSize}, the key transposed [0,2,1]. Returns that {heads, headSize}, or the failure.
    */
   static Object headLayout(Match m) {
-    long[] shape = null;
-    for (String operand : List.of("q", "k", "v")) {
+    Object shape = sameLayout(m, operand -> {
       Check rank = rank3(m, operand);
-      if (!rank.passed()) {
-        return rank;
-      }
-      Object heads = foldedHeads(m, operand);
-      if (heads instanceof Check failure) {
-        return failure;
-      }
-      long[] found = (long[]) heads;
-      if (shape != null && !Arrays.equals(shape, found)) {
-        return Check.fail(operand + ": " + found[0] + " heads of " + found[1] + " disagree with q's " + shape[0] + " of " + shape[1]);
-      }
-      shape = found;
+      return rank.passed() ? foldedHeads(m, operand) : rank;
+    });
+    if (shape instanceof Check) {
+      return shape;
     }
     if (m.hasNode("keyTransposed") && !hasPerm(m.node("keyTransposed"), 0, 2, 1)) {
       return Check.fail("key is not transposed [0,2,1] before the score MatMul");
@@ -250,11 +230,15 @@ final class AttentionPatterns {
     return ((Shape.Known) m.shape(m.node("qSplit").output()).dim(3)).value();
   }
 
+  /**
+   * The end: context [B,N,S,H] (the torch-1 form's per-head view "outSplit", the 4-D form's "context" itself)
+   * transposed back and merged to [B,S,N·H].
+   */
   static Check unfolded(Match m, long heads, long headSize) {
     if (!hasPerm(m.node("outTranspose"), 0, 2, 1, 3)) {
       return Check.fail("output: heads not transposed back [0,2,1,3]");
     }
-    Shape split = m.shape(m.node("outSplit").output());
+    Shape split = m.shape(m.node(m.hasNode("outSplit") ? "outSplit" : "context").output());
     Shape merged = m.shape(m.node("outMerge").output());
     if (split == null || split.rank() != 4 || merged == null || merged.rank() != 3) {
       return Check.fail("output: shape of the head merge unknown");

@@ -73,8 +73,7 @@ public final class ClipAttentionFusion implements Rule {
     if (!projections.passed()) {
       return projections;
     }
-    return AttentionPatterns.softmaxOnLastAxis(m).and(() -> fourD ? AttentionPatterns.merged4d(m, layout[0], layout[1])
-        : AttentionPatterns.unfolded(m, layout[0], layout[1]));
+    return AttentionPatterns.softmaxOnLastAxis(m).and(() -> AttentionPatterns.unfolded(m, layout[0], layout[1]));
   }
 
   /** True when every path above {@code value} ends in constants or passes through a Shape node (values unread). */
