@@ -27,7 +27,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * scale computed from the graph) fuses as the torch-1 form does: one fused op per inventory attention
  * ({@link FixtureFusionTest} proves the same of the torch-1 twins and runs the whole profiles on these fixtures
  * too), nothing of the scale arithmetic left, and the attention rewrite alone — the other fusions off, their own
- * rounding is not the attention's — within {@value #TOLERANCE} of the original in ORT on both stored input sets,
+ * rounding is not the attention's — within {@value #TOLERANCE} of the original in ORT on the stored input sets,
  * on cpu and on cuda (through the lowering, as {@link FixtureFusionTest} does).
  */
 class SdpaAttentionFusionTest {
@@ -43,6 +43,10 @@ class SdpaAttentionFusionTest {
       "quick-gelu");
   private static final Set<String> CUDA_NOT_ATTENTION = Set.of("layer-norm", "skip-layer-norm", "gelu", "bias-gelu",
       "quick-gelu", "group-norm", "skip-group-norm", "bias-split-gelu", "bias-add", "nhwc-conv", "transpose-cancel");
+
+  /** Sizes for the tiny pipeline's symbolic axes: an odd token count, a non-square latent. */
+  private static final Map<String, Long> TINY_SIZES = Map.of("batch_size", 1L, "sequence_length", 9L, "steps", 1L,
+      "height", 40L, "width", 24L, "height_latent", 8L, "width_latent", 6L);
 
   @TempDir static Path folder;
 
@@ -77,7 +81,8 @@ class SdpaAttentionFusionTest {
       runnable = folder.resolve(name + "-cuda-lowered.onnx");
       ModelWriter.write(lowered, runnable);
     }
-    for (int set = 0; set < 2; set++) {
+    // both stored sets on cpu; the lowered cuda graph at the first (the test budget of a 2-core machine)
+    for (int set = 0; set < (target == Target.CPU ? 2 : 1); set++) {
       Map<String, OrtParity.Input> inputs = FixtureModels.storedInputs(original, set);
       double error = OrtParity.maxRelativeError(OrtParity.run(original, inputs), OrtParity.run(runnable, inputs));
       assertTrue(error <= TOLERANCE, name + " " + target.id() + " set " + set + ": max relative error " + error);
@@ -87,13 +92,14 @@ class SdpaAttentionFusionTest {
   /**
    * The trained tiny pipeline (the demo's model) computes its scale as {@code Pow(Cast(head_dim), -0.5)} from the
    * graph and folds its keys straight to [B·N,H,S]: its UNet's 8 attentions and each VAE half's mid-block attention
-   * fuse (none did before the scale folding: 2480 -> 1255 nodes on cpu). Its text encoder's 4-D CLIP attention
-   * (no batch folding, mask from Trilu) is not a form the CLIP fusion knows yet: 3 Softmax stay.
+   * fuse (none did before the scale folding: 2480 -> 1255 nodes on cpu), and its text encoder's 3 CLIP
+   * attentions in the 4-D form (no batch folding, causal mask from Trilu) too. ORT parity on cpu ≤ 1e-4, as
+   * {@link FixtureFusionTest} asks of whole profiles.
    */
   @Test
   void theTinyPipelinesAttentionsFuse() {
     Path pipeline = Fixtures.pipeline("tiny-sd");
-    Map<String, Integer> attentions = Map.of("text_encoder", 0, "unet", 8, "vae_decoder", 1, "vae_encoder", 1);
+    Map<String, Integer> attentions = Map.of("text_encoder", 3, "unet", 8, "vae_decoder", 1, "vae_encoder", 1);
     for (Target target : new Target[] {Target.CPU, Target.CUDA}) {
       int before = 0;
       int after = 0;
@@ -103,12 +109,21 @@ class SdpaAttentionFusionTest {
         Map<String, Integer> ops = report.opsAfter();
         String fused = component.equals("unet") ? "com.microsoft:MultiHeadAttention" : "com.microsoft:Attention";
         assertEquals(attentions.get(component), ops.getOrDefault(fused, 0), component + " " + target.id() + " " + ops);
-        assertEquals(component.equals("text_encoder") ? 3 : 0, ops.getOrDefault("Softmax", 0), component + " " + ops);
+        assertEquals(0, ops.getOrDefault("Softmax", 0), component + " " + ops);
         before += report.nodesBefore();
         after += report.nodesAfter();
+        if (target == Target.CPU) {
+          Path original = pipeline.resolve(component).resolve("model.onnx");
+          Path optimized = folder.resolve("tiny-" + component + ".onnx");
+          ModelWriter.write(model, optimized);
+          Map<String, OrtParity.Input> inputs = OrtParity.randomInputs(original, TINY_SIZES, 5, 400);
+          double error = OrtParity.maxRelativeError(OrtParity.run(original, inputs), OrtParity.run(optimized, inputs));
+          System.out.println("tiny-sd " + component + " cpu: max relative error " + error);
+          assertTrue(error <= 1e-4, component + ": max relative error " + error);
+        }
       }
       // what `kiln demo` reports for the cpu profile
-      assertEquals(target == Target.CPU ? List.of(2480, 1024) : List.of(2480, 517), List.of(before, after), target.id());
+      assertEquals(target == Target.CPU ? List.of(2480, 957) : List.of(2480, 450), List.of(before, after), target.id());
     }
   }
 }

@@ -9,6 +9,8 @@ import dev.kiln.optimizer.engine.Pattern;
 import dev.kiln.optimizer.engine.PatternBuilder;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.BiFunction;
+import java.util.function.Function;
 
 /**
  * The pieces every torch-1 style attention export shares: heads folded into the batch
@@ -46,15 +48,20 @@ final class AttentionPatterns {
    * {@code ScalarArithmeticFolding} has folded the graph's {@code Shape → Slice → Cast → Sqrt → Div → Sqrt}.
    */
   static Pattern.Op sdpa(PatternBuilder p) {
+    return heads4d(p, (query, key) -> p.anyOf(
+        p.op(Onnx.MAT_MUL, p.op(Onnx.MUL, query, p.constant("qScale")), p.op(Onnx.MUL, key, p.constant("kScale"))),
+        p.op(Onnx.MUL, p.op(Onnx.MAT_MUL, query, key), p.constant("scale"))));
+  }
+
+  /**
+   * The 4-D head layout torch 2's SDPA and 4-D CLIP attention share: q', kᵀ', v' split per head (never folded into
+   * the batch), {@code scores} made from q' and kᵀ', then {@code Softmax → MatMul(v') → Transpose → Reshape}.
+   */
+  static Pattern.Op heads4d(PatternBuilder p, BiFunction<Pattern.Op, Pattern, Pattern> scores) {
     var query = splitHeads(p, "q");
-    var keyDirect = splitHeads(p, "k");
-    var keySwapped = p.op(Onnx.TRANSPOSE, splitHeads(p, "k")).as("kSwap");
-    var key = p.anyOf(keyDirect, keySwapped);
+    var key = p.anyOf(splitHeads(p, "k"), p.op(Onnx.TRANSPOSE, splitHeads(p, "k")).as("kSwap"));
     var value = splitHeads(p, "v");
-    var eachScaled = p.op(Onnx.MAT_MUL, p.op(Onnx.MUL, query, p.constant("qScale")),
-        p.op(Onnx.MUL, key, p.constant("kScale")));
-    var scoresScaled = p.op(Onnx.MUL, p.op(Onnx.MAT_MUL, query, key), p.constant("scale"));
-    var probabilities = p.op(Onnx.SOFTMAX, p.anyOf(eachScaled, scoresScaled)).as("softmax");
+    var probabilities = p.op(Onnx.SOFTMAX, scores.apply(query, key)).as("softmax");
     var context = p.op(Onnx.MAT_MUL, probabilities, value).as("context");
     return p.op(Onnx.RESHAPE, p.op(Onnx.TRANSPOSE, context).as("outTranspose"), p.any("outMergeShape")).as("outMerge");
   }
@@ -144,9 +151,27 @@ final class AttentionPatterns {
    * scale(s), softmax over the last axis, and the merge back to [B,S,N·H].
    */
   static Check sdpaLayout(Match m) {
+    Object layout = heads4dLayout(m);
+    if (layout instanceof Check failure) {
+      return failure;
+    }
+    if (Double.isNaN(scale(m))) {
+      return Check.fail("attention scale is not a single constant (q and k scales, or one on the scores)");
+    }
+    long[] shape = (long[]) layout;
+    return softmaxOnLastAxis(m).and(() -> unfolded(m, shape[0], shape[1]));
+  }
+
+  /** q, k, v of the {@link #heads4d} form split into one {heads, headSize}; returns it or the failure. */
+  static Object heads4dLayout(Match m) {
+    return sameLayout(m, operand -> splitHeads(m, operand));
+  }
+
+  /** {@code perOperand} for q, k and v: each {heads, headSize} or a failure; they must agree. */
+  private static Object sameLayout(Match m, Function<String, Object> perOperand) {
     long[] shape = null;
     for (String operand : List.of("q", "k", "v")) {
-      Object heads = splitHeads(m, operand);
+      Object heads = perOperand.apply(operand);
       if (heads instanceof Check failure) {
         return failure;
       }
@@ -156,26 +181,7 @@ final class AttentionPatterns {
       }
       shape = found;
     }
-    if (Double.isNaN(scale(m))) {
-      return Check.fail("attention scale is not a single constant (q and k scales, or one on the scores)");
-    }
-    long heads = shape[0];
-    long headSize = shape[1];
-    return softmaxOnLastAxis(m).and(() -> {
-      if (!hasPerm(m.node("outTranspose"), 0, 2, 1, 3)) {
-        return Check.fail("output: heads not transposed back [0,2,1,3]");
-      }
-      Shape context = m.shape(m.node("context").output());
-      Shape merged = m.shape(m.node("outMerge").output());
-      if (context == null || context.rank() != 4 || merged == null || merged.rank() != 3) {
-        return Check.fail("output: shape of the head merge unknown");
-      }
-      if (!context.dim(1).equals(Shape.known(heads)) || !context.dim(3).equals(Shape.known(headSize))
-          || !merged.dim(2).equals(Shape.known(heads * headSize))) {
-        return Check.fail("output: merge " + context + " -> " + merged + " does not undo " + heads + " heads of " + headSize);
-      }
-      return Check.ok();
-    });
+    return shape;
   }
 
   /**
@@ -183,21 +189,12 @@ final class AttentionPatterns {
    * {heads, headSize}, the key transposed [0,2,1]. Returns that {heads, headSize}, or the failure.
    */
   static Object headLayout(Match m) {
-    long[] shape = null;
-    for (String operand : List.of("q", "k", "v")) {
+    Object shape = sameLayout(m, operand -> {
       Check rank = rank3(m, operand);
-      if (!rank.passed()) {
-        return rank;
-      }
-      Object heads = foldedHeads(m, operand);
-      if (heads instanceof Check failure) {
-        return failure;
-      }
-      long[] found = (long[]) heads;
-      if (shape != null && !Arrays.equals(shape, found)) {
-        return Check.fail(operand + ": " + found[0] + " heads of " + found[1] + " disagree with q's " + shape[0] + " of " + shape[1]);
-      }
-      shape = found;
+      return rank.passed() ? foldedHeads(m, operand) : rank;
+    });
+    if (shape instanceof Check) {
+      return shape;
     }
     if (m.hasNode("keyTransposed") && !hasPerm(m.node("keyTransposed"), 0, 2, 1)) {
       return Check.fail("key is not transposed [0,2,1] before the score MatMul");
@@ -233,11 +230,15 @@ final class AttentionPatterns {
     return ((Shape.Known) m.shape(m.node("qSplit").output()).dim(3)).value();
   }
 
+  /**
+   * The end: context [B,N,S,H] (the torch-1 form's per-head view "outSplit", the 4-D form's "context" itself)
+   * transposed back and merged to [B,S,N·H].
+   */
   static Check unfolded(Match m, long heads, long headSize) {
     if (!hasPerm(m.node("outTranspose"), 0, 2, 1, 3)) {
       return Check.fail("output: heads not transposed back [0,2,1,3]");
     }
-    Shape split = m.shape(m.node("outSplit").output());
+    Shape split = m.shape(m.node(m.hasNode("outSplit") ? "outSplit" : "context").output());
     Shape merged = m.shape(m.node("outMerge").output());
     if (split == null || split.rank() != 4 || merged == null || merged.rank() != 3) {
       return Check.fail("output: shape of the head merge unknown");

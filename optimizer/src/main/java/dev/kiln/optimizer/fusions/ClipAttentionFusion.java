@@ -21,7 +21,8 @@ import java.util.Set;
 /**
  * CLIP's causal self-attention: {@code fold(Mul(Add(MatMul(x,Wq),bq), s)), fold(k)ᵀ → MatMul → Reshape[B,N,T,S] →
  * Add(causal mask) → Reshape[B·N,T,S] → Softmax → MatMul(fold(v)) → unfold}  ⇒
- * {@code Attention(x, [Wq|Wk|Wv], [bq|bk|bv], unidirectional=1, scale=s)}.
+ * {@code Attention(x, [Wq|Wk|Wv], [bq|bk|bv], unidirectional=1, scale=s)}; likewise with 4-D heads
+ * ({@code MatMul(q', kᵀ') + mask → Softmax → MatMul(v') → Transpose → Reshape}, see {@link AttentionPatterns#heads4d}).
  *
  * <p>The mask must be computed from shapes and constants only (the exporter's ConstantOfShape/Range/Less/Where
  * chain); a mask that reads input values is an attention mask, not the causal one, and the site is declined. And
@@ -40,12 +41,17 @@ public final class ClipAttentionFusion implements Rule {
     var perHead = p.op(Onnx.RESHAPE, scores, p.any("perHeadShape")).as("perHead");
     var masked = p.op(Onnx.ADD, perHead, p.any("mask")).as("masked");
     var folded = p.op(Onnx.RESHAPE, masked, p.any("maskedShape")).as("maskedFold");
-    return AttentionPatterns.attend(p, folded, operands);
+    // The 4-D form (heads never folded into the batch: transformers with SDPA, the tiny pipeline's CLIP) binds the
+    // same names: "perHead" is the score MatMul itself.
+    var fourD = AttentionPatterns.heads4d(p,
+        (query, key) -> p.op(Onnx.ADD, p.op(Onnx.MAT_MUL, query, key).as("perHead"), p.any("mask")).as("masked"));
+    return p.anyOf(AttentionPatterns.attend(p, folded, operands), fourD);
   }
 
   @Override
   public Check check(Match m) {
-    Object headLayout = AttentionPatterns.headLayout(m);
+    boolean fourD = AttentionPatterns.isSdpa(m);
+    Object headLayout = fourD ? AttentionPatterns.heads4dLayout(m) : AttentionPatterns.headLayout(m);
     if (headLayout instanceof Check failure) {
       return failure;
     }

@@ -200,6 +200,40 @@ class AttentionRulesTest {
         + " the diagonal)", 1), report.stats("clip-attention").rejections());
   }
 
+  /** CLIP attention with 4-D heads (never folded into the batch), the scores' mask added per head. */
+  private static SmallGraph clip4d(float[] mask) {
+    SmallGraph g = new SmallGraph(17, "/encoder/layers.0/self_attn/");
+    Value x = g.input("hidden_states", QUERIES);
+    Value q = g.op(Onnx.MUL, linear(g, x, "q_proj", true), g.scalar(0.5f));
+    Value k = linear(g, x, "k_proj", true);
+    Value v = linear(g, x, "v_proj", true);
+    Value query = g.op(Onnx.TRANSPOSE, List.of(g.op(Onnx.RESHAPE, q, g.longs(1, 6, 2, 4))), Attribute.ofInts("perm", 0, 2, 1, 3));
+    Value key = g.op(Onnx.TRANSPOSE, List.of(g.op(Onnx.RESHAPE, k, g.longs(1, 6, 2, 4))), Attribute.ofInts("perm", 0, 2, 3, 1));
+    Value value = g.op(Onnx.TRANSPOSE, List.of(g.op(Onnx.RESHAPE, v, g.longs(1, 6, 2, 4))), Attribute.ofInts("perm", 0, 2, 1, 3));
+    Value masked = g.op(Onnx.ADD, g.op(Onnx.MAT_MUL, query, key),
+        g.graph.addInitializer("mask", Tensor.ofFloats(new long[] {1, 1, 6, 6}, mask)));
+    Value probabilities = g.op(Onnx.SOFTMAX, List.of(masked), Attribute.ofInt("axis", -1));
+    Value context = g.op(Onnx.TRANSPOSE, List.of(g.op(Onnx.MAT_MUL, probabilities, value)), Attribute.ofInts("perm", 0, 2, 1, 3));
+    g.output(linear(g, g.op(Onnx.RESHAPE, context, g.longs(1, 6, 8)), "out_proj", true), "out", QUERIES);
+    return g;
+  }
+
+  @Test
+  void clipAttentionWithFourDimensionalHeadsFusesOnlyWithTheCausalMask() {
+    SmallGraph causal = clip4d(causal());
+    Model before = RuleTestSupport.copy(causal.model);
+    assertEquals(1, RuleTestSupport.apply(causal.model, new ClipAttentionFusion()).applied("clip-attention"));
+    assertEquals(List.of("Attention", "MatMul", "Add"), ops(causal.model));
+    assertEquals(1, causal.graph.nodes().get(0).intAttribute("unidirectional", 0));
+    assertTrue(RuleTestSupport.parity(before, causal.model, Map.of()) <= 1e-5);
+
+    SmallGraph zeros = clip4d(new float[36]);
+    DriverReport report = RuleTestSupport.apply(zeros.model, new ClipAttentionFusion());
+    assertEquals(0, report.applied("clip-attention"));
+    assertEquals(Map.of("mask is not causal: 0 at query 0, key 1 (a causal mask is <= -1e4 above the diagonal)", 1),
+        report.stats("clip-attention").rejections());
+  }
+
   @Test
   void vaeAttentionKeepsItsRealBiases() {
     SmallGraph g = site(Kind.VAE, false, false, new float[] {0.35355339f});

@@ -52,6 +52,33 @@ class NormalizationRulesTest {
     assertEquals(Map.of("mean is not over the last axis only", 1), report.stats("layer-norm").rejections());
   }
 
+  @Test
+  void layerNormInAnOpset13ModelIsDeclinedWithItsReason() {
+    // LayerNormalization is standard from opset 17; an opset-13 model cannot be raised to it safely
+    SmallGraph g = new SmallGraph(13, "/norm1/");
+    g.output(layerNorm(g, g.input("x", HIDDEN), -1), "y", HIDDEN);
+    DriverReport report = RuleTestSupport.apply(g.model, new LayerNormFusion());
+    assertEquals(0, report.applied("layer-norm"));
+    assertEquals(Map.of("LayerNormalization needs opset 17 and opset 13 cannot be raised to it safely (Softmax,"
+        + " Squeeze, Unsqueeze, ReduceSum and others changed meaning at 13 and 14)", 1),
+        report.stats("layer-norm").rejections());
+  }
+
+  @Test
+  void layerNormInAnOpset14ModelWithRoiAlignIsDeclined() {
+    SmallGraph g = new SmallGraph(14, "/norm1/");
+    Value x = g.input("x", HIDDEN);
+    g.output(layerNorm(g, x, -1), "y", HIDDEN);
+    Value boxes = g.filled("boxes", 0f, 1, 4);
+    Value indices = g.graph.addInitializer("indices", dev.kiln.graph.Tensor.ofLongs(new long[] {1}, 0));
+    Value image = g.input("image", Shape.of(1, 1, 4, 4));
+    g.output(g.op(Onnx.ROI_ALIGN, image, boxes, indices), "roi", Shape.of(1, 1, 1, 1));
+    DriverReport report = RuleTestSupport.apply(g.model, new LayerNormFusion());
+    assertEquals(0, report.applied("layer-norm"));
+    assertEquals(Map.of("LayerNormalization needs opset 17 and this opset-14 model has RoiAlign, whose default"
+        + " changed at 16", 1), report.stats("layer-norm").rejections());
+  }
+
   /** residual = attention_output(+bias) + hidden; LayerNorm(residual); the residual is read again later. */
   private static SmallGraph residualBlock(Shape skipShape) {
     SmallGraph g = new SmallGraph(17, "/transformer_blocks.0/");
