@@ -104,7 +104,11 @@ public final class ValidateCommand implements Callable<Integer> {
     }
     Validator.Options options = new Validator.Options(reference, EpTarget.parse(target), SizeSpec.parse(shapes),
         staticOnly, new Tolerances(atol, rtol, perOutput), seeds, json);
+    long start = System.nanoTime();
+    long cpuStart = processCpuMillis();
     ValidationReport result = Validator.validate(candidate, options);
+    // Wall and process CPU: on a shared machine the second is the fair measure of the work.
+    String elapsed = (System.nanoTime() - start) / 1_000_000 + " ms, " + (processCpuMillis() - cpuStart) + " ms CPU";
     String text = Json.write(result);
     if (report != null) {
       AtomicFiles.writeString(report, text + "\n");
@@ -119,7 +123,7 @@ public final class ValidateCommand implements Callable<Integer> {
     if (json) {
       out.println(text);
     } else {
-      printSummary(out, result);
+      printSummary(out, result, elapsed);
     }
     out.flush();
     return result.exitCode();
@@ -134,9 +138,13 @@ public final class ValidateCommand implements Callable<Integer> {
         + numbers.get("undecided") + " undecided";
   }
 
-  static void printSummary(PrintWriter out, ValidationReport result) {
+  private static long processCpuMillis() {
+    return ProcessHandle.current().info().totalCpuDuration().map(java.time.Duration::toMillis).orElse(0L);
+  }
+
+  static void printSummary(PrintWriter out, ValidationReport result, String elapsed) {
     out.println("validate: " + (result.isPassed() ? "PASSED" : "FAILED") + " (" + result.getChecks() + " checks, "
-        + result.getFailures() + " failed, target " + result.getTarget() + ")");
+        + result.getFailures() + " failed, target " + result.getTarget() + ", " + elapsed + ")");
     for (ComponentReport component : result.getComponents()) {
       long failed = component.getChecks().stream().filter(check -> !check.passed()).count();
       out.println("  " + component.getName() + ": " + (failed == 0 ? "passed" : failed + " failed") + " of "

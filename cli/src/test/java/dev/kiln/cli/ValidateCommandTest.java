@@ -26,7 +26,7 @@ class ValidateCommandTest {
         "--shapes", "height=32,48,64;width=32", "--junit", junit.toString(), "--report", report.toString(),
         "--html", html.toString());
     assertEquals(1, run.exitCode(), run.err());
-    assertTrue(run.out().startsWith("validate: FAILED (5 checks, 2 failed, target cpu)"), run.out());
+    assertTrue(run.out().startsWith("validate: FAILED (5 checks, 2 failed, target cpu, "), run.out());
     assertTrue(run.out().contains("FAIL shapes @ batch=1 height=48 width=32: Add \"/down_blocks.1/attentions.0/Add\""), run.out());
     assertTrue(run.out().contains("Reshape \"/down_blocks.1/attentions.0/Reshape_1\" target [batch, 16, -1, 32] has constant 16"
         + " = height/2 at the traced size; holds only for latent height 32"), run.out());

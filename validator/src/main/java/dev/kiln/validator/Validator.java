@@ -171,7 +171,7 @@ public final class Validator {
             + String.join("; ", first(support.notes(), 3))), epNumbers)
         : CheckResult.fail("ep-support", null, null, String.join("; ", first(support.errors(), 10)), epNumbers));
 
-    ShapeProof.Result proof = ShapeProof.run(model, binding, sizes, refused);
+    ShapeProof.Result proof = ShapeProof.run(model, binding, types, sizes, refused);
     Map<String, Object> proofNumbers = new LinkedHashMap<>();
     proofNumbers.put("sites", proof.sites());
     proofNumbers.put("proven", proof.proven());
@@ -179,7 +179,7 @@ public final class Validator {
     proofNumbers.put("failing", proof.failing());
     proofNumbers.put("undecided", proof.undecided());
     report.getSummary().put("shapeProof", proofNumbers);
-    report.getSummary().put("outputShapes", ShapeProof.outputShapes(model, binding));
+    report.getSummary().put("outputShapes", ShapeProof.outputShapes(model, types));
     refused.forEach((label, problem) -> report.add(CheckResult.fail("shapes", label, null, problem, null)));
     for (ShapeProof.SizeResult size : proof.sizes()) {
       if (size.passed()) {

@@ -20,7 +20,12 @@ final class CpuForm {
   private CpuForm() {}
 
   /** What was done to make {@code model} runnable on CPU. */
-  record Prepared(Model model, Map<String, Integer> lowered, int roundingPairs) {}
+  record Prepared(Model model, Map<String, Integer> lowered, int roundingPairs) {
+    /** Whether the model is still the file it was read from (then ORT can load the file itself). */
+    boolean unchanged() {
+      return lowered.isEmpty() && roundingPairs == 0;
+    }
+  }
 
   static Prepared prepare(Model model) {
     Map<dev.kiln.graph.OpType, Integer> counts = Lowering.forOrtCpu().lower(model);

@@ -53,15 +53,18 @@ public final class Parity {
     CpuForm.Prepared candidate = CpuForm.prepare(ModelReader.read(candidateFile));
     boolean fp16 = candidate.roundingPairs() > 0;
     report.getSummary().put("cpuForm", Map.of("lowered", candidate.lowered(), "fp16RoundingPairs", candidate.roundingPairs()));
-    try (OrtRun candidateRun = session(candidate.model(), "candidate " + candidateFile)) {
+    try (OrtRun candidateRun = candidate.unchanged() ? new OrtRun(candidateFile.toString(), "candidate " + candidateFile)
+        : session(candidate.model(), "candidate " + candidateFile)) {
       if (referenceFile == null) {
         againstTestData(report, candidateFile, candidate, candidateRun, fp16, options);
         return;
       }
-      Model referenceModel = CpuForm.prepare(ModelReader.read(referenceFile)).model();
+      CpuForm.Prepared referencePrepared = CpuForm.prepare(ModelReader.read(referenceFile));
+      Model referenceModel = referencePrepared.model();
       ComponentKind kind = binding.kind();
       boolean localised = false;
-      try (OrtRun referenceRun = session(referenceModel, "reference " + referenceFile)) {
+      try (OrtRun referenceRun = referencePrepared.unchanged() ? new OrtRun(referenceFile.toString(), "reference " + referenceFile)
+          : session(referenceModel, "reference " + referenceFile)) {
         for (Size size : sizes) {
           for (int seed = 0; seed < options.seeds(); seed++) {
             Map<String, Shape> shapes = new LinkedHashMap<>();

@@ -57,11 +57,18 @@ public final class ShapeProof {
   }
 
   public static Result run(Model model, InputBinding binding, List<Size> sizes, Map<String, String> refused) {
-    return new ShapeProof(model, binding).prove(sizes, refused);
+    return run(model, binding, ShapeInference.of(model, binding.symbolicInputs()), sizes, refused);
+  }
+
+  /** As above, reusing the symbolic inference ({@code ShapeInference.of(model, binding.symbolicInputs())}). */
+  public static Result run(Model model, InputBinding binding, ShapeInference symbolic, List<Size> sizes,
+      Map<String, String> refused) {
+    ShapeProof proof = new ShapeProof(model, binding);
+    proof.symbolic = symbolic;
+    return proof.prove(sizes, refused);
   }
 
   private Result prove(List<Size> sizes, Map<String, String> refused) {
-    symbolic = ShapeInference.of(model, binding.symbolicInputs());
     List<ShapeInference> exact = new ArrayList<>();
     for (Size size : sizes) {
       exact.add(ShapeInference.of(model, binding.concreteInputs(size)));
@@ -283,8 +290,7 @@ public final class ShapeProof {
   }
 
   /** For reports: the symbolic shape of each graph output, as the user reads it. */
-  public static Map<String, String> outputShapes(Model model, InputBinding binding) {
-    ShapeInference inference = ShapeInference.of(model, binding.symbolicInputs());
+  public static Map<String, String> outputShapes(Model model, ShapeInference inference) {
     Map<String, String> shapes = new LinkedHashMap<>();
     for (Value output : model.graph().outputs()) {
       shapes.put(output.name(), DimPrinter.print(inference.shape(output)));
