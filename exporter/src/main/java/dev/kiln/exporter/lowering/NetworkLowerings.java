@@ -46,19 +46,50 @@ final class NetworkLowerings {
     long rows = source.dims()[0];
     long columns = source.dims()[1];
     int elementBytes = source.dataType().bitWidth() / 8;
-    Tensor transposed = Tensor.computed(source.dataType(), new long[] {columns, rows}, () -> {
-      ByteBuffer from = source.bytes().order(ByteOrder.LITTLE_ENDIAN);
-      ByteBuffer to = ByteBuffer.allocate((int) (rows * columns * elementBytes)).order(ByteOrder.LITTLE_ENDIAN);
-      byte[] element = new byte[elementBytes];
-      for (long row = 0; row < rows; row++) {
-        for (long column = 0; column < columns; column++) {
-          from.get((int) ((row * columns + column) * elementBytes), element);
-          to.put((int) ((column * rows + row) * elementBytes), element);
+    // Computed when the model is written, one weight at a time: read with positional reads (not a map that would
+    // stay resident), transposed, handed to the writer and dropped.
+    Tensor transposed = Tensor.computed(source.dataType(), new long[] {columns, rows}, () -> transpose(source, rows, columns, elementBytes));
+    return emitter.graph().addInitializer(emitter.reserveName(weight.value(emitter).name() + ".transposed"), transposed);
+  }
+
+  private static ByteBuffer transpose(Tensor source, long rows, long columns, int elementBytes) {
+    ByteBuffer from = readFully(source);
+    ByteBuffer to = ByteBuffer.allocate((int) (rows * columns * elementBytes)).order(ByteOrder.LITTLE_ENDIAN);
+    if (elementBytes == 4) {
+      java.nio.IntBuffer input = from.asIntBuffer();
+      java.nio.IntBuffer output = to.asIntBuffer();
+      for (int row = 0; row < rows; row++) {
+        for (int column = 0; column < columns; column++) {
+          output.put((int) (column * rows + row), input.get((int) (row * columns + column)));
         }
       }
       return to;
-    });
-    return emitter.graph().addInitializer(emitter.reserveName(weight.value(emitter).name() + ".transposed"), transposed);
+    }
+    byte[] element = new byte[elementBytes];
+    for (long row = 0; row < rows; row++) {
+      for (long column = 0; column < columns; column++) {
+        from.get((int) ((row * columns + column) * elementBytes), element);
+        to.put((int) ((column * rows + row) * elementBytes), element);
+      }
+    }
+    return to;
+  }
+
+  private static ByteBuffer readFully(Tensor source) {
+    if (!(source instanceof ExternalTensor external)) {
+      return source.bytes().order(ByteOrder.LITTLE_ENDIAN);
+    }
+    ByteBuffer buffer = ByteBuffer.allocate((int) external.length()).order(ByteOrder.LITTLE_ENDIAN);
+    try (java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(external.file(), java.nio.file.StandardOpenOption.READ)) {
+      while (buffer.hasRemaining()) {
+        if (channel.read(buffer, external.offset() + buffer.position()) < 0) {
+          throw new java.io.UncheckedIOException(new java.io.EOFException(external.file() + " ends inside a weight"));
+        }
+      }
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException("cannot read " + external.file() + ": " + e.getMessage(), e);
+    }
+    return buffer.flip();
   }
 
   static Object convolution(Arguments arguments, Emitter emitter) {
