@@ -4,6 +4,7 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import dev.kiln.common.KilnException;
+import dev.kiln.common.PipelineLayout;
 import dev.kiln.runner.InvalidRequest;
 import dev.kiln.runner.image.RgbImage;
 import dev.kiln.runner.noise.TorchGenerator;
@@ -53,12 +54,12 @@ public final class StableDiffusionPipeline implements AutoCloseable {
       // EXTENDED, not ALL: on CPU the layout pass of ALL costs ~10 s of session creation for ~1.5 % speed.
       options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.EXTENDED_OPT);
       this.device = configureDevice(requested, warnings);
-      TextEncoder first = new TextEncoder(load("text_encoder"), ClipTokenizer.load(folder.root().resolve("tokenizer")));
+      TextEncoder first = new TextEncoder(load(PipelineLayout.TEXT_ENCODER), ClipTokenizer.load(folder.root().resolve(PipelineLayout.TOKENIZER)));
       TextEncoder second = folder.xl()
-          ? new TextEncoder(load("text_encoder_2"), ClipTokenizer.load(folder.root().resolve("tokenizer_2"))) : null;
+          ? new TextEncoder(load(PipelineLayout.TEXT_ENCODER_2), ClipTokenizer.load(folder.root().resolve(PipelineLayout.TOKENIZER_2))) : null;
       this.promptEncoder = new PromptEncoder(first, second, folder.forceZerosForEmptyPrompt());
-      this.unet = new Unet(load("unet"), folder);
-      this.vaeDecoder = new VaeDecoder(load("vae_decoder"), folder.vaeScalingFactor());
+      this.unet = new Unet(load(PipelineLayout.UNET), folder);
+      this.vaeDecoder = new VaeDecoder(load(PipelineLayout.VAE_DECODER), folder.vaeScalingFactor());
       this.limits = GenerationLimits.ofThisMachine(folder, promptEncoder.hiddenWidth());
     } catch (OrtException e) {
       close();
@@ -112,9 +113,9 @@ public final class StableDiffusionPipeline implements AutoCloseable {
     synchronized (lazyLock) {
       if (vaeEncoder == null) {
         if (!folder.hasVaeEncoder()) {
-          throw new InvalidRequest("initImage", "needs " + folder.model("vae_encoder") + ", which this pipeline does not have");
+          throw new InvalidRequest("initImage", "needs " + folder.model(PipelineLayout.VAE_ENCODER) + ", which this pipeline does not have");
         }
-        vaeEncoder = new VaeEncoder(load("vae_encoder"), folder.vaeScalingFactor(), folder.latentChannels());
+        vaeEncoder = new VaeEncoder(load(PipelineLayout.VAE_ENCODER), folder.vaeScalingFactor(), folder.latentChannels());
       }
       return vaeEncoder;
     }
