@@ -1,11 +1,10 @@
 package dev.kiln.cli;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
 import dev.kiln.common.Printable;
+import dev.kiln.common.PipelineLayout;
 import dev.kiln.graph.DataType;
 import dev.kiln.graph.ExternalTensor;
 import dev.kiln.graph.Graph;
@@ -15,20 +14,16 @@ import dev.kiln.graph.ModelReader;
 import dev.kiln.graph.Shape;
 import dev.kiln.graph.Tensor;
 import dev.kiln.graph.Value;
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import java.nio.file.Files;
 import java.util.concurrent.Callable;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -110,52 +105,7 @@ public final class InspectCommand implements Callable<Integer> {
 
   /** The model files a target names: itself, or the components of a pipeline folder in model_index.json order. */
   static List<Path> modelsOf(Path target) {
-    if (Files.isRegularFile(target)) {
-      return List.of(target);
-    }
-    if (!Files.isDirectory(target)) {
-      throw new KilnException.BadInput(target + ": no such file or folder");
-    }
-    Path index = target.resolve("model_index.json");
-    if (!Files.isRegularFile(index)) {
-      if (Files.isRegularFile(target.resolve("model.onnx"))) {
-        return List.of(target.resolve("model.onnx"));
-      }
-      throw new KilnException.BadInput(target + ": not a pipeline folder (no model_index.json) and no model.onnx in it");
-    }
-    List<Path> models = new ArrayList<>();
-    try {
-      JsonNode components = Json.mapper().readTree(index.toFile());
-      if (components == null || !components.isObject()) {
-        throw new KilnException.BadInput(index + ": expected a JSON object");
-      }
-      // diffusers lists components as "name": ["library", "Class"]; keep that order.
-      for (Iterator<Map.Entry<String, JsonNode>> fields = components.fields(); fields.hasNext(); ) {
-        Map.Entry<String, JsonNode> field = fields.next();
-        Path candidate = target.resolve(field.getKey()).resolve("model.onnx");
-        if (field.getValue().isArray() && !field.getKey().contains("/") && Files.isRegularFile(candidate)) {
-          models.add(candidate);
-        }
-      }
-    } catch (JsonProcessingException e) {
-      throw new KilnException.BadInput(index + ": not valid JSON: " + Json.describe(e));
-    } catch (IOException e) {
-      throw new KilnException.BadInput(index + ": cannot read: " + e.getMessage());
-    }
-    if (models.isEmpty()) {
-      // Some exports keep only "_class_name" in model_index.json: take every component folder with a model.
-      try (Stream<Path> entries = Files.list(target)) {
-        entries.filter(folder -> Files.isRegularFile(folder.resolve("model.onnx")))
-            .sorted(Comparator.comparing(folder -> folder.getFileName().toString()))
-            .forEach(folder -> models.add(folder.resolve("model.onnx")));
-      } catch (IOException e) {
-        throw new KilnException.BadInput(target + ": cannot list: " + e.getMessage());
-      }
-    }
-    if (models.isEmpty()) {
-      throw new KilnException.BadInput(target + ": pipeline folder has no component with a model.onnx");
-    }
-    return models;
+    return PipelineLayout.models(target);
   }
 
   /** The JSON object of one model, keys exactly as documented. */

@@ -5,6 +5,7 @@ import dev.kiln.common.KilnException;
 import dev.kiln.common.OutputTarget;
 import dev.kiln.common.StagedFile;
 import dev.kiln.common.StagedFolder;
+import dev.kiln.common.PipelineLayout;
 import dev.kiln.graph.ExternalTensor;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.Model;
@@ -45,8 +46,8 @@ public final class Optimizer {
 
   /** Pipeline sub-folders and the component each holds. */
   private static final Map<String, Component> PIPELINE_FOLDERS = Map.of(
-      "text_encoder", Component.TEXT_ENCODER, "text_encoder_2", Component.TEXT_ENCODER,
-      "unet", Component.UNET, "vae_decoder", Component.VAE_DECODER, "vae_encoder", Component.VAE_ENCODER);
+      PipelineLayout.TEXT_ENCODER, Component.TEXT_ENCODER, PipelineLayout.TEXT_ENCODER_2, Component.TEXT_ENCODER,
+      PipelineLayout.UNET, Component.UNET, PipelineLayout.VAE_DECODER, Component.VAE_DECODER, PipelineLayout.VAE_ENCODER, Component.VAE_ENCODER);
 
   /**
    * @param component null = detect from the graph's input/output names

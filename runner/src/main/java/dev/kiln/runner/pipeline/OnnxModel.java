@@ -41,6 +41,7 @@ public final class OnnxModel implements AutoCloseable {
   private final Map<String, TensorInfo> inputs = new LinkedHashMap<>();
   private final Map<String, TensorInfo> outputs = new LinkedHashMap<>();
   private final long creationNanos;
+  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
   private OnnxModel(String component, Path file, OrtEnvironment environment, OrtSession session, long creationNanos) throws OrtException {
     this.component = component;
@@ -280,8 +281,12 @@ public final class OnnxModel implements AutoCloseable {
     return new Tensor(data, shape);
   }
 
+  /** Closes the session once; a stage and its pipeline may both close it. */
   @Override
   public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
     try {
       session.close();
     } catch (OrtException e) {

@@ -1,6 +1,7 @@
 package dev.kiln.runner.pipeline;
 
 import dev.kiln.common.KilnException;
+import dev.kiln.common.PipelineLayout;
 import dev.kiln.runner.InvalidRequest;
 import dev.kiln.runner.config.JsonConfig;
 import dev.kiln.runner.scheduler.SchedulerConfig;
@@ -33,19 +34,20 @@ public final class PipelineFolder {
 
   private PipelineFolder(Path root) {
     this.root = root;
-    JsonConfig index = JsonConfig.read(root.resolve("model_index.json"), true);
-    this.xl = Files.isDirectory(root.resolve("text_encoder_2")) || index.text("_class_name", "").contains("XL");
-    for (String component : xl ? new String[] {"text_encoder", "text_encoder_2", "unet", "vae_decoder"} : new String[] {"text_encoder", "unet", "vae_decoder"}) {
+    JsonConfig index = JsonConfig.read(root.resolve(PipelineLayout.INDEX), true);
+    this.xl = Files.isDirectory(root.resolve(PipelineLayout.TEXT_ENCODER_2)) || index.text("_class_name", "").contains("XL");
+    for (String component : xl ? new String[] {PipelineLayout.TEXT_ENCODER, PipelineLayout.TEXT_ENCODER_2, PipelineLayout.UNET, PipelineLayout.VAE_DECODER}
+        : new String[] {PipelineLayout.TEXT_ENCODER, PipelineLayout.UNET, PipelineLayout.VAE_DECODER}) {
       if (!Files.isRegularFile(model(component))) {
         throw new KilnException.BadInput("pipeline " + root + " has no " + component + "/model.onnx (expected the diffusers/Optimum ONNX layout)");
       }
     }
-    for (String tokenizer : xl ? new String[] {"tokenizer", "tokenizer_2"} : new String[] {"tokenizer"}) {
+    for (String tokenizer : xl ? new String[] {PipelineLayout.TOKENIZER, PipelineLayout.TOKENIZER_2} : new String[] {PipelineLayout.TOKENIZER}) {
       if (!Files.isDirectory(root.resolve(tokenizer))) {
         throw new KilnException.BadInput("pipeline " + root + " has no " + tokenizer + "/ folder");
       }
     }
-    Path schedulerFile = root.resolve("scheduler").resolve("scheduler_config.json");
+    Path schedulerFile = PipelineLayout.schedulerConfig(root);
     this.schedulerConfig = SchedulerConfig.read(schedulerFile);
     this.schedulerClass = JsonConfig.read(schedulerFile, false).text("_class_name", "");
     SchedulerKind fromClass = SchedulerKind.fromDiffusersClass(schedulerClass);
@@ -55,16 +57,16 @@ public final class PipelineFolder {
     } else {
       this.defaultScheduler = fromClass != null ? fromClass : SchedulerKind.DDIM;
     }
-    JsonConfig vae = JsonConfig.read(root.resolve("vae_decoder").resolve("config.json"), true);
+    JsonConfig vae = JsonConfig.read(PipelineLayout.config(root, PipelineLayout.VAE_DECODER), true);
     if (vae.node().isEmpty()) {
-      vae = JsonConfig.read(root.resolve("vae").resolve("config.json"), true);
+      vae = JsonConfig.read(PipelineLayout.config(root, PipelineLayout.VAE), true);
     }
     this.vaeScalingFactor = vae.number("scaling_factor", 0.18215, Double.MIN_VALUE, 1000);
     int[] blocks = vae.integers("block_out_channels", MAX_BLOCKS, 1, MAX_CHANNELS);
     // The VAE halves resolution once per down block after the first: 4 blocks -> factor 8.
     this.vaeScaleFactor = blocks != null ? 1 << (blocks.length - 1) : 8;
     this.vaeBaseChannels = blocks != null ? blocks[0] : 128;
-    JsonConfig unet = JsonConfig.read(root.resolve("unet").resolve("config.json"), true);
+    JsonConfig unet = JsonConfig.read(PipelineLayout.config(root, PipelineLayout.UNET), true);
     this.latentChannels = vae.integer("latent_channels", unet.integer("in_channels", 4, 1, MAX_CHANNELS), 1, MAX_CHANNELS);
     this.defaultSize = unet.integer("sample_size", xl ? 128 : 64, 1, MAX_SAMPLE_SIZE) * vaeScaleFactor;
     int[] unetBlocks = unet.integers("block_out_channels", MAX_BLOCKS, 1, MAX_CHANNELS);
@@ -105,11 +107,11 @@ public final class PipelineFolder {
   }
 
   public Path model(String component) {
-    return root.resolve(component).resolve("model.onnx");
+    return PipelineLayout.model(root, component);
   }
 
   public boolean hasVaeEncoder() {
-    return Files.isRegularFile(model("vae_encoder"));
+    return Files.isRegularFile(model(PipelineLayout.VAE_ENCODER));
   }
 
   public boolean xl() {
