@@ -118,6 +118,12 @@ public final class TorchScriptExporter {
       value.setType(output.dataType(), shape(io.dims(), output.rank()));
       graph.addOutput(value);
     }
+    // Weights read only to be re-laid out (a linear weight's transposed copy) are dropped: nothing uses them.
+    for (Value initializer : new ArrayList<>(graph.initializers())) {
+      if (!initializer.hasUses() && !initializer.isGraphOutput()) {
+        graph.removeInitializer(initializer);
+      }
+    }
     Model model = new Model(8, graph);
     model.setProducer("kiln", "0.1.0");
     model.opsetImports().put("", (long) opset);
