@@ -7,6 +7,7 @@ import dev.kiln.exporter.code.ClassDef;
 import dev.kiln.exporter.code.CodeParser;
 import dev.kiln.exporter.code.Method;
 import dev.kiln.exporter.lowering.BakedConstants;
+import dev.kiln.exporter.lowering.CommonSubexpressions;
 import dev.kiln.exporter.lowering.Emitter;
 import dev.kiln.exporter.lowering.Interpreter;
 import dev.kiln.exporter.lowering.ModuleRef;
@@ -117,6 +118,13 @@ public final class TorchScriptExporter {
       value.setName(io.name());
       value.setType(output.dataType(), shape(io.dims(), output.rank()));
       graph.addOutput(value);
+    }
+    CommonSubexpressions.merge(graph);
+    // Weights read only to be re-laid out (a linear weight's transposed copy) are dropped: nothing uses them.
+    for (Value initializer : new ArrayList<>(graph.initializers())) {
+      if (!initializer.hasUses() && !initializer.isGraphOutput()) {
+        graph.removeInitializer(initializer);
+      }
     }
     Model model = new Model(8, graph);
     model.setProducer("kiln", "0.1.0");

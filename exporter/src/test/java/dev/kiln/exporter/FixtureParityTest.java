@@ -21,7 +21,8 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * Every committed TorchScript fixture, exported at opset 17 and 14, run in ONNX Runtime on both stored data sets
+ * Every committed TorchScript fixture, exported at opset 14 (opset 17 is proven against libtorch itself in
+ * {@link LibtorchParityTest} on the same inputs), run in ONNX Runtime on both stored data sets
  * (two shapes, two batch sizes; outputs written by torch from the same module): max relative error ≤ 1e-5, or —
  * where torch.onnx.export's own committed graph of the same module misses 1e-5 on the same data — at most 4× that
  * graph's error. Measured: every fixture ≤ 9.4e-6 except sdxl_unet (2.9e-5 to 6.5e-5; torch's graph 4.1e-5 to
@@ -36,7 +37,7 @@ class FixtureParityTest {
   static Stream<Arguments> cases() {
     List<Arguments> cases = new ArrayList<>();
     for (String name : Fixtures.componentNames()) {
-      for (int opset : new int[] {17, 14}) {
+      for (int opset : new int[] {14}) {
         cases.add(Arguments.of(name, opset));
       }
     }

@@ -45,10 +45,11 @@ public final class PickleObjects {
       return true;
     }
 
+    /** The element count; {@code ArithmeticException} for sizes whose product does not fit a long. */
     public long numel() {
       long count = 1;
       for (long size : sizes) {
-        count *= size;
+        count = Math.multiplyExact(count, size);
       }
       return count;
     }

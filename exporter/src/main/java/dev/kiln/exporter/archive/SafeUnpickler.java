@@ -205,8 +205,11 @@ public final class SafeUnpickler {
       if (items.size() < 4 || !(items.get(0) instanceof StorageRef storage) || !(items.get(1) instanceof Long offset)) {
         throw fail("_rebuild_tensor_v2 without (storage, offset, size, stride)");
       }
-      long[] sizes = longs(items.get(2), "size");
-      long[] strides = longs(items.get(3), "stride");
+      long[] sizes = longs(items.get(2));
+      long[] strides = longs(items.get(3));
+      if (sizes == null || strides == null) {
+        throw fail("_rebuild_tensor_v2 with a size or stride that is not a tuple of integers");
+      }
       if (sizes.length != strides.length || offset < 0) {
         throw fail("_rebuild_tensor_v2 with " + sizes.length + " sizes and " + strides.length + " strides");
       }
@@ -232,14 +235,14 @@ public final class SafeUnpickler {
     throw fail("persistent id " + describe(id) + " (expected ('storage', torch.<Type>Storage, key, device, numel))");
   }
 
-  private static long[] longs(Object value, String what) {
+  private static long[] longs(Object value) {
     if (!(value instanceof Tuple tuple)) {
-      throw new IllegalArgumentException(what);
+      return null;
     }
     long[] result = new long[tuple.items().size()];
     for (int index = 0; index < result.length; index++) {
       if (!(tuple.items().get(index) instanceof Long number)) {
-        throw new IllegalArgumentException(what);
+        return null;
       }
       result[index] = number;
     }

@@ -142,6 +142,7 @@ public final class TorchArchive {
     long storageBytes;
     long tensorBytes;
     try {
+      record.numel();
       storageBytes = Math.multiplyExact(record.storage().numel(), elementBytes);
       tensorBytes = Math.multiplyExact(record.numel(), elementBytes);
       Math.addExact(Math.multiplyExact(record.storageOffset(), elementBytes), tensorBytes);
