@@ -190,8 +190,14 @@ public final class Validator {
       }
     }
     if (!options.staticOnly()) {
-      Parity.run(report, file, reference, binding, sizes,
-          new Parity.Options(Math.max(1, options.seeds()), options.tolerances(), true));
+      try {
+        Parity.run(report, file, reference, binding, sizes,
+            new Parity.Options(Math.max(1, options.seeds()), options.tolerances(), true));
+      } catch (KilnException.Unsupported e) {
+        // The judge cannot run the candidate on CPU (no lowering for an op, ORT refuses the graph): a failed
+        // check of this component, not bad input.
+        report.add(CheckResult.fail("parity", null, null, e.getMessage(), null));
+      }
     }
     return report;
   }

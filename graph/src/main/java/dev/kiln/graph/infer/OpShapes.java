@@ -121,6 +121,16 @@ final class OpShapes {
       case "MatMul" -> access.set(out, inType, matMul(in, access.shape(node.input(1))));
       case "Gemm" -> access.set(out, inType, gemm(node, in, access.shape(node.input(1))));
       case "Conv" -> access.set(out, inType, conv(node, in, access.shape(node.input(1)), false));
+      case "AveragePool", "MaxPool", "LpPool" -> access.set(out, inType, pool(node, in));
+      case "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool" -> {
+        if (in != null && in.rank() >= 2) {
+          List<Dim> dims = new ArrayList<>(in.dims().subList(0, 2));
+          for (int i = 2; i < in.rank(); i++) {
+            dims.add(Shape.known(1));
+          }
+          access.set(out, inType, Shape.of(dims));
+        }
+      }
       case "com.microsoft:NhwcConv" -> access.set(out, inType, conv(node, in, access.shape(node.input(1)), true));
       case "Transpose" -> {
         Shape transposed = transpose(node, in);
@@ -472,6 +482,31 @@ final class OpShapes {
     }
     if (channelsLast) {
       dims.add(weight.dim(0));
+    }
+    return Shape.of(dims);
+  }
+
+  /** Pooling windows (NCHW...): channels kept; ceil_mode as floor((x + s - 1) / s) over the padded extent. */
+  private static Shape pool(Node node, Shape in) {
+    if (in == null || in.rank() < 3 || !node.hasAttribute("kernel_shape")) {
+      return null;
+    }
+    String autoPad = node.hasAttribute("auto_pad") ? node.attribute("auto_pad").asString() : "NOTSET";
+    if (!autoPad.equals("NOTSET") && !autoPad.equals("VALID")) {
+      return null;
+    }
+    int spatial = in.rank() - 2;
+    long[] kernel = node.attribute("kernel_shape").asLongs();
+    long[] strides = node.hasAttribute("strides") ? node.attribute("strides").asLongs() : null;
+    long[] pads = node.hasAttribute("pads") ? node.attribute("pads").asLongs() : null;
+    long[] dilations = node.hasAttribute("dilations") ? node.attribute("dilations").asLongs() : null;
+    boolean ceil = node.intAttribute("ceil_mode", 0) == 1;
+    List<Dim> dims = new ArrayList<>(in.dims().subList(0, 2));
+    for (int i = 0; i < spatial; i++) {
+      long stride = strides == null ? 1 : strides[i];
+      long padEnd = (pads == null ? 0 : pads[i + spatial]) + (ceil ? stride - 1 : 0);
+      dims.add(DimArithmetic.window(in.dim(2 + i), kernel[i], stride, pads == null ? 0 : pads[i], padEnd,
+          dilations == null ? 1 : dilations[i]));
     }
     return Shape.of(dims);
   }

@@ -33,6 +33,7 @@ import java.util.function.Supplier;
  */
 public final class Parity {
   private static final long INLINE_LIMIT = 1L << 30;
+  private static final long LOCALISE_LIMIT = 2L << 30;
   private static final int HISTOGRAM_SAMPLES = 4096;
 
   /** How many seeds per size, the tolerances, and whether to localise a divergence. */
@@ -47,7 +48,7 @@ public final class Parity {
   public static void run(ComponentReport report, Path candidateFile, Path referenceFile, InputBinding binding,
       List<Size> sizes, Options options) {
     if (referenceFile != null && referenceFile.getFileName().toString().endsWith(".pt")) {
-      throw new KilnException.Unsupported(referenceFile + ": a TorchScript reference needs libtorch (DJL), which "
+      throw new KilnException.BadInput(referenceFile + ": a TorchScript reference needs libtorch (DJL), which "
           + "this build does not bundle at run time; pass the ONNX export as --reference instead");
     }
     CpuForm.Prepared candidate = CpuForm.prepare(ModelReader.read(candidateFile));
@@ -81,6 +82,11 @@ public final class Parity {
               continue;
             }
             boolean failed = compare(report, label, expected, actual, fp16, options.tolerances());
+            if (failed && options.localise() && !localised && bytes(referenceModel) > LOCALISE_LIMIT) {
+              localised = true;
+              report.getSummary().put("localisation", "skipped: the reference holds over 2 GB of weights; every "
+                  + "intermediate at once would not fit beside them");
+            }
             if (failed && options.localise() && !localised) {
               localised = true;
               localise(report, label, () -> CpuForm.prepare(ModelReader.read(referenceFile)).model(),
@@ -178,9 +184,14 @@ public final class Parity {
       expected = referenceRun.run(feed);
       actual = candidateRun.run(feed);
     }
+    Map<String, Node> referenceNodes = new HashMap<>();
+    for (Node node : reference.graph().nodes()) {
+      referenceNodes.put(node.name(), node);
+    }
     int checked = 0;
     for (String name : order) {
-      float[] want = expected.get(name);
+      String paired = expected.containsKey(name) ? name : boundaryPartner(candidate, name, referenceNodes);
+      float[] want = paired == null ? null : expected.get(paired);
       float[] got = actual.get(name);
       if (want == null || got == null || want.length != got.length) {
         continue;
@@ -190,13 +201,32 @@ public final class Parity {
       if (!metrics.within(tolerances.atol(fp16), tolerances.rtol(name, fp16))) {
         Node node = producers.get(name);
         report.getDivergences().add(new Divergence(label, name, node == null ? null : node.name(),
-            node == null ? null : node.opType().name(), name, Metrics.round(metrics.maxAbs()),
+            node == null ? null : node.opType().name(), paired, Metrics.round(metrics.maxAbs()),
             Metrics.round(metrics.maxRelative()), Metrics.round(metrics.cosine()), checked));
         return;
       }
     }
     report.getSummary().put("localisation", "no paired intermediate past tolerance among " + checked
         + " (the divergence is inside a fused node or in an output only)");
+  }
+
+  /**
+   * The reference tensor at the boundary of a fused node's output: a consumer of the candidate tensor that the
+   * reference has too (same node name) reads, at the same input, the tensor the fused subgraph computed there.
+   */
+  private static String boundaryPartner(Model candidate, String name, Map<String, Node> referenceNodes) {
+    Value value = candidate.graph().findValue(name);
+    if (value == null) {
+      return null;
+    }
+    for (var use : value.uses()) {
+      Node twin = referenceNodes.get(use.node().name());
+      if (twin != null && use.inputIndex() < twin.inputCount() && twin.input(use.inputIndex()) != null
+          && twin.opType().equals(use.node().opType())) {
+        return twin.input(use.inputIndex()).name();
+      }
+    }
+    return null;
   }
 
   private static double[] sample(float[] reference, float[] candidate) {
@@ -210,13 +240,17 @@ public final class Parity {
     return errors;
   }
 
-  /** A session over the model: from memory when it fits, else from a temporary folder written for it. */
-  private static OrtRun session(Model model, String label) {
+  private static long bytes(Model model) {
     long bytes = 0;
     for (Value value : model.graph().initializers()) {
       bytes += value.initializer().byteSize();
     }
-    if (bytes < INLINE_LIMIT) {
+    return bytes;
+  }
+
+  /** A session over the model: from memory when it fits, else from a temporary folder written for it. */
+  private static OrtRun session(Model model, String label) {
+    if (bytes(model) < INLINE_LIMIT) {
       return new OrtRun(CpuForm.bytes(model), label);
     }
     Path folder = null;

@@ -66,6 +66,24 @@ class DivergenceLocalisationTest {
   }
 
   @Test
+  void aFusedNodeWithANewOutputNameIsPairedAtItsBoundary() {
+    // As a fusion would: the value projection's Add replaced by a node with its own output name (and the bias
+    // lost); no reference tensor has that name, the consumer the two graphs share pairs it.
+    ValidationReport report = judge(model -> {
+      Value bias = model.graph().findValue("decoder.mid_block.attentions.0.value.bias");
+      Tensor tensor = bias.initializer();
+      bias.setInitializer(Tensor.ofFloats(tensor.dims(), new float[(int) tensor.elementCount()]));
+      Node add = model.graph().findNode("/decoder/mid_block/attentions.0/value/Add");
+      add.setName("/decoder/mid_block/attentions.0/FusedValue");
+      add.output().setName("fused_value");
+    });
+    Divergence divergence = only(report);
+    assertEquals("fused_value", divergence.tensor());
+    assertEquals("/decoder/mid_block/attentions.0/value/Add_output_0", divergence.referenceTensor());
+    assertEquals("/decoder/mid_block/attentions.0/FusedValue", divergence.node());
+  }
+
+  @Test
   void aChangedGroupNormEpsilonDivergesFirstAtThatNorm() {
     ValidationReport report = judge(model -> {
       Node norm = model.graph().findNode("/decoder/mid_block/attentions.0/group_norm/InstanceNormalization");
