@@ -175,20 +175,6 @@ public final class ExternalDataRules {
 
   KilnException.BadInput bad(String tensorName, String location, String problem) {
     return new KilnException.BadInput(
-        model + ": tensor '" + printable(tensorName) + "': external data location '" + printable(location) + "' " + problem);
-  }
-
-  /** Names from the model may hold control characters; they are shown escaped so the message stays one line. */
-  private static String printable(String text) {
-    StringBuilder result = new StringBuilder(text.length());
-    for (int index = 0; index < text.length(); index++) {
-      char character = text.charAt(index);
-      if (character < 0x20 || character == 0x7f || (character >= 0x80 && character < 0xa0)) {
-        result.append(String.format("\\u%04x", (int) character));
-      } else {
-        result.append(character);
-      }
-    }
-    return result.toString();
+        model + ": tensor '" + Printable.name(tensorName) + "': external data location '" + Printable.name(location) + "' " + problem);
   }
 }

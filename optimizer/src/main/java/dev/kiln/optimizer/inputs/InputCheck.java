@@ -1,6 +1,7 @@
 package dev.kiln.optimizer.inputs;
 
 import dev.kiln.common.KilnException;
+import dev.kiln.common.Printable;
 import dev.kiln.graph.Attribute;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.Microsoft;
@@ -126,17 +127,9 @@ public final class InputCheck {
     return max == OpContracts.MANY ? "at least " + min : min + " to " + max;
   }
 
-  /** A name from the model, quoted, with control characters escaped so it cannot break the line or drive a terminal. */
+  /** A name from the model, quoted and escaped so it cannot break the line or drive a terminal. */
   static String quoted(String text) {
-    StringBuilder quoted = new StringBuilder("'");
-    text.codePoints().forEach(point -> {
-      if (point < 0x20 || (point >= 0x7f && point < 0xa0) || point == '\'' || point == '\\' || point == 0x2028 || point == 0x2029) {
-        quoted.append(String.format(Locale.ROOT, "\\u%04x", point));
-      } else {
-        quoted.appendCodePoint(point);
-      }
-    });
-    return quoted.append('\'').toString();
+    return Printable.quoted(text);
   }
 
   /** Every operator constant of {@link Onnx} and {@link Microsoft}: the operators Kiln has a name for. */

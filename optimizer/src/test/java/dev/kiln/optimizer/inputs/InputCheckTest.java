@@ -110,7 +110,7 @@ class InputCheckTest {
   void aNodeInADomainTheModelDoesNotImportIsRefused() throws Exception {
     ModelProto.Builder model = withGraph(valid(), graph -> graph.setNode(0, node("custom\u001b[31m", "my.ops", "Frobnicate",
         List.of("x"), List.of("r"))));
-    assertEquals("node 'custom\\u001b[31m' ('my.ops:Frobnicate') is in domain 'my.ops', which the model does not import "
+    assertEquals("node 'custom\\x1b[31m' ('my.ops:Frobnicate') is in domain 'my.ops', which the model does not import "
         + "(expected an opset_import entry for it)", refusal(model));
   }
 
