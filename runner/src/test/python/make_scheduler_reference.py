@@ -179,32 +179,40 @@ def run_lms(config, steps, generator, order=4):
     return timesteps, sigmas, sample
 
 
-def run_dpm(config, steps, generator, use_karras=False):
-    cumprod = alphas_cumprod(config)
-    all_sigmas = numpy.sqrt((1 - cumprod) / cumprod)
+def alpha_sigma(sigma):
+    """alpha_t and sigma_t of a variance-preserving sample at noise level sigma (= sigma_t / alpha_t)."""
+    alpha = 1.0 / math.sqrt(sigma ** 2 + 1)
+    return alpha, sigma * alpha
+
+
+def log_snr(sigma):
+    """lambda = log(alpha_t / sigma_t); +inf at sigma = 0."""
+    alpha, scaled = alpha_sigma(sigma)
+    return math.log(alpha) - math.log(scaled) if scaled > 0 else math.inf
+
+
+def multistep_timesteps(config, steps):
+    """The multistep solvers' spacing: steps + 1 points for linspace/leading with the last (0) dropped."""
     count = config["num_train_timesteps"]
     spacing = config["timestep_spacing"]
     if spacing == "linspace":
-        timesteps = numpy.linspace(0, count - 1, steps + 1).round()[::-1][:-1]
-    elif spacing == "leading":
+        return numpy.linspace(0, count - 1, steps + 1).round()[::-1][:-1]
+    if spacing == "leading":
         ratio = count // (steps + 1)
-        timesteps = (numpy.arange(0, steps + 1) * ratio).round()[::-1][:-1] + config["steps_offset"]
-    else:
-        timesteps = numpy.arange(count, 0, -count / steps).round() - 1
+        return (numpy.arange(0, steps + 1) * ratio).round()[::-1][:-1] + config["steps_offset"]
+    return numpy.arange(count, 0, -count / steps).round() - 1
+
+
+def run_dpm(config, steps, generator, use_karras=False):
+    cumprod = alphas_cumprod(config)
+    all_sigmas = numpy.sqrt((1 - cumprod) / cumprod)
+    timesteps = multistep_timesteps(config, steps)
     if use_karras:
         sigmas = karras(all_sigmas[-1], all_sigmas[0], steps)
         timesteps = numpy.array([sigma_to_timestep(s, numpy.log(all_sigmas)) for s in sigmas]).round()
     else:
         sigmas = numpy.interp(timesteps, numpy.arange(len(all_sigmas)), all_sigmas)
     sigmas = numpy.append(sigmas, 0.0)
-
-    def alpha_sigma(sigma):
-        alpha = 1.0 / math.sqrt(sigma ** 2 + 1)
-        return alpha, sigma * alpha
-
-    def log_snr(sigma):
-        alpha, scaled = alpha_sigma(sigma)
-        return math.log(alpha) - math.log(scaled) if scaled > 0 else math.inf
 
     sample = randn(generator)
     outputs = []
@@ -299,24 +307,8 @@ def run_unipc(config, steps, generator):
     order 2); the first step and the last (onto sigma 0) are first order."""
     cumprod = alphas_cumprod(config)
     all_sigmas = numpy.sqrt((1 - cumprod) / cumprod)
-    count = config["num_train_timesteps"]
-    spacing = config["timestep_spacing"]
-    if spacing == "linspace":
-        timesteps = numpy.linspace(0, count - 1, steps + 1).round()[::-1][:-1]
-    elif spacing == "leading":
-        ratio = count // (steps + 1)
-        timesteps = (numpy.arange(0, steps + 1) * ratio).round()[::-1][:-1] + config["steps_offset"]
-    else:
-        timesteps = numpy.arange(count, 0, -count / steps).round() - 1
+    timesteps = multistep_timesteps(config, steps)
     sigmas = numpy.append(numpy.interp(timesteps, numpy.arange(len(all_sigmas)), all_sigmas), 0.0)
-
-    def alpha_sigma(sigma):
-        alpha = 1.0 / math.sqrt(sigma ** 2 + 1)
-        return alpha, sigma * alpha
-
-    def lam(sigma):
-        alpha, scaled = alpha_sigma(sigma)
-        return math.log(alpha) - math.log(scaled) if scaled > 0 else math.inf
 
     def coefficients(h, order):
         hh = -h
@@ -342,7 +334,7 @@ def run_unipc(config, steps, generator):
             # UniC on the step from sigma[i-1] to sigma[i]
             alpha_t, scaled_t = alpha_sigma(sigmas[i])
             _, scaled_s = alpha_sigma(sigmas[i - 1])
-            h = lam(sigmas[i]) - lam(sigmas[i - 1])
+            h = log_snr(sigmas[i]) - log_snr(sigmas[i - 1])
             phi, b_h, b = coefficients(h, last_order)
             m0 = x0s[-1]
             corrected = scaled_t / scaled_s * last_sample - alpha_t * phi * m0
@@ -350,7 +342,7 @@ def run_unipc(config, steps, generator):
                 rho = [0.5]
                 correction = rho[-1] * (x0 - m0)
             else:
-                rk = (lam(sigmas[i - 2]) - lam(sigmas[i - 1])) / h
+                rk = (log_snr(sigmas[i - 2]) - log_snr(sigmas[i - 1])) / h
                 rho = numpy.linalg.solve(numpy.array([[1.0, 1.0], [rk, 1.0]]), numpy.array(b))
                 correction = rho[0] * (x0s[-2] - m0) / rk + rho[1] * (x0 - m0)
             sample = corrected - alpha_t * b_h * correction
@@ -360,11 +352,11 @@ def run_unipc(config, steps, generator):
         # UniP from sigma[i] to sigma[i+1]
         alpha_t, scaled_t = alpha_sigma(sigmas[i + 1])
         _, scaled_s = alpha_sigma(sigmas[i])
-        h = lam(sigmas[i + 1]) - lam(sigmas[i])
+        h = log_snr(sigmas[i + 1]) - log_snr(sigmas[i])
         phi = math.expm1(-h)
         prediction = scaled_t / scaled_s * sample - alpha_t * phi * x0s[-1]
         if order == 2:
-            rk = (lam(sigmas[i - 1]) - lam(sigmas[i])) / h
+            rk = (log_snr(sigmas[i - 1]) - log_snr(sigmas[i])) / h
             prediction = prediction - alpha_t * phi * 0.5 * (x0s[-2] - x0s[-1]) / rk
         sample = prediction
     return timesteps.astype(float), sigmas, sample

@@ -11,8 +11,6 @@ import dev.kiln.graph.ModelReader;
 import dev.kiln.graph.ModelWriter;
 import dev.kiln.graph.Value;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -27,19 +25,10 @@ import org.junit.jupiter.api.io.TempDir;
  * names the flag or the config field and the valid range, and writes nothing.
  */
 class GenerateRefusalsTest {
-  record Run(int exitCode, String out, String err) {}
-
-  static Run run(String... arguments) {
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    int code = Main.execute(arguments, new PrintWriter(out, true), new PrintWriter(err, true));
-    return new Run(code, out.toString(), err.toString());
-  }
-
   private static void refused(Path output, String expected, String... arguments) {
     List<String> all = new ArrayList<>(List.of(arguments));
     all.addAll(List.of("--seed", "1", "-o", output.toString()));
-    Run run = run(all.toArray(String[]::new));
+    GenerateCommandTest.Run run = GenerateCommandTest.run(all.toArray(String[]::new));
     assertEquals(2, run.exitCode(), String.join(" ", arguments) + ": " + run.err() + run.out());
     assertEquals(1, run.err().strip().lines().count(), run.err());
     assertTrue(run.err().startsWith("kiln: "), run.err());
@@ -134,11 +123,11 @@ class GenerateRefusalsTest {
   void aPipelineOptimizedForCudaSaysWhichTargetOnTheCpu(@TempDir Path root) {
     Path tiny = Path.of(System.getProperty("kiln.root", "..")).resolve("testdata/pipelines/tiny-sd");
     Path optimized = root.resolve("tiny-cuda");
-    Run optimize = run("optimize", tiny.toString(), "-o", optimized.toString(), "--target", "cuda");
+    GenerateCommandTest.Run optimize = GenerateCommandTest.run("optimize", tiny.toString(), "-o", optimized.toString(), "--target", "cuda");
     assertEquals(0, optimize.exitCode(), optimize.err());
     refused(root.resolve("x.png"), "was optimized for CUDA: it uses com.microsoft ", "generate", optimized.toString(), "--prompt", "x",
         "--device", "cpu");
-    Run line = run("generate", optimized.toString(), "--prompt", "x", "-o", root.resolve("y.png").toString());
+    GenerateCommandTest.Run line = GenerateCommandTest.run("generate", optimized.toString(), "--prompt", "x", "-o", root.resolve("y.png").toString());
     assertTrue(line.err().contains("run it with --device cuda on a machine with one, or optimize the original model with --target cpu"), line.err());
   }
 }

@@ -112,47 +112,36 @@ final class ExternalDataScan {
       if (number == 0 || number > 536_870_911L) {
         throw rules.malformed("field number " + number + " at byte " + position);
       }
-      switch (wireType) {
-        case VARINT -> {
-          long value = varint(position, end);
-          position = next;
-          if (tensor != null) {
-            if (number == 1) {
-              tensor.dims.add(value);
-            } else if (number == 2) {
-              tensor.dataType = (int) value;
-            } else if (number == 14) {
-              tensor.dataLocation = (int) value;
-            }
-          }
+      if (wireType == VARINT && tensor != null) {
+        long value = varint(position, end);
+        position = next;
+        if (number == 1) {
+          tensor.dims.add(value);
+        } else if (number == 2) {
+          tensor.dataType = (int) value;
+        } else if (number == 14) {
+          tensor.dataLocation = (int) value;
         }
-        case FIXED64 -> position = skip(position, 8, end);
-        case FIXED32 -> position = skip(position, 4, end);
-        case LENGTH_DELIMITED -> {
-          long length = varint(position, end);
-          position = next;
-          if (length > end - position) {
-            throw rules.malformed("a field of " + length + " bytes at byte " + position + " runs past its message");
-          }
-          int fieldEnd = position + (int) length;
-          if (tensor != null) {
-            readTensorField(tensor, (int) number, position, fieldEnd);
-          } else if (type == Message.NODE && (number == 4 || number == 7)) {
-            if (number == 4) {
-              opType = text(position, fieldEnd);
-            } else {
-              domain = text(position, fieldEnd);
-            }
+      } else if (wireType == LENGTH_DELIMITED) {
+        int fieldEnd = payloadEnd(position, end);
+        position = next;
+        if (tensor != null) {
+          readTensorField(tensor, (int) number, position, fieldEnd);
+        } else if (type == Message.NODE && (number == 4 || number == 7)) {
+          if (number == 4) {
+            opType = text(position, fieldEnd);
           } else {
-            Message child = child(type, (int) number);
-            if (child != Message.NONE) {
-              message(child, position, fieldEnd, depth + 1);
-            }
+            domain = text(position, fieldEnd);
           }
-          position = fieldEnd;
+        } else {
+          Message child = child(type, (int) number);
+          if (child != Message.NONE) {
+            message(child, position, fieldEnd, depth + 1);
+          }
         }
-        case START_GROUP -> position = skipGroup(position, end, (int) number, depth + 1);
-        default -> throw rules.malformed("wire type " + wireType + " at byte " + position);
+        position = fieldEnd;
+      } else {
+        position = skipValue(wireType, (int) number, position, end, depth);
       }
     }
     if (tensor != null && tensor.dataLocation == EXTERNAL) {
@@ -184,26 +173,16 @@ final class ExternalDataScan {
           int wireType = (int) (tag & 7);
           long field = tag >>> 3;
           if (wireType == LENGTH_DELIMITED) {
-            long length = varint(position, end);
+            int fieldEnd = payloadEnd(position, end);
             position = next;
-            if (length > end - position) {
-              throw rules.malformed("an external_data entry of tensor '" + tensor.name + "' runs past its message");
-            }
             if (field == 1) {
-              key = text(position, position + (int) length);
+              key = text(position, fieldEnd);
             } else if (field == 2) {
-              value = text(position, position + (int) length);
+              value = text(position, fieldEnd);
             }
-            position += (int) length;
-          } else if (wireType == VARINT) {
-            varint(position, end);
-            position = next;
-          } else if (wireType == FIXED64 || wireType == FIXED32) {
-            position = skip(position, wireType == FIXED64 ? 8 : 4, end);
-          } else if (wireType == START_GROUP) {
-            position = skipGroup(position, end, (int) field, 1);
+            position = fieldEnd;
           } else {
-            throw rules.malformed("wire type " + wireType + " in an external_data entry of tensor '" + tensor.name + "'");
+            position = skipValue(wireType, (int) field, position, end, 1);
           }
         }
         // Later entries override earlier ones, as the graph reader's loop over the entries does.
@@ -267,6 +246,38 @@ final class ExternalDataScan {
     throw rules.malformed("a varint longer than 10 bytes at byte " + position);
   }
 
+  /** Skips the value of a field (wire type and number already read) that the scan does not need. */
+  private int skipValue(int wireType, int number, int position, int end, int depth) {
+    switch (wireType) {
+      case VARINT -> {
+        varint(position, end);
+        return next;
+      }
+      case FIXED64 -> {
+        return skip(position, 8, end);
+      }
+      case FIXED32 -> {
+        return skip(position, 4, end);
+      }
+      case LENGTH_DELIMITED -> {
+        return payloadEnd(position, end);
+      }
+      case START_GROUP -> {
+        return skipGroup(position, end, number, depth + 1);
+      }
+      default -> throw rules.malformed("wire type " + wireType + " at byte " + position);
+    }
+  }
+
+  /** Reads a length prefix at {@code position}; returns where the payload ends ({@link #next} is where it starts). */
+  private int payloadEnd(int position, int end) {
+    long length = varint(position, end);
+    if (length > end - next) {
+      throw rules.malformed("a field of " + length + " bytes at byte " + next + " runs past its message");
+    }
+    return next + (int) length;
+  }
+
   private int skip(int position, int count, int end) {
     if (count > end - position) {
       throw rules.malformed("a fixed-width field runs past its message at byte " + position);
@@ -284,30 +295,13 @@ final class ExternalDataScan {
       position = next;
       int wireType = (int) (tag & 7);
       int field = (int) (tag >>> 3);
-      switch (wireType) {
-        case VARINT -> {
-          varint(position, end);
-          position = next;
+      if (wireType == END_GROUP) {
+        if (field != number) {
+          throw rules.malformed("group " + number + " ends with the tag of group " + field);
         }
-        case FIXED64 -> position = skip(position, 8, end);
-        case FIXED32 -> position = skip(position, 4, end);
-        case LENGTH_DELIMITED -> {
-          long length = varint(position, end);
-          position = next;
-          if (length > end - position) {
-            throw rules.malformed("a field of " + length + " bytes at byte " + position + " runs past its group");
-          }
-          position += (int) length;
-        }
-        case START_GROUP -> position = skipGroup(position, end, field, depth + 1);
-        case END_GROUP -> {
-          if (field != number) {
-            throw rules.malformed("group " + number + " ends with the tag of group " + field);
-          }
-          return position;
-        }
-        default -> throw rules.malformed("wire type " + wireType + " at byte " + position);
+        return position;
       }
+      position = skipValue(wireType, field, position, end, depth);
     }
     throw rules.malformed("group " + number + " has no end tag");
   }
