@@ -50,6 +50,17 @@ final class StagedOutput implements AutoCloseable {
   /** Puts the staged tree at the output path: for a single file, the staged file named like the output. */
   void commit(boolean singleFile) {
     try {
+      if (singleFile && !overwrite) {
+        // The data file lands beside the model: an unrelated file of that name is not ours to replace.
+        try (var files = Files.list(staging)) {
+          for (Path file : files.toList()) {
+            Path target = output.resolveSibling(file.getFileName());
+            if (Files.exists(target)) {
+              throw new KilnException.BadInput(target + ": already exists (pass --overwrite to replace it)");
+            }
+          }
+        }
+      }
       Path old = null;
       if (Files.exists(output)) {
         if (!overwrite) {
