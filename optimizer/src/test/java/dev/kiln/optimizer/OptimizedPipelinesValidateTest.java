@@ -7,6 +7,7 @@ import dev.kiln.optimizer.profiles.Target;
 import dev.kiln.testdata.Fixtures;
 import dev.kiln.validator.EpTarget;
 import dev.kiln.validator.Validator;
+import dev.kiln.validator.report.CheckResult;
 import dev.kiln.validator.report.ComponentReport;
 import dev.kiln.validator.report.ValidationReport;
 import dev.kiln.validator.shapes.SizeSpec;
@@ -33,7 +34,16 @@ class OptimizedPipelinesValidateTest {
     ValidationReport report = Validator.validate(optimized, Validator.Options.defaults().withReference(original)
         .withTarget(EpTarget.parse(target)).withShapes(SizeSpec.parse("height=64,128,192;width=64")));
     assertTrue(report.isPassed(), report.firstFailure());
-    for (ComponentReport component : report.getComponents()) {
+    ComponentReport endToEnd = report.getComponents().get(report.getComponents().size() - 1);
+    assertEquals("pipeline", endToEnd.getName());
+    CheckResult image = endToEnd.getChecks().get(0);
+    if (target.equals("cpu")) {
+      // One image with each pipeline, same prompt and seed: at most a few pixel values one step apart.
+      assertTrue(((Number) image.metrics().get("psnr")).doubleValue() > 60, image.toString());
+    } else {
+      assertEquals(Boolean.TRUE, image.skipped(), image.toString());
+    }
+    for (ComponentReport component : report.getComponents().subList(0, report.getComponents().size() - 1)) {
       Map<?, ?> proof = (Map<?, ?>) component.getSummary().get("shapeProof");
       assertEquals(proof.get("sites"), proof.get("proven"), component.getName() + " " + proof);
       assertTrue(component.getChecks().stream().filter(check -> check.check().equals("parity")).count() >= 3,

@@ -8,8 +8,6 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.TensorInfo;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
 import java.nio.IntBuffer;
@@ -230,33 +228,11 @@ public final class OrtParity {
   }
 
   private static float[] flatten(OnnxTensor tensor) {
-    TensorInfo info = tensor.getInfo();
-    int count = Math.toIntExact(info.getNumElements());
-    float[] out = new float[count];
-    ByteBuffer bytes = tensor.getByteBuffer().order(ByteOrder.nativeOrder());
-    switch (info.type) {
-      case FLOAT -> bytes.asFloatBuffer().get(out);
-      case INT64 -> {
-        LongBuffer longs = bytes.asLongBuffer();
-        for (int i = 0; i < count; i++) {
-          out[i] = longs.get(i);
-        }
-      }
-      case INT32 -> {
-        IntBuffer ints = bytes.asIntBuffer();
-        for (int i = 0; i < count; i++) {
-          out[i] = ints.get(i);
-        }
-      }
-      case FLOAT16 -> {
-        var shorts = bytes.asShortBuffer();
-        for (int i = 0; i < count; i++) {
-          out[i] = ai.onnxruntime.platform.Fp16Conversions.fp16ToFloat(shorts.get(i));
-        }
-      }
-      default -> throw new IllegalArgumentException("unsupported output type " + info.type);
+    float[] values = dev.kiln.validator.parity.OrtTensors.toFloats(tensor);
+    if (values == null) {
+      throw new IllegalArgumentException("unsupported output type " + tensor.getInfo().type);
     }
-    return out;
+    return values;
   }
 
   static long elementCount(long[] shape) {

@@ -7,6 +7,7 @@ import dev.kiln.graph.ModelReader;
 import dev.kiln.graph.infer.ShapeInference;
 import dev.kiln.validator.ep.EpSupport;
 import dev.kiln.validator.ep.KernelTable;
+import dev.kiln.validator.parity.EndToEnd;
 import dev.kiln.validator.parity.Parity;
 import dev.kiln.validator.parity.Tolerances;
 import dev.kiln.validator.report.CheckResult;
@@ -90,6 +91,29 @@ public final class Validator {
             : entry.getKey(), entry.getValue(), reference, pipeline, options));
         progress.step();
       }
+    }
+    if (pipeline && options.reference() != null && !options.staticOnly() && Files.isDirectory(options.reference())) {
+      report.getComponents().add(endToEnd(candidate, options));
+    }
+    return report;
+  }
+
+  /**
+   * One image with each pipeline, compared by PSNR, at the smallest requested image size (64 by default: the
+   * judgement is about the graphs, not the picture, and it stays quick).
+   */
+  private static ComponentReport endToEnd(Path candidate, Options options) {
+    ComponentReport report = new ComponentReport("pipeline", candidate.toString(), "pipeline", options.reference().toString());
+    int size = 64;
+    for (String key : List.of("height", "width")) {
+      if (options.shapes().has(key)) {
+        size = (int) Math.max(size, options.shapes().get(key).stream().mapToLong(Long::longValue).min().orElse(64));
+      }
+    }
+    try {
+      report.add(EndToEnd.run(candidate, options.reference(), size));
+    } catch (KilnException.Unsupported e) {
+      report.add(CheckResult.fail("end-to-end", null, "image", e.getMessage(), null));
     }
     return report;
   }

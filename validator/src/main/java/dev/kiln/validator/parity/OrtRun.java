@@ -5,11 +5,7 @@ import ai.onnxruntime.OnnxValue;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
-import ai.onnxruntime.TensorInfo;
-import dev.kiln.common.HalfFloats;
 import dev.kiln.common.KilnException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
 import java.nio.LongBuffer;
@@ -27,7 +23,20 @@ final class OrtRun implements AutoCloseable {
   private final OrtSession session;
   private final String label;
 
+  /** How a session is made from its options: from bytes or from a file. */
+  private interface Opener {
+    OrtSession open(OrtEnvironment environment, OrtSession.SessionOptions options) throws OrtException;
+  }
+
   OrtRun(byte[] model, String label) {
+    this(label, (environment, options) -> environment.createSession(model, options));
+  }
+
+  OrtRun(String path, String label) {
+    this(label, (environment, options) -> environment.createSession(path, options));
+  }
+
+  private OrtRun(String label, Opener opener) {
     this.label = label;
     try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
       options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.NO_OPT);
@@ -35,20 +44,7 @@ final class OrtRun implements AutoCloseable {
       options.setInterOpNumThreads(1);
       // Failures come back as exceptions and are reported as checks; ORT's own log would repeat them on stderr.
       options.setSessionLogLevel(ai.onnxruntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL);
-      session = environment.createSession(model, options);
-    } catch (OrtException e) {
-      throw new KilnException.Unsupported(label + ": ONNX Runtime cannot load it on CPU: " + firstLine(e.getMessage()), e);
-    }
-  }
-
-  OrtRun(String path, String label) {
-    this.label = label;
-    try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
-      options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.NO_OPT);
-      options.setIntraOpNumThreads(1);
-      options.setInterOpNumThreads(1);
-      options.setSessionLogLevel(ai.onnxruntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL);
-      session = environment.createSession(path, options);
+      session = opener.open(environment, options);
     } catch (OrtException e) {
       throw new KilnException.Unsupported(label + ": ONNX Runtime cannot load it on CPU: " + firstLine(e.getMessage()), e);
     }
@@ -72,7 +68,7 @@ final class OrtRun implements AutoCloseable {
       try (OrtSession.Result result = session.run(feed)) {
         for (Map.Entry<String, OnnxValue> entry : result) {
           if (entry.getValue() instanceof OnnxTensor tensor) {
-            float[] values = flatten(tensor);
+            float[] values = OrtTensors.toFloats(tensor);
             if (values != null) {
               outputs.put(entry.getKey(), values);
             }
@@ -96,43 +92,6 @@ final class OrtRun implements AutoCloseable {
       return OnnxTensor.createTensor(environment, LongBuffer.wrap(longs), input.shape());
     }
     return OnnxTensor.createTensor(environment, IntBuffer.wrap((int[]) values), input.shape());
-  }
-
-  private static float[] flatten(OnnxTensor tensor) {
-    TensorInfo info = tensor.getInfo();
-    int count = Math.toIntExact(info.getNumElements());
-    float[] out = new float[count];
-    ByteBuffer bytes = tensor.getByteBuffer().order(ByteOrder.nativeOrder());
-    switch (info.type) {
-      case FLOAT -> bytes.asFloatBuffer().get(out);
-      case DOUBLE -> {
-        for (int i = 0; i < count; i++) {
-          out[i] = (float) bytes.asDoubleBuffer().get(i);
-        }
-      }
-      case INT64 -> {
-        LongBuffer longs = bytes.asLongBuffer();
-        for (int i = 0; i < count; i++) {
-          out[i] = longs.get(i);
-        }
-      }
-      case INT32 -> {
-        IntBuffer ints = bytes.asIntBuffer();
-        for (int i = 0; i < count; i++) {
-          out[i] = ints.get(i);
-        }
-      }
-      case FLOAT16 -> {
-        var shorts = bytes.asShortBuffer();
-        for (int i = 0; i < count; i++) {
-          out[i] = HalfFloats.fromFloat16(shorts.get(i));
-        }
-      }
-      default -> {
-        return null;
-      }
-    }
-    return out;
   }
 
   static String firstLine(String message) {
