@@ -42,7 +42,8 @@ class SchedulerConfigFuzzTest {
   private static void sample(SchedulerKind kind, SchedulerConfig config, int steps) {
     Scheduler scheduler = kind.create(config, steps);
     double[] timesteps = scheduler.timesteps();
-    if (timesteps.length != steps) {
+    // PNDM evaluates its second timestep twice (PLMS warm-up), so it has one entry more than steps.
+    if (timesteps.length != kind.evaluations(steps)) {
       throw new AssertionError(kind + " made " + timesteps.length + " timesteps for " + steps + " steps");
     }
     TorchGenerator generator = new TorchGenerator(0);
@@ -51,30 +52,33 @@ class SchedulerConfigFuzzTest {
     for (int index = 0; index < latents.length; index++) {
       latents[index] = (float) (latents[index] * sigma);
     }
-    for (int step = 0; step < steps; step++) {
+    for (int step = 0; step < timesteps.length; step++) {
       float[] input = scheduler.scaleModelInput(latents, step);
       latents = scheduler.step(input, step, latents, generator);
     }
     Scheduler img2img = kind.create(config, steps);
     int first = steps / 2;
     float[] noised = img2img.addNoise(new float[] {0.5f, -0.5f, 0.25f, 0f}, generator.randn(4), first);
-    for (int step = first; step < steps; step++) {
+    for (int step = first; step < img2img.timesteps().length; step++) {
       noised = img2img.step(img2img.scaleModelInput(noised, step), step, noised, generator);
     }
   }
 
-  /** Finding: steps_offset (or a short training schedule) pushed DDIM's first timestep past alpha-bar's end. */
+  /**
+   * Finding: steps_offset (or a short training schedule) pushed DDIM's first timestep past alpha-bar's end. The
+   * config reader now refuses an offset outside the training schedule itself; a short schedule is refused when a
+   * scheduler asks for more distinct timesteps than it has.
+   */
   @Test
   void timestepPastTheTrainingScheduleIsRefusedNamingTheConfigValues() {
-    SchedulerConfig config = SchedulerConfig.read(FOLDER.write("scheduler_config.json", seed("steps-offset-5000")));
-    KilnException.BadInput error = assertThrows(KilnException.BadInput.class, () -> SchedulerKind.DDIM.create(config, 20));
-    assertTrue(error.getMessage().contains("timestep 5950 for 20 steps, outside the training schedule 0..999"), error.getMessage());
-    assertTrue(error.getMessage().contains("steps_offset 5000"), error.getMessage());
+    String offset = assertThrows(KilnException.BadInput.class,
+        () -> SchedulerConfig.read(FOLDER.write("scheduler_config.json", seed("steps-offset-5000")))).getMessage();
+    assertTrue(offset.contains("steps_offset must be an integer from 0 to 999, got 5000"), offset);
     SchedulerConfig shortSchedule = SchedulerConfig.read(FOLDER.write("scheduler_config.json", seed("few-timesteps")));
     assertThrows(KilnException.BadInput.class, () -> SchedulerKind.LCM.create(shortSchedule, 4));
-    SchedulerConfig negative = SchedulerConfig.read(FOLDER.write("scheduler_config.json", seed("steps-offset-negative")));
-    String message = assertThrows(KilnException.BadInput.class, () -> SchedulerKind.DPMPP_2M.create(negative, 20)).getMessage();
-    assertTrue(message.contains("timestep -3 for 20 steps") && message.contains("steps_offset -50"), message);
+    String negative = assertThrows(KilnException.BadInput.class,
+        () -> SchedulerConfig.read(FOLDER.write("scheduler_config.json", seed("steps-offset-negative")))).getMessage();
+    assertTrue(negative.contains("steps_offset must be an integer from 0 to 999, got -50"), negative);
   }
 
   /** Finding: num_train_timesteps 2e9 allocated three 16 GB arrays (OutOfMemoryError) before any check. */
@@ -82,7 +86,7 @@ class SchedulerConfigFuzzTest {
   void hugeTrainingScheduleIsRefusedBeforeAllocating() {
     KilnException.BadInput error = assertThrows(KilnException.BadInput.class,
         () -> SchedulerConfig.read(FOLDER.write("scheduler_config.json", seed("train-timesteps-2e9"))));
-    assertTrue(error.getMessage().contains("num_train_timesteps must be from 2 to 100000, got 2000000000"), error.getMessage());
+    assertTrue(error.getMessage().contains("num_train_timesteps must be an integer from 2 to 100000, got 2.0E9"), error.getMessage());
   }
 
   private static byte[] seed(String name) {
