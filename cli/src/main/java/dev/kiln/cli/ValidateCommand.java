@@ -1,8 +1,8 @@
 package dev.kiln.cli;
 
-import dev.kiln.common.AtomicFiles;
 import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
+import dev.kiln.common.OutputTarget;
 import dev.kiln.validator.EpTarget;
 import dev.kiln.validator.Validator;
 import dev.kiln.validator.parity.Tolerances;
@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -68,8 +69,7 @@ public final class ValidateCommand implements Callable<Integer> {
   @Option(names = "--junit", paramLabel = "F", description = "Write JUnit XML (one testsuite per component).")
   Path junit;
 
-  @Option(names = "--json", description = "Print the JSON report instead of the summary.")
-  boolean json;
+  @Mixin JsonOption json;
 
   @Option(names = "--report", paramLabel = "F.json", description = "Write the JSON report to this file as well.")
   Path report;
@@ -97,30 +97,30 @@ public final class ValidateCommand implements Callable<Integer> {
         throw new KilnException.BadInput("--tolerance: expected OUTPUT=RTOL, got \"" + entry + "\"");
       }
     }
-    for (Path file : new Path[] {junit, report, html}) {
-      if (file != null && Files.exists(file) && !overwrite) {
-        throw new KilnException.BadInput(file + " exists; pass --overwrite to replace it");
-      }
-    }
+    // Reports follow every command's output rules: never an input, only Kiln's own files replaced without --overwrite.
+    List<Path> inputs = reference == null ? List.of(candidate) : List.of(candidate, reference);
+    OutputTarget reportTarget = reportTarget(report, "--report", inputs);
+    OutputTarget junitTarget = reportTarget(junit, "--junit", inputs);
+    OutputTarget htmlTarget = reportTarget(html, "--html", inputs);
     Validator.Options options = new Validator.Options(reference, EpTarget.parse(target), SizeSpec.parse(shapes),
-        staticOnly, new Tolerances(atol, rtol, perOutput), seeds, json);
+        staticOnly, new Tolerances(atol, rtol, perOutput), seeds, json.enabled());
     long start = System.nanoTime();
     long cpuStart = processCpuMillis();
     ValidationReport result = Validator.validate(candidate, options);
     // Wall and process CPU: on a shared machine the second is the fair measure of the work.
     String elapsed = (System.nanoTime() - start) / 1_000_000 + " ms, " + (processCpuMillis() - cpuStart) + " ms CPU";
     String text = Json.write(result);
-    if (report != null) {
-      AtomicFiles.writeString(report, text + "\n");
+    if (reportTarget != null) {
+      reportTarget.writeString(text + "\n");
     }
-    if (junit != null) {
-      AtomicFiles.writeString(junit, JunitReport.write(result));
+    if (junitTarget != null) {
+      junitTarget.writeString(JunitReport.write(result));
     }
-    if (html != null) {
-      AtomicFiles.writeString(html, HtmlReport.write(result));
+    if (htmlTarget != null) {
+      htmlTarget.writeString(HtmlReport.write(result));
     }
     PrintWriter out = spec.commandLine().getOut();
-    if (json) {
+    if (json.enabled()) {
       out.println(text);
     } else {
       printSummary(out, result, elapsed);
@@ -160,5 +160,15 @@ public final class ValidateCommand implements Callable<Integer> {
             + divergence.cosine() + ")");
       }
     }
+  }
+
+  /** A report file's output target, checked before the validation runs; null when the option is not given. */
+  private OutputTarget reportTarget(Path file, String option, List<Path> inputs) {
+    if (file == null) {
+      return null;
+    }
+    OutputTarget target = OutputTarget.file(file, "validate").namedBy(option).inputs(inputs).overwrite(overwrite);
+    target.check();
+    return target;
   }
 }

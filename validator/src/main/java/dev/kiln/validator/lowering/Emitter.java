@@ -4,6 +4,7 @@ import dev.kiln.common.KilnException;
 import dev.kiln.graph.Attribute;
 import dev.kiln.graph.DataType;
 import dev.kiln.graph.Graph;
+import dev.kiln.graph.GraphEditor;
 import dev.kiln.graph.Model;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Onnx;
@@ -31,8 +32,7 @@ final class Emitter {
   private final Graph graph;
   private final ShapeInference shapes;
   private final long opset;
-  private final Set<String> nodeNames = new HashSet<>();
-  private final Set<String> valueNames = new HashSet<>();
+  private final GraphEditor editor;
   private Node anchor;
   private String scope = "";
 
@@ -45,16 +45,7 @@ final class Emitter {
       throw new KilnException.Unsupported("lowering needs default-domain opset 11 or newer; the model imports "
           + opset);
     }
-    graph.inputs().forEach(value -> valueNames.add(value.name()));
-    graph.initializers().forEach(value -> valueNames.add(value.name()));
-    graph.forEachNode(node -> {
-      nodeNames.add(node.name());
-      for (Value output : node.outputs()) {
-        if (output != null) {
-          valueNames.add(output.name());
-        }
-      }
-    });
+    this.editor = new GraphEditor(graph);
   }
 
   /** Starts emitting the replacement of {@code node}: new nodes go right before it, named under its name. */
@@ -62,6 +53,10 @@ final class Emitter {
     this.anchor = node;
     String name = node.name() == null || node.name().isEmpty() ? node.opType().name() : node.name();
     this.scope = name + "/";
+  }
+
+  GraphEditor editor() {
+    return editor;
   }
 
   Model model() {
@@ -119,22 +114,14 @@ final class Emitter {
   }
 
   List<Value> ops(OpType type, int outputCount, List<Value> inputs, Attribute... attributes) {
-    String nodeName = fresh(nodeNames, scope + type.name());
-    List<String> outputs = new ArrayList<>();
-    for (int i = 0; i < outputCount; i++) {
-      outputs.add(fresh(valueNames, nodeName + "_output_" + i));
-    }
-    Node node = new Node(type, nodeName, new ArrayList<>(inputs), outputs);
-    for (Attribute attribute : attributes) {
-      node.setAttribute(attribute);
-    }
-    graph.insertBefore(anchor, node);
+    Node node = editor.newNode(type, scope + type.name(), inputs, outputCount, attributes);
+    editor.insertBefore(anchor, node);
     return node.outputs();
   }
 
   /** An int64 vector initializer (shapes, axes, split sizes). */
   Value longs(String hint, long... values) {
-    return graph.addInitializer(fresh(valueNames, scope + hint), Tensor.ofLongs(new long[] {values.length}, values));
+    return editor.addInitializer(scope + hint, Tensor.ofLongs(new long[] {values.length}, values));
   }
 
   /** A scalar initializer of {@code type} (FLOAT or DOUBLE: the types lowerings compute in). */
@@ -144,7 +131,7 @@ final class Emitter {
       case DOUBLE -> Tensor.ofDoubles(new long[0], value);
       default -> throw new IllegalArgumentException("lowerings compute in FLOAT or DOUBLE, not " + type);
     };
-    return graph.addInitializer(fresh(valueNames, scope + hint), tensor);
+    return editor.addInitializer(scope + hint, tensor);
   }
 
   /** {@code value} cast to {@code type}, or itself when it already has that type. */
@@ -191,14 +178,5 @@ final class Emitter {
 
   Value transpose(Value input, long... permutation) {
     return op(Onnx.TRANSPOSE, List.of(input), Attribute.ofInts("perm", permutation));
-  }
-
-  private static String fresh(Set<String> taken, String base) {
-    String candidate = base;
-    for (int suffix = 1; taken.contains(candidate); suffix++) {
-      candidate = base + "_" + suffix;
-    }
-    taken.add(candidate);
-    return candidate;
   }
 }

@@ -69,7 +69,7 @@ public final class Lowering {
         if (replacement == null) {
           throw emitter.failure("output " + index + " is used but has no lowered counterpart");
         }
-        redirect(original, replacement);
+        emitter.editor().replaceKeepingInterface(original, replacement);
       }
       graph.remove(node);
       counts.merge(node.opType(), 1, Integer::sum);
@@ -84,18 +84,5 @@ public final class Lowering {
       }
     }
     return null;
-  }
-
-  /** Points every consumer at the replacement; a graph output keeps its name and declared type. */
-  private static void redirect(Value original, Value replacement) {
-    if (original.isGraphOutput()) {
-      String name = original.name();
-      original.setName(name + "/replaced");
-      replacement.setName(name);
-      if (replacement.dataType() == null && original.dataType() != null) {
-        replacement.setType(original.dataType(), original.shape());
-      }
-    }
-    original.replaceAllUsesWith(replacement);
   }
 }
