@@ -20,6 +20,12 @@ class FixturesValidateTest {
     return Fixtures.componentNames();
   }
 
+  /** The components exported at opset 17 (the torch-2 SDPA form fixtures are opset 14 only). */
+  static java.util.List<String> opset17Components() {
+    return Fixtures.manifest().components().values().stream().filter(component -> component.opsets().contains(Opset.V17))
+        .map(dev.kiln.testdata.Manifest.Component::name).toList();
+  }
+
   private static void assertAllProven(ComponentReport component) {
     Map<?, ?> proof = (Map<?, ?>) component.getSummary().get("shapeProof");
     assertEquals(proof.get("sites"), proof.get("proven"), component.getName() + " " + proof);
@@ -28,7 +34,7 @@ class FixturesValidateTest {
   }
 
   @ParameterizedTest
-  @MethodSource("components")
+  @MethodSource("opset17Components")
   void eachComponentAtOpset17PassesEveryCheckIncludingParityOnItsTestData(String name) {
     Path folder = Fixtures.component(name, Opset.V17).getParent();
     ValidationReport report = Validator.validate(folder, Validator.Options.defaults());
