@@ -116,7 +116,7 @@ public final class TorchScriptExporter {
         value = emitter.op(Onnx.IDENTITY, value);
       }
       value.setName(io.name());
-      value.setType(output.dataType(), shape(io.dims(), output.rank()));
+      value.setType(output.dataType(), shape(io.dims(), output.rankOrUnknown()));
       graph.addOutput(value);
     }
     CommonSubexpressions.merge(graph);
