@@ -175,6 +175,14 @@ class HostileArchiveTest {
   }
 
   @Test
+  void malformedCallsAreNamedWithTheirLineNotAStackTrace() throws Exception {
+    Path archive = ArchiveBuilder.module("    y = annotate(List[int])\n    return torch.add(x, self.w)\n", 4, 16).write(folder.resolve("odd.pt"));
+    KilnException failure = refused(archive);
+    assertTrue(failure.getMessage().startsWith("unsupported: IndexOutOfBoundsException"), failure.getMessage());
+    assertTrue(failure.getMessage().endsWith("while lowering module <root> (M) at code/__torch__.py:6"), failure.getMessage());
+  }
+
+  @Test
   void aWellFormedMinimalArchiveExports() throws Exception {
     Path archive = ArchiveBuilder.module("    return torch.add(x, self.w)\n", 4, 16).write(folder.resolve("fine.pt"));
     ExportResult result = TorchScriptExporter.export(archive, "generic", 17, Map.of("x", new long[] {4}));
