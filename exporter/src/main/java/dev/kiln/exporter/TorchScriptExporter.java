@@ -10,6 +10,7 @@ import dev.kiln.exporter.lowering.BakedConstants;
 import dev.kiln.exporter.lowering.CommonSubexpressions;
 import dev.kiln.exporter.lowering.Emitter;
 import dev.kiln.exporter.lowering.Interpreter;
+import dev.kiln.exporter.lowering.LoweringException;
 import dev.kiln.exporter.lowering.ModuleRef;
 import dev.kiln.exporter.lowering.TensorValue;
 import dev.kiln.exporter.lowering.Values;
@@ -103,7 +104,11 @@ public final class TorchScriptExporter {
     Interpreter interpreter = new Interpreter(archive, classes, emitter);
     Object result = interpreter.call(new ModuleRef(archive.root(), "", List.of()), "forward", arguments);
     List<TensorValue> outputs = new ArrayList<>();
-    flatten(result, outputs, emitter);
+    try {
+      flatten(result, outputs, emitter);
+    } catch (LoweringException e) {
+      throw new KilnException.Unsupported("unsupported: the root module's forward returns " + e.getMessage() + " (" + forward.file() + ")");
+    }
     List<DataType> types = outputs.stream().map(TensorValue::dataType).toList();
     List<ComponentSpec.Io> outputSpecs = spec.outputs(outputs.size(), types);
     for (int index = 0; index < outputs.size(); index++) {
@@ -116,7 +121,7 @@ public final class TorchScriptExporter {
         value = emitter.op(Onnx.IDENTITY, value);
       }
       value.setName(io.name());
-      value.setType(output.dataType(), shape(io.dims(), output.rank()));
+      value.setType(output.dataType(), shape(io.dims(), output.rankOrUnknown()));
       graph.addOutput(value);
     }
     CommonSubexpressions.merge(graph);

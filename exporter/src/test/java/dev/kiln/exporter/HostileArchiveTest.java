@@ -129,10 +129,10 @@ class HostileArchiveTest {
 
   @Test
   void unknownAtenOpIsNamedWithModuleAndLine() throws Exception {
-    Path archive = ArchiveBuilder.module("    y = torch.add(x, self.w)\n    return torch.fft_fft2(y)\n", 4, 16)
+    Path archive = ArchiveBuilder.module("    y = torch.fft_fft2(x)\n    return torch.add(y, self.w)\n", 4, 16)
         .write(folder.resolve("fft.pt"));
     KilnException failure = refused(archive);
-    assertEquals("unsupported: aten op 'torch.fft_fft2' has no ONNX lowering in module <root> (M) at code/__torch__.py:7",
+    assertEquals("unsupported: aten op 'torch.fft_fft2' has no ONNX lowering in module <root> (M) at code/__torch__.py:6",
         failure.getMessage());
   }
 
@@ -168,9 +168,24 @@ class HostileArchiveTest {
   }
 
   @Test
+  void aGenericModuleWithoutItsInputRankAsksForIt() throws Exception {
+    Path archive = ArchiveBuilder.module("    return torch.add(x, self.w)\n", 4, 16).write(folder.resolve("rankless.pt"));
+    assertEquals("unsupported: the rank of input 'x' is not known for a generic module (pass --traced-shape x=AxBx..) in module <root> (M) "
+        + "at code/__torch__.py:6", refused(archive).getMessage());
+  }
+
+  @Test
+  void malformedCallsAreNamedWithTheirLineNotAStackTrace() throws Exception {
+    Path archive = ArchiveBuilder.module("    y = annotate(List[int])\n    return torch.add(x, self.w)\n", 4, 16).write(folder.resolve("odd.pt"));
+    KilnException failure = refused(archive);
+    assertTrue(failure.getMessage().startsWith("unsupported: IndexOutOfBoundsException"), failure.getMessage());
+    assertTrue(failure.getMessage().endsWith("while lowering module <root> (M) at code/__torch__.py:6"), failure.getMessage());
+  }
+
+  @Test
   void aWellFormedMinimalArchiveExports() throws Exception {
     Path archive = ArchiveBuilder.module("    return torch.add(x, self.w)\n", 4, 16).write(folder.resolve("fine.pt"));
-    ExportResult result = TorchScriptExporter.export(archive, "generic", 17);
+    ExportResult result = TorchScriptExporter.export(archive, "generic", 17, Map.of("x", new long[] {4}));
     assertEquals(1, result.model().graph().nodes().size());
     assertEquals(1, result.model().graph().initializers().size());
     assertEquals(Files.size(archive) > 0, true);

@@ -177,7 +177,7 @@ public final class CodeParser {
         scan++;
       }
       if (scan < tokens.size()) {
-        throw unsupported("assignment to " + shorten(text.substring(0, text.indexOf('='))).strip());
+        throw unsupported("assignment to " + shorten(text.substring(0, text.indexOf('=')).strip()));
       }
     }
     position = start;

@@ -102,6 +102,13 @@ public final class Interpreter {
         } catch (LoweringException e) {
           throw new KilnException.Unsupported("unsupported: " + e.getMessage() + " in module " + describe(module) + " at " + method.file()
               + ":" + statement.line());
+        } catch (KilnException | java.io.UncheckedIOException e) {
+          throw e;
+        } catch (RuntimeException e) {
+          // A statement the subset parser accepted but whose arguments no lowering expects (a call with too few
+          // arguments, a list where a tensor belongs): named with its line, never a stack trace.
+          throw new KilnException.Unsupported("unsupported: " + e.getClass().getSimpleName() + (e.getMessage() == null ? "" : " (" + e.getMessage() + ")")
+              + " while lowering module " + describe(module) + " at " + method.file() + ":" + statement.line());
         }
       }
       return PickleObjects.NONE;

@@ -48,7 +48,17 @@ public final class TensorValue {
     return dataType;
   }
 
+  /** The rank, or -1 when not known (a generic module's input passed straight through). */
+  public int rankOrUnknown() {
+    return rank;
+  }
+
+  /** The rank; a generic module's input has none until --traced-shape gives it, and an op that needs it says so. */
   public int rank() {
+    if (rank < 0) {
+      throw new LoweringException("the rank of input '" + (value == null ? "?" : value.name())
+          + "' is not known for a generic module (pass --traced-shape " + (value == null ? "INPUT" : value.name()) + "=AxBx..)");
+    }
     return rank;
   }
 
