@@ -7,6 +7,7 @@ import dev.kiln.common.OutputTarget;
 import dev.kiln.common.Progress;
 import dev.kiln.optimizer.OptimizationReport;
 import dev.kiln.optimizer.Optimizer;
+import dev.kiln.optimizer.specialize.Specialization;
 import dev.kiln.optimizer.OptimizerListener;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Target;
@@ -68,6 +69,16 @@ public final class OptimizeCommand implements Callable<Integer> {
       + "kernels reject at run time (only for experiments on small models).")
   boolean ignoreCudaKernelLimits;
 
+  @Option(names = "--fold-limit", defaultValue = "1MiB", description = "Constant folding makes no tensor larger than "
+      + "this and reads none larger (a weight is never copied into a new inline tensor): bytes, or with KiB/MiB/GiB "
+      + "(also KB/MB/GB, read as powers of 1024). Default: ${DEFAULT-VALUE}.")
+  String foldLimit;
+
+  @Option(names = "--static", description = "Bind symbolic dims to sizes and fold every shape computation, e.g. "
+      + "--static batch=1,height=64,width=64,sequence=77 (names are the graph's symbolic dims; `kiln inspect` lists "
+      + "them). Default: keep every dynamic axis.")
+  String staticDims;
+
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
@@ -90,7 +101,9 @@ public final class OptimizeCommand implements Callable<Integer> {
       reportTarget.check();
     }
     Optimizer.Options options = new Optimizer.Options(Target.parse(target),
-        component == null ? null : Component.parse(component), new HashSet<>(disabled), false, !ignoreCudaKernelLimits);
+        component == null ? null : Component.parse(component), new HashSet<>(disabled), false, !ignoreCudaKernelLimits)
+        .withSpecialization(Specialization.NONE.withFoldLimit(SpecializationOptions.bytes("--fold-limit", foldLimit))
+            .withStaticDims(SpecializationOptions.dims("--static", staticDims)));
     OptimizationReport result;
     try (Progress progress = Progress.start("optimize", 1, "steps", json.enabled())) {
       List<Path> models = Optimizer.modelsOf(input);

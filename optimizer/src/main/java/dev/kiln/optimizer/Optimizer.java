@@ -23,6 +23,7 @@ import dev.kiln.optimizer.inputs.InputCheck;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Profiles;
 import dev.kiln.optimizer.profiles.Target;
+import dev.kiln.optimizer.specialize.Specialization;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -55,12 +56,23 @@ public final class Optimizer {
    * @param cudaKernelLimits refuse CUDA fusions whose sizes ORT's CUDA kernels reject at run time (default on;
    *     off only to prove the rewrites on small test graphs that no GPU would be given)
    * @param listener told of each component and step (progress); {@link OptimizerListener#NONE} for none
+   * @param specialization fold limit and static dims ({@link Specialization#NONE}: defaults, dynamic shapes)
    */
   public record Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep,
-      boolean cudaKernelLimits, OptimizerListener listener) {
+      boolean cudaKernelLimits, OptimizerListener listener, Specialization specialization) {
     public Options {
       disabled = Set.copyOf(disabled);
       listener = listener == null ? OptimizerListener.NONE : listener;
+      specialization = specialization == null ? Specialization.NONE : specialization;
+    }
+
+    public Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep,
+        boolean cudaKernelLimits, OptimizerListener listener) {
+      this(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, Specialization.NONE);
+    }
+
+    public Options withSpecialization(Specialization specialization) {
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization);
     }
 
     public Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep, boolean cudaKernelLimits) {
@@ -72,19 +84,19 @@ public final class Optimizer {
     }
 
     public Options withComponent(Component component) {
-      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener);
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization);
     }
 
     public Options verifying() {
-      return new Options(target, component, disabled, true, cudaKernelLimits, listener);
+      return new Options(target, component, disabled, true, cudaKernelLimits, listener, specialization);
     }
 
     public Options withoutCudaKernelLimits() {
-      return new Options(target, component, disabled, verifyEachStep, false, listener);
+      return new Options(target, component, disabled, verifyEachStep, false, listener, specialization);
     }
 
     public Options withListener(OptimizerListener listener) {
-      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener);
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization);
     }
   }
 
@@ -94,7 +106,8 @@ public final class Optimizer {
     // Refuse what the rules could misread before any rule reads it (warnings go to the file-level report).
     InputCheck.check(model, label);
     Component component = options.component() != null ? options.component() : Component.detect(model.graph(), label);
-    Profiles.Profile profile = Profiles.of(options.target(), component, options.cudaKernelLimits());
+    Profiles.Profile profile =
+        Profiles.of(options.target(), component, options.cudaKernelLimits(), options.specialization().foldLimitBytes());
     // A pipeline shares one --disable list across components, so a name must exist in some profile of the target.
     Set<String> known = new java.util.TreeSet<>();
     for (Component each : Component.values()) {

@@ -64,6 +64,11 @@ public final class ConstantEvaluator {
     return EVALUATORS.containsKey(node.opType()) && node.subgraphs().isEmpty();
   }
 
+  /** What a Shape node answers for an input of {@code dims} (only the dims are read, not the data). */
+  public static HostTensor shapeOf(Node node, long[] dims) {
+    return ShapeOf.of(node, dims);
+  }
+
   /**
    * The node's outputs over {@code inputs} (null for an omitted optional input).
    *
