@@ -24,6 +24,7 @@ import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Profiles;
 import dev.kiln.optimizer.profiles.Target;
 import dev.kiln.optimizer.specialize.Specialization;
+import dev.kiln.optimizer.specialize.StaticShapes;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -126,6 +127,19 @@ public final class Optimizer {
     Map<String, int[]> applied = new LinkedHashMap<>();
     Map<String, Map<String, Integer>> rejected = new LinkedHashMap<>();
     Map<String, Map<String, List<String>>> nearMisses = new LinkedHashMap<>();
+    Specialization specialization = options.specialization();
+    if (specialization.isStatic()) {
+      Map<String, Long> dims = specialization.staticDims();
+      Set<String> symbolic = StaticShapes.symbolicDims(model.graph());
+      if (!symbolic.containsAll(dims.keySet())) {
+        Set<String> unknown = new java.util.TreeSet<>(dims.keySet());
+        unknown.removeAll(symbolic);
+        throw new KilnException.BadInput(label + ": --static names " + unknown + ", which no input of the model has "
+            + "(its symbolic dims are " + symbolic + ")");
+      }
+      passes.put("static-shapes", StaticShapes.apply(model, dims, specialization.foldLimitBytes(), label));
+      model.metadata().put(STATIC_SHAPES, staticDescription(dims));
+    }
     List<Profiles.Step> steps = profile.steps();
     options.listener().componentStarted(label, component, steps.size());
     for (int index = 0; index < steps.size(); index++) {
@@ -142,6 +156,15 @@ public final class Optimizer {
         nearMisses.getOrDefault(name, Map.of()))));
     return new ComponentReport(label, component.id(), options.target().id(), nodesBefore, model.graph().totalNodeCount(),
         opsBefore, histogram(model.graph()), rules, passes, (System.nanoTime() - start) / 1_000_000);
+  }
+
+  /** The metadata_props key of a model specialized by --static: the bound dims, "name=size" joined by commas. */
+  public static final String STATIC_SHAPES = "kiln.static";
+
+  static String staticDescription(Map<String, Long> dims) {
+    StringBuilder text = new StringBuilder();
+    new TreeMap<>(dims).forEach((name, size) -> text.append(text.length() == 0 ? "" : ",").append(name).append('=').append(size));
+    return text.toString();
   }
 
   /** A pass by its name; a sweep by its first rule and how many run with it. */
