@@ -23,6 +23,7 @@ import dev.kiln.optimizer.inputs.InputCheck;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Profiles;
 import dev.kiln.optimizer.profiles.Target;
+import dev.kiln.optimizer.specialize.PipelineDims;
 import dev.kiln.optimizer.specialize.Specialization;
 import dev.kiln.optimizer.specialize.StaticShapes;
 import java.io.IOException;
@@ -281,6 +282,8 @@ public final class Optimizer {
       throw new KilnException.BadInput(input + ": a folder must be a pipeline (model_index.json missing)");
     }
     List<ComponentReport> reports = new ArrayList<>();
+    Map<String, Long> staticDims = options.specialization().staticDims();
+    int vaeFactor = staticDims.isEmpty() ? 8 : PipelineDims.check(input, staticDims);
     try {
       // Walk the real folder (the input may itself be Kiln's link to an output), and protect every file it
       // links to: the output may replace none of them.
@@ -300,6 +303,12 @@ public final class Optimizer {
           skip.add(modelPath.toAbsolutePath().normalize());
           skip.addAll(externalFiles(model.graph()));
           Options componentOptions = options.component() != null ? options : options.withComponent(PIPELINE_FOLDERS.get(folder));
+          if (!staticDims.isEmpty()) {
+            // Image-level sizes become this component's own dims; a dim the component lacks is not bound.
+            Map<String, Long> bound = new LinkedHashMap<>(PipelineDims.forComponent(folder, staticDims, vaeFactor));
+            bound.keySet().retainAll(StaticShapes.symbolicDims(model.graph()));
+            componentOptions = componentOptions.withSpecialization(options.specialization().withStaticDims(bound));
+          }
           String label = input.resolve(folder).resolve("model.onnx").toString();
           warnings.addAll(InputCheck.check(model, label));
           ComponentReport report = optimize(model, label, componentOptions);
@@ -313,12 +322,23 @@ public final class Optimizer {
               + "); nothing to optimize");
         }
         copyRest(realInput, staging, skip);
+        if (!staticDims.isEmpty()) {
+          recordStaticSize(staging.resolve("model_index.json"), staticDims);
+        }
         staged.commit();
       }
     } catch (IOException e) {
       throw new UncheckedIOException("cannot write pipeline " + output.path() + ": " + e.getMessage(), e);
     }
     return reports;
+  }
+
+  /** Writes the bound image size into the staged model_index.json, so the runner refuses any other size. */
+  private static void recordStaticSize(Path modelIndex, Map<String, Long> dims) throws IOException {
+    var root = (com.fasterxml.jackson.databind.node.ObjectNode) dev.kiln.common.Json.mapper().readTree(modelIndex.toFile());
+    var record = root.putObject(PipelineDims.RECORD_KEY);
+    new TreeMap<>(dims).forEach(record::put);
+    Files.writeString(modelIndex, dev.kiln.common.Json.mapper().writerWithDefaultPrettyPrinter().writeValueAsString(root) + "\n");
   }
 
   private static List<Path> filesUnder(Path folder) throws IOException {

@@ -30,10 +30,16 @@ public final class PipelineFolder {
   private final int vaeBaseChannels;
   private final int topAttentionHeads;
   private final boolean forceZerosForEmptyPrompt;
+  /** The image size `kiln optimize --static` baked in (model_index.json "kiln_static"), 0 where a side is dynamic. */
+  private final int staticWidth;
+  private final int staticHeight;
 
   private PipelineFolder(Path root) {
     this.root = root;
     JsonConfig index = JsonConfig.read(root.resolve("model_index.json"), true);
+    var specialized = index.node().path("kiln_static");
+    this.staticWidth = specialized.path("width").canConvertToInt() ? specialized.path("width").intValue() : 0;
+    this.staticHeight = specialized.path("height").canConvertToInt() ? specialized.path("height").intValue() : 0;
     this.xl = Files.isDirectory(root.resolve("text_encoder_2")) || index.text("_class_name", "").contains("XL");
     for (String component : xl ? new String[] {"text_encoder", "text_encoder_2", "unet", "vae_decoder"} : new String[] {"text_encoder", "unet", "vae_decoder"}) {
       if (!Files.isRegularFile(model(component))) {
@@ -162,6 +168,16 @@ public final class PipelineFolder {
   /** Pixel sizes must be multiples of this: the VAE factor times the UNet's total downsampling. */
   public int sizeMultiple() {
     return vaeScaleFactor * unetDownsampling;
+  }
+
+  /** The width `kiln optimize --static` fixed, or 0 when the folder takes any width. */
+  public int staticWidth() {
+    return staticWidth;
+  }
+
+  /** The height `kiln optimize --static` fixed, or 0 when the folder takes any height. */
+  public int staticHeight() {
+    return staticHeight;
   }
 
   public int latentChannels() {

@@ -171,8 +171,19 @@ public final class StableDiffusionPipeline implements AutoCloseable {
     List<String> notes = new ArrayList<>();
     int factor = folder.vaeScaleFactor();
     int multiple = folder.sizeMultiple();
-    int width = request.width() != null ? request.width() : request.initImage() != null ? request.initImage().width() : folder.defaultSize();
-    int height = request.height() != null ? request.height() : request.initImage() != null ? request.initImage().height() : folder.defaultSize();
+    int width = request.width() != null ? request.width() : request.initImage() != null ? request.initImage().width()
+        : folder.staticWidth() > 0 ? folder.staticWidth() : folder.defaultSize();
+    int height = request.height() != null ? request.height() : request.initImage() != null ? request.initImage().height()
+        : folder.staticHeight() > 0 ? folder.staticHeight() : folder.defaultSize();
+    for (String side : List.of("width", "height")) {
+      int fixed = side.equals("width") ? folder.staticWidth() : folder.staticHeight();
+      int value = side.equals("width") ? width : height;
+      if (fixed > 0 && value != fixed) {
+        throw new InvalidRequest(side, "must be " + fixed + ": this pipeline was specialized to " + folder.staticWidth() + "x"
+            + folder.staticHeight() + " by `kiln optimize --static`, got " + value + " (optimize the original folder without --static "
+            + "for other sizes)");
+      }
+    }
     for (String side : List.of("width", "height")) {
       int value = side.equals("width") ? width : height;
       if (value <= 0 || value % multiple != 0) {
