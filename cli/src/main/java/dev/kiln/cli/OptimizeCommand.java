@@ -79,6 +79,16 @@ public final class OptimizeCommand implements Callable<Integer> {
       + "them). Default: keep every dynamic axis.")
   String staticDims;
 
+  @Option(names = "--clip-skip", description = "Text encoders: bake in diffusers' clip skip N (0 = the final layer) and keep "
+      + "only what the runner reads: SD 1.x/2.x the final LayerNorm of hidden_states[-(N+1)] as last_hidden_state; SDXL "
+      + "hidden_states[-(N+2)] as last_hidden_state plus the pooled output. A pipeline folder records N; `kiln generate` "
+      + "then needs no --clip-skip. Default: keep every output.")
+  Integer clipSkip;
+
+  @Option(names = "--keep-output", showDefaultValue = Visibility.NEVER, description = "Text encoders: keep only this output "
+      + "(repeatable) and remove what nothing else reads.")
+  List<String> keepOutputs = new ArrayList<>();
+
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
@@ -103,7 +113,11 @@ public final class OptimizeCommand implements Callable<Integer> {
     Optimizer.Options options = new Optimizer.Options(Target.parse(target),
         component == null ? null : Component.parse(component), new HashSet<>(disabled), false, !ignoreCudaKernelLimits)
         .withSpecialization(Specialization.NONE.withFoldLimit(SpecializationOptions.bytes("--fold-limit", foldLimit))
-            .withStaticDims(SpecializationOptions.dims("--static", staticDims)));
+            .withStaticDims(SpecializationOptions.dims("--static", staticDims)).withClipSkip(clipSkip)
+            .withKeepOutputs(keepOutputs));
+    if (clipSkip != null && clipSkip < 0) {
+      throw new KilnException.BadInput("--clip-skip " + clipSkip + ": must be at least 0");
+    }
     OptimizationReport result;
     try (Progress progress = Progress.start("optimize", 1, "steps", json.enabled())) {
       List<Path> models = Optimizer.modelsOf(input);

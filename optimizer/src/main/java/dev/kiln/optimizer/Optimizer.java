@@ -23,6 +23,7 @@ import dev.kiln.optimizer.inputs.InputCheck;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Profiles;
 import dev.kiln.optimizer.profiles.Target;
+import dev.kiln.optimizer.specialize.OutputPruning;
 import dev.kiln.optimizer.specialize.PipelineDims;
 import dev.kiln.optimizer.specialize.Specialization;
 import dev.kiln.optimizer.specialize.StaticShapes;
@@ -129,6 +130,24 @@ public final class Optimizer {
     Map<String, Map<String, Integer>> rejected = new LinkedHashMap<>();
     Map<String, Map<String, List<String>>> nearMisses = new LinkedHashMap<>();
     Specialization specialization = options.specialization();
+    if (specialization.prunesOutputs()) {
+      if (component != Component.TEXT_ENCODER) {
+        throw new KilnException.BadInput(label + ": --clip-skip and --keep-output apply to text encoders; this is a "
+            + component.id());
+      }
+      // An SDXL encoder 2 says so by its projected output; a folder tells for both of its encoders.
+      boolean sdxl = specialization.sdxl() || model.graph().outputs().stream().anyMatch(value -> value.name().equals("text_embeds"));
+      OutputPruning.Removed removed = specialization.keepOutputs().isEmpty()
+          ? OutputPruning.clipSkip(model, specialization.clipSkip(), sdxl, label)
+          : OutputPruning.keepOutputs(model, specialization.keepOutputs(), label);
+      passes.put("prune-outputs", removed.nodes());
+      passes.put("prune-outputs.initializers", removed.initializers());
+      passes.put("prune-outputs.bytes", (int) Math.min(Integer.MAX_VALUE, removed.bytes()));
+      passes.put("prune-outputs.inputs", removed.inputs());
+      if (specialization.clipSkip() != null && specialization.keepOutputs().isEmpty()) {
+        model.metadata().put(CLIP_SKIP, Integer.toString(specialization.clipSkip()));
+      }
+    }
     if (specialization.isStatic()) {
       Map<String, Long> dims = specialization.staticDims();
       Set<String> symbolic = StaticShapes.symbolicDims(model.graph());
@@ -158,6 +177,9 @@ public final class Optimizer {
     return new ComponentReport(label, component.id(), options.target().id(), nodesBefore, model.graph().totalNodeCount(),
         opsBefore, histogram(model.graph()), rules, passes, (System.nanoTime() - start) / 1_000_000);
   }
+
+  /** The metadata_props key (and model_index.json "kiln_clip_skip") of a text encoder pruned to one clip skip. */
+  public static final String CLIP_SKIP = "kiln.clip_skip";
 
   /** The metadata_props key of a model specialized by --static: the bound dims, "name=size" joined by commas. */
   public static final String STATIC_SHAPES = "kiln.static";
@@ -303,11 +325,20 @@ public final class Optimizer {
           skip.add(modelPath.toAbsolutePath().normalize());
           skip.addAll(externalFiles(model.graph()));
           Options componentOptions = options.component() != null ? options : options.withComponent(PIPELINE_FOLDERS.get(folder));
+          if (options.specialization().prunesOutputs()) {
+            if (PIPELINE_FOLDERS.get(folder) != Component.TEXT_ENCODER) {
+              componentOptions = componentOptions.withSpecialization(componentOptions.specialization().withClipSkip(null)
+                  .withKeepOutputs(List.of()));
+            } else {
+              componentOptions = componentOptions.withSpecialization(componentOptions.specialization()
+                  .withSdxl(Files.isDirectory(realInput.resolve("text_encoder_2"))));
+            }
+          }
           if (!staticDims.isEmpty()) {
             // Image-level sizes become this component's own dims; a dim the component lacks is not bound.
             Map<String, Long> bound = new LinkedHashMap<>(PipelineDims.forComponent(folder, staticDims, vaeFactor));
             bound.keySet().retainAll(StaticShapes.symbolicDims(model.graph()));
-            componentOptions = componentOptions.withSpecialization(options.specialization().withStaticDims(bound));
+            componentOptions = componentOptions.withSpecialization(componentOptions.specialization().withStaticDims(bound));
           }
           String label = input.resolve(folder).resolve("model.onnx").toString();
           warnings.addAll(InputCheck.check(model, label));
@@ -322,8 +353,8 @@ public final class Optimizer {
               + "); nothing to optimize");
         }
         copyRest(realInput, staging, skip);
-        if (!staticDims.isEmpty()) {
-          recordStaticSize(staging.resolve("model_index.json"), staticDims);
+        if (!staticDims.isEmpty() || options.specialization().clipSkip() != null) {
+          recordSpecialization(staging.resolve("model_index.json"), staticDims, options.specialization());
         }
         staged.commit();
       }
@@ -333,11 +364,20 @@ public final class Optimizer {
     return reports;
   }
 
-  /** Writes the bound image size into the staged model_index.json, so the runner refuses any other size. */
-  private static void recordStaticSize(Path modelIndex, Map<String, Long> dims) throws IOException {
+  /**
+   * Writes what was baked in into the staged model_index.json: the bound image size (the runner refuses any other)
+   * and the clip skip of pruned encoders (the runner then reads last_hidden_state as it is).
+   */
+  private static void recordSpecialization(Path modelIndex, Map<String, Long> dims, Specialization specialization)
+      throws IOException {
     var root = (com.fasterxml.jackson.databind.node.ObjectNode) dev.kiln.common.Json.mapper().readTree(modelIndex.toFile());
-    var record = root.putObject(PipelineDims.RECORD_KEY);
-    new TreeMap<>(dims).forEach(record::put);
+    if (!dims.isEmpty()) {
+      var record = root.putObject(PipelineDims.RECORD_KEY);
+      new TreeMap<>(dims).forEach(record::put);
+    }
+    if (specialization.clipSkip() != null && specialization.keepOutputs().isEmpty()) {
+      root.put("kiln_clip_skip", specialization.clipSkip());
+    }
     Files.writeString(modelIndex, dev.kiln.common.Json.mapper().writerWithDefaultPrettyPrinter().writeValueAsString(root) + "\n");
   }
 

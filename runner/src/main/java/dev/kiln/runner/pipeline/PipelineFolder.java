@@ -33,6 +33,8 @@ public final class PipelineFolder {
   /** The image size `kiln optimize --static` baked in (model_index.json "kiln_static"), 0 where a side is dynamic. */
   private final int staticWidth;
   private final int staticHeight;
+  /** The clip skip `kiln optimize --clip-skip` baked into the text encoders (model_index.json "kiln_clip_skip"), or -1. */
+  private final int bakedClipSkip;
 
   private PipelineFolder(Path root) {
     this.root = root;
@@ -40,6 +42,8 @@ public final class PipelineFolder {
     var specialized = index.node().path("kiln_static");
     this.staticWidth = specialized.path("width").canConvertToInt() ? specialized.path("width").intValue() : 0;
     this.staticHeight = specialized.path("height").canConvertToInt() ? specialized.path("height").intValue() : 0;
+    var baked = index.node().path("kiln_clip_skip");
+    this.bakedClipSkip = baked.canConvertToInt() && baked.intValue() >= 0 ? baked.intValue() : -1;
     this.xl = Files.isDirectory(root.resolve("text_encoder_2")) || index.text("_class_name", "").contains("XL");
     for (String component : xl ? new String[] {"text_encoder", "text_encoder_2", "unet", "vae_decoder"} : new String[] {"text_encoder", "unet", "vae_decoder"}) {
       if (!Files.isRegularFile(model(component))) {
@@ -178,6 +182,11 @@ public final class PipelineFolder {
   /** The height `kiln optimize --static` fixed, or 0 when the folder takes any height. */
   public int staticHeight() {
     return staticHeight;
+  }
+
+  /** The clip skip baked into this folder's text encoders by `kiln optimize --clip-skip`, or -1 when none is. */
+  public int bakedClipSkip() {
+    return bakedClipSkip;
   }
 
   public int latentChannels() {

@@ -167,6 +167,15 @@ public final class StableDiffusionPipeline implements AutoCloseable {
 
   public GenerationResult generate(GenerationRequest request, StepListener listener) {
     request.validate();
+    int baked = folder.bakedClipSkip();
+    if (baked >= 0) {
+      if (request.clipSkip() != 0 && request.clipSkip() != baked) {
+        throw new InvalidRequest("clipSkip", "must be " + baked + " (or left out): this pipeline's text encoders were pruned to clip "
+            + "skip " + baked + " by `kiln optimize --clip-skip`, got " + request.clipSkip());
+      }
+      // The pruned encoders give the state of that clip skip directly; the request (and the PNG) say which it is.
+      request = request.withClipSkip(baked);
+    }
     StageTimings timings = new StageTimings();
     List<String> notes = new ArrayList<>();
     int factor = folder.vaeScaleFactor();
@@ -302,7 +311,8 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   }
 
   /** {hidden [1, T, D], pooled [1, P] or null}; SDXL concatenates both encoders' hidden states along D. */
-  private Tensor[] encodeOne(String prompt, int clipSkip, StageTimings timings, boolean zeros) {
+  private Tensor[] encodeOne(String prompt, int requestedClipSkip, StageTimings timings, boolean zeros) {
+    int clipSkip = folder.bakedClipSkip() >= 0 ? TextEncoder.BAKED : requestedClipSkip;
     if (!folder.xl()) {
       return new Tensor[] {textEncoder.encode(prompt, clipSkip, false, timings).hidden(), null};
     }
