@@ -81,7 +81,7 @@ public final class OptimizeCommand implements Callable<Integer> {
 
   @Option(names = "--clip-skip", description = "Text encoders: bake in diffusers' clip skip N (0 = the final layer) and keep "
       + "only what the runner reads: SD 1.x/2.x the final LayerNorm of hidden_states[-(N+1)] as last_hidden_state; SDXL "
-      + "hidden_states[-(N+2)] as last_hidden_state plus the pooled output. A pipeline folder records N; `kiln generate` "
+      + "hidden_states[-(N+2)] as last_hidden_state plus text_embeds. A pipeline folder records N; `kiln generate` "
       + "then needs no --clip-skip. Default: keep every output.")
   Integer clipSkip;
 

@@ -32,7 +32,8 @@ import java.util.regex.Pattern;
  *       {@code hidden_states[-(N + 1)]} — the LayerNorm nodes between {@code hidden_states[-1]} and
  *       {@code last_hidden_state} are copied onto the earlier state — and is the only output;
  *   <li>SDXL clip skip N: {@code hidden_states[-(N + 2)]} (un-normed, the penultimate layer at 0) is kept as
- *       {@code last_hidden_state}, with the pooled output ({@code text_embeds} or {@code pooler_output});
+ *       {@code last_hidden_state}, with encoder 2's projected pooled output {@code text_embeds} (encoder 1's
+ *       pooler_output is never read, so its last layer goes too);
  *   <li>{@code --keep-output}: exactly the named outputs.
  * </ul>
  */
@@ -56,7 +57,8 @@ public final class OutputPruning {
         hidden.put(Integer.parseInt(matcher.group(1)), output);
       } else if (output.name().equals("last_hidden_state")) {
         last = output;
-      } else if (output.name().equals("text_embeds") || (pooled == null && output.name().equals("pooler_output"))) {
+      } else if (output.name().equals("text_embeds")) {
+        // SDXL conditions on encoder 2's projected pooled output only; encoder 1's pooler_output is never read.
         pooled = output;
       }
     }
