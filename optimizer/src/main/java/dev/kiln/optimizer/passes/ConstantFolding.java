@@ -87,7 +87,6 @@ public final class ConstantFolding implements GraphPass {
     // Materialize only what a node that stays (or the graph's interface) reads: a chain folds to its last value.
     GraphEditor editor = new GraphEditor(graph);
     int nodesBefore = graph.nodes().size();
-    int replaced = 0;
     for (Node node : new ArrayList<>(graph.nodes())) {
       if (!folded.contains(node)) {
         continue;
@@ -98,13 +97,12 @@ public final class ConstantFolding implements GraphPass {
         }
         Value constant = editor.addInitializer(output.name() + "_folded", known.get(output).toTensor());
         output.replaceAllUsesWith(constant);
-        replaced++;
       }
     }
-    if (replaced > 0) {
-      RewriteDriver.removeDeadNodes(graph);
-      RewriteDriver.removeUnusedInitializers(graph);
-    }
+    // Always, as the shape folding this pass replaced did: what earlier steps left dead goes too, so a second
+    // optimization of an optimized model changes nothing.
+    RewriteDriver.removeDeadNodes(graph);
+    RewriteDriver.removeUnusedInitializers(graph);
     // Changes made: the nodes folded away (Constant nodes only the folded chain read included).
     return nodesBefore - graph.nodes().size();
   }
