@@ -86,7 +86,7 @@ public final class OptimizeCommand implements Callable<Integer> {
   Integer clipSkip;
 
   @Option(names = "--keep-output", showDefaultValue = Visibility.NEVER, description = "Text encoders: keep only this output "
-      + "(repeatable) and remove what nothing else reads.")
+      + "(repeatable) and remove what nothing else reads. Default: every output.")
   List<String> keepOutputs = new ArrayList<>();
 
   @Override

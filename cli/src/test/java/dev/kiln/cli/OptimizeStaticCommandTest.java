@@ -67,6 +67,14 @@ class OptimizeStaticCommandTest {
         folder.resolve("u.onnx").toString(), "--target", "cpu", "--static", "heigth=8");
     assertEquals(2, unknown.exitCode(), unknown.err());
     assertTrue(unknown.err().contains("[heigth]") && unknown.err().contains("height"), unknown.err());
+    var limit = GenerateCommandTest.run("optimize", TINY.resolve("unet/model.onnx").toString(), "-o",
+        folder.resolve("u.onnx").toString(), "--target", "cpu", "--fold-limit", "lots");
+    assertEquals(2, limit.exitCode(), limit.err());
+    assertTrue(limit.err().contains("--fold-limit lots: expected a size in bytes"), limit.err());
+    var small = GenerateCommandTest.run("optimize", TINY.resolve("unet/model.onnx").toString(), "-o",
+        folder.resolve("u.onnx").toString(), "--target", "cpu", "--fold-limit", "64KiB", "--static",
+        "batch_size=2,height=8,width=8,sequence_length=77,steps=1");
+    assertEquals(0, small.exitCode(), small.err());
   }
 
   private static String[] concat(String[] first, String[] second) {

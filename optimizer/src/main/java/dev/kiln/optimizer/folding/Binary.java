@@ -66,8 +66,8 @@ final class Binary implements OpEvaluator {
     }
     long[] out = new long[count];
     for (int i = 0; i < count; i++) {
-      long value = inReals ? (answersBool ? (long) real.applyAsDouble(a.real(fromA[i]), b.real(fromB[i]))
-          : (long) real.applyAsDouble(a.real(fromA[i]), b.real(fromB[i])))
+      // Reals compared (bool out) or an integer base raised to a real exponent: computed in double, truncated.
+      long value = inReals ? (long) real.applyAsDouble(a.real(fromA[i]), b.real(fromB[i]))
           : integer.applyAsLong(a.integer(fromA[i]), b.integer(fromB[i]));
       out[i] = HostTensor.wrapInteger(outType, value);
     }
