@@ -7,6 +7,7 @@ import dev.kiln.common.OutputTarget;
 import dev.kiln.common.Progress;
 import dev.kiln.optimizer.OptimizationReport;
 import dev.kiln.optimizer.Optimizer;
+import dev.kiln.optimizer.specialize.Specialization;
 import dev.kiln.optimizer.OptimizerListener;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Target;
@@ -68,6 +69,26 @@ public final class OptimizeCommand implements Callable<Integer> {
       + "kernels reject at run time (only for experiments on small models).")
   boolean ignoreCudaKernelLimits;
 
+  @Option(names = "--fold-limit", defaultValue = "1MiB", description = "Constant folding makes no tensor larger than "
+      + "this and reads none larger (a weight is never copied into a new inline tensor): bytes, or with KiB/MiB/GiB "
+      + "(also KB/MB/GB, read as powers of 1024). Default: ${DEFAULT-VALUE}.")
+  String foldLimit;
+
+  @Option(names = "--static", description = "Bind symbolic dims to sizes and fold every shape computation, e.g. "
+      + "--static batch=1,height=64,width=64,sequence=77 (names are the graph's symbolic dims; `kiln inspect` lists "
+      + "them). Default: keep every dynamic axis.")
+  String staticDims;
+
+  @Option(names = "--clip-skip", description = "Text encoders: bake in diffusers' clip skip N (0 = the final layer) and keep "
+      + "only what the runner reads: SD 1.x/2.x the final LayerNorm of hidden_states[-(N+1)] as last_hidden_state; SDXL "
+      + "hidden_states[-(N+2)] as last_hidden_state plus text_embeds. A pipeline folder records N; `kiln generate` "
+      + "then needs no --clip-skip. Default: keep every output.")
+  Integer clipSkip;
+
+  @Option(names = "--keep-output", showDefaultValue = Visibility.NEVER, description = "Text encoders: keep only this output "
+      + "(repeatable) and remove what nothing else reads. Default: every output.")
+  List<String> keepOutputs = new ArrayList<>();
+
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
@@ -90,7 +111,13 @@ public final class OptimizeCommand implements Callable<Integer> {
       reportTarget.check();
     }
     Optimizer.Options options = new Optimizer.Options(Target.parse(target),
-        component == null ? null : Component.parse(component), new HashSet<>(disabled), false, !ignoreCudaKernelLimits);
+        component == null ? null : Component.parse(component), new HashSet<>(disabled), false, !ignoreCudaKernelLimits)
+        .withSpecialization(Specialization.NONE.withFoldLimit(SpecializationOptions.bytes("--fold-limit", foldLimit))
+            .withStaticDims(SpecializationOptions.dims("--static", staticDims)).withClipSkip(clipSkip)
+            .withKeepOutputs(keepOutputs));
+    if (clipSkip != null && clipSkip < 0) {
+      throw new KilnException.BadInput("--clip-skip " + clipSkip + ": must be at least 0");
+    }
     OptimizationReport result;
     try (Progress progress = Progress.start("optimize", 1, "steps", json.enabled())) {
       List<Path> models = Optimizer.modelsOf(input);

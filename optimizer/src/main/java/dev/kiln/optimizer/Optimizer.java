@@ -24,6 +24,10 @@ import dev.kiln.optimizer.inputs.InputCheck;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Profiles;
 import dev.kiln.optimizer.profiles.Target;
+import dev.kiln.optimizer.specialize.OutputPruning;
+import dev.kiln.optimizer.specialize.PipelineDims;
+import dev.kiln.optimizer.specialize.Specialization;
+import dev.kiln.optimizer.specialize.StaticShapes;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -56,12 +60,23 @@ public final class Optimizer {
    * @param cudaKernelLimits refuse CUDA fusions whose sizes ORT's CUDA kernels reject at run time (default on;
    *     off only to prove the rewrites on small test graphs that no GPU would be given)
    * @param listener told of each component and step (progress); {@link OptimizerListener#NONE} for none
+   * @param specialization fold limit and static dims ({@link Specialization#NONE}: defaults, dynamic shapes)
    */
   public record Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep,
-      boolean cudaKernelLimits, OptimizerListener listener) {
+      boolean cudaKernelLimits, OptimizerListener listener, Specialization specialization) {
     public Options {
       disabled = Set.copyOf(disabled);
       listener = listener == null ? OptimizerListener.NONE : listener;
+      specialization = specialization == null ? Specialization.NONE : specialization;
+    }
+
+    public Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep,
+        boolean cudaKernelLimits, OptimizerListener listener) {
+      this(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, Specialization.NONE);
+    }
+
+    public Options withSpecialization(Specialization specialization) {
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization);
     }
 
     public Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep, boolean cudaKernelLimits) {
@@ -73,19 +88,19 @@ public final class Optimizer {
     }
 
     public Options withComponent(Component component) {
-      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener);
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization);
     }
 
     public Options verifying() {
-      return new Options(target, component, disabled, true, cudaKernelLimits, listener);
+      return new Options(target, component, disabled, true, cudaKernelLimits, listener, specialization);
     }
 
     public Options withoutCudaKernelLimits() {
-      return new Options(target, component, disabled, verifyEachStep, false, listener);
+      return new Options(target, component, disabled, verifyEachStep, false, listener, specialization);
     }
 
     public Options withListener(OptimizerListener listener) {
-      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener);
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization);
     }
   }
 
@@ -95,7 +110,8 @@ public final class Optimizer {
     // Refuse what the rules could misread before any rule reads it (warnings go to the file-level report).
     InputCheck.check(model, label);
     Component component = options.component() != null ? options.component() : Component.detect(model.graph(), label);
-    Profiles.Profile profile = Profiles.of(options.target(), component, options.cudaKernelLimits());
+    Profiles.Profile profile =
+        Profiles.of(options.target(), component, options.cudaKernelLimits(), options.specialization().foldLimitBytes());
     // A pipeline shares one --disable list across components, so a name must exist in some profile of the target.
     Set<String> known = new java.util.TreeSet<>();
     for (Component each : Component.values()) {
@@ -114,6 +130,37 @@ public final class Optimizer {
     Map<String, int[]> applied = new LinkedHashMap<>();
     Map<String, Map<String, Integer>> rejected = new LinkedHashMap<>();
     Map<String, Map<String, List<String>>> nearMisses = new LinkedHashMap<>();
+    Specialization specialization = options.specialization();
+    if (specialization.prunesOutputs()) {
+      if (component != Component.TEXT_ENCODER) {
+        throw new KilnException.BadInput(label + ": --clip-skip and --keep-output apply to text encoders; this is a "
+            + component.id());
+      }
+      // An SDXL encoder 2 says so by its projected output; a folder tells for both of its encoders.
+      boolean sdxl = specialization.sdxl() || model.graph().outputs().stream().anyMatch(value -> value.name().equals("text_embeds"));
+      OutputPruning.Removed removed = specialization.keepOutputs().isEmpty()
+          ? OutputPruning.clipSkip(model, specialization.clipSkip(), sdxl, label)
+          : OutputPruning.keepOutputs(model, specialization.keepOutputs(), label);
+      passes.put("prune-outputs", removed.nodes());
+      passes.put("prune-outputs.initializers", removed.initializers());
+      passes.put("prune-outputs.bytes", (int) Math.min(Integer.MAX_VALUE, removed.bytes()));
+      passes.put("prune-outputs.inputs", removed.inputs());
+      if (specialization.clipSkip() != null && specialization.keepOutputs().isEmpty()) {
+        model.metadata().put(CLIP_SKIP, Integer.toString(specialization.clipSkip()));
+      }
+    }
+    if (specialization.isStatic()) {
+      Map<String, Long> dims = specialization.staticDims();
+      Set<String> symbolic = StaticShapes.symbolicDims(model.graph());
+      if (!symbolic.containsAll(dims.keySet())) {
+        Set<String> unknown = new java.util.TreeSet<>(dims.keySet());
+        unknown.removeAll(symbolic);
+        throw new KilnException.BadInput(label + ": --static names " + unknown + ", which no input of the model has "
+            + "(its symbolic dims are " + symbolic + ")");
+      }
+      passes.put("static-shapes", StaticShapes.apply(model, dims, specialization.foldLimitBytes(), label));
+      model.metadata().put(STATIC_SHAPES, staticDescription(dims));
+    }
     List<Profiles.Step> steps = profile.steps();
     options.listener().componentStarted(label, component, steps.size());
     for (int index = 0; index < steps.size(); index++) {
@@ -130,6 +177,18 @@ public final class Optimizer {
         nearMisses.getOrDefault(name, Map.of()))));
     return new ComponentReport(label, component.id(), options.target().id(), nodesBefore, model.graph().totalNodeCount(),
         opsBefore, histogram(model.graph()), rules, passes, (System.nanoTime() - start) / 1_000_000);
+  }
+
+  /** The metadata_props key (and model_index.json "kiln_clip_skip") of a text encoder pruned to one clip skip. */
+  public static final String CLIP_SKIP = "kiln.clip_skip";
+
+  /** The metadata_props key of a model specialized by --static: the bound dims, "name=size" joined by commas. */
+  public static final String STATIC_SHAPES = "kiln.static";
+
+  static String staticDescription(Map<String, Long> dims) {
+    StringBuilder text = new StringBuilder();
+    new TreeMap<>(dims).forEach((name, size) -> text.append(text.length() == 0 ? "" : ",").append(name).append('=').append(size));
+    return text.toString();
   }
 
   /** A pass by its name; a sweep by its first rule and how many run with it. */
@@ -246,6 +305,8 @@ public final class Optimizer {
       throw new KilnException.BadInput(input + ": a folder must be a pipeline (model_index.json missing)");
     }
     List<ComponentReport> reports = new ArrayList<>();
+    Map<String, Long> staticDims = options.specialization().staticDims();
+    int vaeFactor = staticDims.isEmpty() ? 8 : PipelineDims.check(input, staticDims);
     try {
       // Walk the real folder (the input may itself be Kiln's link to an output), and protect every file it
       // links to: the output may replace none of them.
@@ -265,6 +326,21 @@ public final class Optimizer {
           skip.add(modelPath.toAbsolutePath().normalize());
           skip.addAll(externalFiles(model.graph()));
           Options componentOptions = options.component() != null ? options : options.withComponent(PIPELINE_FOLDERS.get(folder));
+          if (options.specialization().prunesOutputs()) {
+            if (PIPELINE_FOLDERS.get(folder) != Component.TEXT_ENCODER) {
+              componentOptions = componentOptions.withSpecialization(componentOptions.specialization().withClipSkip(null)
+                  .withKeepOutputs(List.of()));
+            } else {
+              componentOptions = componentOptions.withSpecialization(componentOptions.specialization()
+                  .withSdxl(Files.isDirectory(realInput.resolve("text_encoder_2"))));
+            }
+          }
+          if (!staticDims.isEmpty()) {
+            // Image-level sizes become this component's own dims; a dim the component lacks is not bound.
+            Map<String, Long> bound = new LinkedHashMap<>(PipelineDims.forComponent(folder, staticDims, vaeFactor));
+            bound.keySet().retainAll(StaticShapes.symbolicDims(model.graph()));
+            componentOptions = componentOptions.withSpecialization(componentOptions.specialization().withStaticDims(bound));
+          }
           String label = input.resolve(folder).resolve("model.onnx").toString();
           warnings.addAll(InputCheck.check(model, label));
           ComponentReport report = optimize(model, label, componentOptions);
@@ -278,12 +354,32 @@ public final class Optimizer {
               + "); nothing to optimize");
         }
         copyRest(realInput, staging, skip);
+        if (!staticDims.isEmpty() || options.specialization().clipSkip() != null) {
+          recordSpecialization(staging.resolve("model_index.json"), staticDims, options.specialization());
+        }
         staged.commit();
       }
     } catch (IOException e) {
       throw new UncheckedIOException("cannot write pipeline " + output.path() + ": " + e.getMessage(), e);
     }
     return reports;
+  }
+
+  /**
+   * Writes what was baked in into the staged model_index.json: the bound image size (the runner refuses any other)
+   * and the clip skip of pruned encoders (the runner then reads last_hidden_state as it is).
+   */
+  private static void recordSpecialization(Path modelIndex, Map<String, Long> dims, Specialization specialization)
+      throws IOException {
+    var root = (com.fasterxml.jackson.databind.node.ObjectNode) dev.kiln.common.Json.mapper().readTree(modelIndex.toFile());
+    if (!dims.isEmpty()) {
+      var record = root.putObject(PipelineDims.RECORD_KEY);
+      new TreeMap<>(dims).forEach(record::put);
+    }
+    if (specialization.clipSkip() != null && specialization.keepOutputs().isEmpty()) {
+      root.put("kiln_clip_skip", specialization.clipSkip());
+    }
+    Files.writeString(modelIndex, dev.kiln.common.Json.mapper().writerWithDefaultPrettyPrinter().writeValueAsString(root) + "\n");
   }
 
   private static List<Path> filesUnder(Path folder) throws IOException {

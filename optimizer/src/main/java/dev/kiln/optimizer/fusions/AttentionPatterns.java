@@ -45,7 +45,7 @@ final class AttentionPatterns {
    * Transpose[0,2,1,3] → Reshape[B,S,N·H]}; the scale may also multiply the scores instead. Binds "q", "k", "v",
    * "qSplit"/"qTranspose" (and k's, v's), "kSwap" when k has two transposes, "qScale"/"kScale" or "scale",
    * "softmax", "context", "outTranspose", "outMerge". The scales are constants once
-   * {@code ScalarArithmeticFolding} has folded the graph's {@code Shape → Slice → Cast → Sqrt → Div → Sqrt}.
+   * {@code ConstantFolding} has folded the graph's {@code Shape → Slice → Cast → Sqrt → Div → Sqrt}.
    */
   static Pattern.Op sdpa(PatternBuilder p) {
     return heads4d(p, (query, key) -> p.anyOf(

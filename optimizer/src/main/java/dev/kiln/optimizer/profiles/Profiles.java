@@ -21,8 +21,7 @@ import dev.kiln.optimizer.fusions.UnetAttentionFusion;
 import dev.kiln.optimizer.fusions.VaeAttentionFusion;
 import dev.kiln.optimizer.passes.GraphPass;
 import dev.kiln.optimizer.passes.LayerNormOpset;
-import dev.kiln.optimizer.passes.ScalarArithmeticFolding;
-import dev.kiln.optimizer.passes.ShapeConstantFolding;
+import dev.kiln.optimizer.passes.ConstantFolding;
 import dev.kiln.optimizer.passes.ShapeReadRerooting;
 import dev.kiln.optimizer.passes.ShapeSubexpressionElimination;
 import java.util.ArrayList;
@@ -76,9 +75,14 @@ public final class Profiles {
    *     2560/5120/10240, channels 320/640/1280 — what SD 1.x/2.x/XL have); off only for small test graphs
    */
   public static Profile of(Target target, Component component, boolean cudaKernelLimits) {
+    return of(target, component, cudaKernelLimits, ConstantFolding.DEFAULT_LIMIT_BYTES);
+  }
+
+  /** @param foldLimitBytes the largest tensor constant folding makes or reads ({@code --fold-limit}) */
+  public static Profile of(Target target, Component component, boolean cudaKernelLimits, long foldLimitBytes) {
     List<Step> steps = new ArrayList<>();
     // Clean-ups first: an Identity or a no-op Cast inside a site hides it from every pattern below.
-    steps.addAll(cleanups());
+    steps.addAll(cleanups(foldLimitBytes));
     List<Rule> fusions = fusions(target, component);
     if (!fusions.isEmpty()) {
       steps.add(new RuleStep(fusions));
@@ -88,7 +92,7 @@ public final class Profiles {
       steps.add(new RuleStep(cudaGroupNormFamily(cudaKernelLimits)));
     }
     // Clean-ups again, on what the fusions left behind (shape reads and reshapes around the fused ops).
-    steps.addAll(cleanups());
+    steps.addAll(cleanups(foldLimitBytes));
     if (!fusions.isEmpty()) {
       // Last: the LayerNorm fusion may have put a LayerNormalization (opset 17) into an opset 14–16 model.
       steps.add(new PassStep(new LayerNormOpset()));
@@ -119,18 +123,18 @@ public final class Profiles {
   }
 
   /**
-   * Identities, no-op casts/reshapes, unit arithmetic, duplicated and constant shape arithmetic; then the float
-   * arithmetic that became constant (attention scales computed from shapes), before the fusions read it.
+   * Identities, no-op casts/reshapes, unit arithmetic, duplicated shape arithmetic; then everything that became
+   * constant (shape arithmetic, attention scales computed from shapes), before the fusions read it.
    */
-  private static List<Step> cleanups() {
+  private static List<Step> cleanups(long foldLimitBytes) {
     return List.of(
         new RuleStep(List.of(new IdentityElimination(), new NoOpCastElimination(), new UnitArithmeticElimination(),
             new NoOpReshapeElimination())),
         // Rerooting before merging: re-rooted reads of the same size become identical, so the merge takes them.
         new PassStep(new ShapeReadRerooting()),
         new PassStep(new ShapeSubexpressionElimination()),
-        new PassStep(new ShapeConstantFolding()),
-        new PassStep(new ScalarArithmeticFolding()));
+        // Every node whose inputs are known (shape arithmetic, attention scales, masks) becomes an initializer.
+        new PassStep(new ConstantFolding(foldLimitBytes)));
   }
 
   /** The CUDA-only GroupNorm family (GroupNorm, SkipGroupNorm, BiasSplitGelu, BiasAdd, NhwcConv), in the order they run. */

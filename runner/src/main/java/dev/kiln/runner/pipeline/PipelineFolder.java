@@ -31,10 +31,20 @@ public final class PipelineFolder {
   private final int vaeBaseChannels;
   private final int topAttentionHeads;
   private final boolean forceZerosForEmptyPrompt;
+  /** The image size `kiln optimize --static` baked in (model_index.json "kiln_static"), 0 where a side is dynamic. */
+  private final int staticWidth;
+  private final int staticHeight;
+  /** The clip skip `kiln optimize --clip-skip` baked into the text encoders (model_index.json "kiln_clip_skip"), or -1. */
+  private final int bakedClipSkip;
 
   private PipelineFolder(Path root) {
     this.root = root;
     JsonConfig index = JsonConfig.read(root.resolve(PipelineLayout.INDEX), true);
+    var specialized = index.node().path("kiln_static");
+    this.staticWidth = specialized.path("width").canConvertToInt() ? specialized.path("width").intValue() : 0;
+    this.staticHeight = specialized.path("height").canConvertToInt() ? specialized.path("height").intValue() : 0;
+    var baked = index.node().path("kiln_clip_skip");
+    this.bakedClipSkip = baked.canConvertToInt() && baked.intValue() >= 0 ? baked.intValue() : -1;
     this.xl = Files.isDirectory(root.resolve(PipelineLayout.TEXT_ENCODER_2)) || index.text("_class_name", "").contains("XL");
     for (String component : xl ? new String[] {PipelineLayout.TEXT_ENCODER, PipelineLayout.TEXT_ENCODER_2, PipelineLayout.UNET, PipelineLayout.VAE_DECODER}
         : new String[] {PipelineLayout.TEXT_ENCODER, PipelineLayout.UNET, PipelineLayout.VAE_DECODER}) {
@@ -164,6 +174,21 @@ public final class PipelineFolder {
   /** Pixel sizes must be multiples of this: the VAE factor times the UNet's total downsampling. */
   public int sizeMultiple() {
     return vaeScaleFactor * unetDownsampling;
+  }
+
+  /** The width `kiln optimize --static` fixed, or 0 when the folder takes any width. */
+  public int staticWidth() {
+    return staticWidth;
+  }
+
+  /** The height `kiln optimize --static` fixed, or 0 when the folder takes any height. */
+  public int staticHeight() {
+    return staticHeight;
+  }
+
+  /** The clip skip baked into this folder's text encoders by `kiln optimize --clip-skip`, or -1 when none is. */
+  public int bakedClipSkip() {
+    return bakedClipSkip;
   }
 
   public int latentChannels() {

@@ -145,12 +145,32 @@ public final class StableDiffusionPipeline implements AutoCloseable {
 
   public GenerationResult generate(GenerationRequest request, StepListener listener) {
     request.validate();
+    int baked = folder.bakedClipSkip();
+    if (baked >= 0) {
+      if (request.clipSkip() != 0 && request.clipSkip() != baked) {
+        throw new InvalidRequest("clipSkip", "must be " + baked + " (or left out): this pipeline's text encoders were pruned to clip "
+            + "skip " + baked + " by `kiln optimize --clip-skip`, got " + request.clipSkip());
+      }
+      // The pruned encoders give the state of that clip skip directly; the request (and the PNG) say which it is.
+      request = request.withClipSkip(baked);
+    }
     StageTimings timings = new StageTimings();
     List<String> notes = new ArrayList<>();
     int factor = folder.vaeScaleFactor();
     int multiple = folder.sizeMultiple();
-    int width = request.width() != null ? request.width() : request.initImage() != null ? request.initImage().width() : folder.defaultSize();
-    int height = request.height() != null ? request.height() : request.initImage() != null ? request.initImage().height() : folder.defaultSize();
+    int width = request.width() != null ? request.width() : request.initImage() != null ? request.initImage().width()
+        : folder.staticWidth() > 0 ? folder.staticWidth() : folder.defaultSize();
+    int height = request.height() != null ? request.height() : request.initImage() != null ? request.initImage().height()
+        : folder.staticHeight() > 0 ? folder.staticHeight() : folder.defaultSize();
+    for (String side : List.of("width", "height")) {
+      int fixed = side.equals("width") ? folder.staticWidth() : folder.staticHeight();
+      int value = side.equals("width") ? width : height;
+      if (fixed > 0 && value != fixed) {
+        throw new InvalidRequest(side, "must be " + fixed + ": this pipeline was specialized to " + folder.staticWidth() + "x"
+            + folder.staticHeight() + " by `kiln optimize --static`, got " + value + " (optimize the original folder without --static "
+            + "for other sizes)");
+      }
+    }
     for (String side : List.of("width", "height")) {
       int value = side.equals("width") ? width : height;
       if (value <= 0 || value % multiple != 0) {
@@ -175,7 +195,9 @@ public final class StableDiffusionPipeline implements AutoCloseable {
           ? " goes to the LCM UNet's guidance embedding, which runs no unconditional branch" : " <= 1 runs no unconditional branch"));
     }
 
-    PromptEncoder.Embeddings embeddings = promptEncoder.encode(request.prompt(), negative, request.clipSkip(), guided, batch, timings, notes);
+    // A pruned folder's encoders already give the baked clip skip's state: read last_hidden_state as it is.
+    int clipSkip = folder.bakedClipSkip() >= 0 ? TextEncoder.BAKED : request.clipSkip();
+    PromptEncoder.Embeddings embeddings = promptEncoder.encode(request.prompt(), negative, clipSkip, guided, batch, timings, notes);
     Unet.Conditioning conditioning = unet.condition(embeddings, width, height, batch, guided);
     TorchGenerator generator = new TorchGenerator(request.seed());
     long[] latentShape = {batch, folder.latentChannels(), height / factor, width / factor};

@@ -36,6 +36,12 @@ final class TextEncoder implements AutoCloseable {
 
   private record FinalLayerNorm(float[] gamma, float[] beta) {}
 
+  /**
+   * The clip skip argument for an encoder pruned by `kiln optimize --clip-skip`: read last_hidden_state as it is. The
+   * least-squares recovery of the final LayerNorm below is only for unoptimized folders.
+   */
+  static final int BAKED = -1;
+
   /** The fixed prompt the final LayerNorm is recovered from: the result must not depend on which prompt came first. */
   static final String PROBE = "a photograph of an astronaut riding a horse on the moon";
 
@@ -92,7 +98,10 @@ final class TextEncoder implements AutoCloseable {
     List<String> wanted = new ArrayList<>();
     String hiddenName;
     boolean normalize = false;
-    if (xlStyle) {
+    if (clipSkip == BAKED) {
+      // A pruned encoder: last_hidden_state already is the state of the baked clip skip (normed where SD needs it).
+      hiddenName = lastHidden;
+    } else if (xlStyle) {
       hiddenName = hiddenStateFromEnd(clipSkip + 2);
     } else if (clipSkip > 0) {
       hiddenName = hiddenStateFromEnd(clipSkip + 1);
