@@ -17,6 +17,7 @@ import java.nio.file.Path;
  */
 public final class PipelineFolder {
   private final Path root;
+  private final String name;
   private final boolean xl;
   private final SchedulerConfig schedulerConfig;
   private final SchedulerKind defaultScheduler;
@@ -31,8 +32,9 @@ public final class PipelineFolder {
   private final int topAttentionHeads;
   private final boolean forceZerosForEmptyPrompt;
 
-  private PipelineFolder(Path root) {
+  private PipelineFolder(Path root, String name) {
     this.root = root;
+    this.name = name;
     JsonConfig index = JsonConfig.read(root.resolve("model_index.json"), true);
     this.xl = Files.isDirectory(root.resolve("text_encoder_2")) || index.text("_class_name", "").contains("XL");
     for (String component : xl ? new String[] {"text_encoder", "text_encoder_2", "unet", "vae_decoder"} : new String[] {"text_encoder", "unet", "vae_decoder"}) {
@@ -93,7 +95,13 @@ public final class PipelineFolder {
     if (!Files.isDirectory(root)) {
       throw new KilnException.BadInput("pipeline folder " + root + " does not exist or is not a directory");
     }
-    return new PipelineFolder(root.toAbsolutePath().normalize());
+    return new PipelineFolder(root.toAbsolutePath().normalize(), root.toAbsolutePath().normalize().getFileName().toString());
+  }
+
+  /** Opens a pipeline under another name (a bundle keeps its source's name, which PNG metadata reports as the model). */
+  public static PipelineFolder open(Path root, String name) {
+    PipelineFolder folder = open(root);
+    return new PipelineFolder(folder.root, name);
   }
 
   public Path root() {
@@ -101,7 +109,7 @@ public final class PipelineFolder {
   }
 
   public String name() {
-    return root.getFileName().toString();
+    return name;
   }
 
   public Path model(String component) {
