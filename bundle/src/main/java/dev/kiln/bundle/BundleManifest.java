@@ -89,7 +89,13 @@ public final class BundleManifest {
    * (exit 2) naming the file. Returns the number of files checked.
    */
   public static int verify(Path bundle) {
-    Path root = bundle.toAbsolutePath().normalize();
+    Path root;
+    try {
+      // A bundle written by Kiln is a link to its staged folder; walk the folder itself.
+      root = bundle.toRealPath();
+    } catch (IOException e) {
+      throw new KilnException.BadInput("bundle " + bundle + " does not exist or cannot be read");
+    }
     JsonNode manifest = read(root);
     TreeMap<String, Path> present = files(root);
     JsonNode listed = manifest.path("files");
