@@ -250,6 +250,7 @@ public final class RunCommand implements Callable<Integer> {
         Path exported = scratch.resolve("exported");
         progress.restart("run: export", Exporter.componentCount(source, null));
         Exporter.Report report = Exporter.export(source, exported, TorchScriptExporter.DEFAULT_OPSET, null, false, component -> progress.step());
+        int filled = ExportedShapes.complete(BundleWriter.realPath(exported));
         List<Map<String, Object>> components = new ArrayList<>();
         int nodes = 0;
         for (Exporter.ComponentReport component : report.components()) {
@@ -260,9 +261,9 @@ public final class RunCommand implements Callable<Integer> {
           components.add(entry);
           nodes += component.nodes();
         }
-        String detail = String.format(Locale.ROOT, "TorchScript -> ONNX opset %d: %d components, %d nodes", report.opset(),
-            report.components().size(), nodes);
-        records.add(record("export", "done", detail, Map.of("opset", report.opset(), "components", components)));
+        String detail = String.format(Locale.ROOT, "TorchScript -> ONNX opset %d: %d components, %d nodes, %d input dims from the configs",
+            report.opset(), report.components().size(), nodes, filled);
+        records.add(record("export", "done", detail, Map.of("opset", report.opset(), "components", components, "inputDimsFromConfigs", filled)));
         stages.add(new Stage("export", "done", detail, ms(start)));
         onnx = exported;
       } else {
