@@ -297,13 +297,18 @@ final class BundleWriter {
     }
   }
 
-  /** bin/generate: POSIX sh, finds java (JAVA_HOME or PATH), runs the launcher on lib/*, passes the bundle's own folder. */
+  /** bin/generate: POSIX sh with built-ins only, finds java (JAVA_HOME or PATH), runs the launcher on lib/*, passes the bundle's own folder. */
   static String launcher() {
     return """
         #!/bin/sh
         # Kiln bundle: generate images with this folder's pipeline. Needs a Java 17+ runtime and nothing else.
         # Every file is checked against kiln-bundle.json first (--skip-verify skips it); see 'bin/generate --help'.
-        bundle=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd -P) || exit 2
+        # Shell built-ins only (no dirname, no coreutils): the machine may have nothing but sh and java.
+        case "$0" in
+          */*) here=${0%/*} ;;
+          *) here=. ;;
+        esac
+        bundle=$(CDPATH= cd -- "$here/.." && pwd -P) || exit 2
         if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then
           java="$JAVA_HOME/bin/java"
         elif command -v java >/dev/null 2>&1; then
@@ -312,7 +317,7 @@ final class BundleWriter {
           echo "generate: no Java runtime found (put java 17+ on PATH or set JAVA_HOME)" >&2
           exit 2
         fi
-        exec "$java" ${KILN_JAVA_OPTS:--Xmx4g} -cp "$bundle/lib/*" %s --bundle "$bundle" "$@"
-        """.formatted(BundleMain.class.getName());
+        exec "$java" ${KILN_JAVA_OPTS:--Xmx4g} -cp "$bundle/lib/*" MAIN_CLASS --bundle "$bundle" "$@"
+        """.replace("MAIN_CLASS", BundleMain.class.getName());
   }
 }
