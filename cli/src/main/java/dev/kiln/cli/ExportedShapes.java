@@ -22,11 +22,44 @@ import java.util.Map;
 final class ExportedShapes {
   private ExportedShapes() {}
 
+  /** SDXL's added conditioning, derived: the pooled text embedding is text_encoder_2's projection, the rest time ids. */
+  static final String TEXT_EMBEDS = "kiln:text_embeds";
+  static final String TIME_IDS = "kiln:time_ids";
+
   /** component -> input -> (dim index -> config key); -1 is the last dim. */
   private static final Map<String, Map<String, Map<Integer, String>>> FROM_CONFIG = Map.of(
-      "unet", Map.of("sample", Map.of(1, "in_channels"), "encoder_hidden_states", Map.of(2, "cross_attention_dim")),
+      "unet", Map.of("sample", Map.of(1, "in_channels"), "encoder_hidden_states", Map.of(2, "cross_attention_dim"),
+          "text_embeds", Map.of(1, TEXT_EMBEDS), "time_ids", Map.of(1, TIME_IDS)),
       "vae_decoder", Map.of("sample", Map.of(1, "latent_channels"), "latent_sample", Map.of(1, "latent_channels")),
       "vae_encoder", Map.of("sample", Map.of(1, "in_channels")));
+
+  /**
+   * projection_class_embeddings_input_dim = text_embeds + time_ids x addition_time_embed_dim (diffusers' SDXL UNet), with
+   * text_embeds = text_encoder_2's projection_dim; nothing is added when a number is missing or does not divide.
+   */
+  static JsonNode withAddedConditioning(Path pipeline, JsonNode unet) {
+    Path second = pipeline.resolve("text_encoder_2").resolve("config.json");
+    if (!unet.isObject() || !Files.isRegularFile(second)) {
+      return unet;
+    }
+    JsonNode encoder;
+    try {
+      encoder = Json.mapper().readTree(second.toFile());
+    } catch (IOException e) {
+      throw new KilnException.BadInput(second + ": " + Json.describe(e));
+    }
+    long projection = encoder.path("projection_dim").asLong(0);
+    long total = unet.path("projection_class_embeddings_input_dim").asLong(0);
+    long timeEmbedding = unet.path("addition_time_embed_dim").asLong(0);
+    com.fasterxml.jackson.databind.node.ObjectNode derived = ((com.fasterxml.jackson.databind.node.ObjectNode) unet).deepCopy();
+    if (projection > 0) {
+      derived.put(TEXT_EMBEDS, projection);
+      if (timeEmbedding > 0 && total > projection && (total - projection) % timeEmbedding == 0) {
+        derived.put(TIME_IDS, (total - projection) / timeEmbedding);
+      }
+    }
+    return derived;
+  }
 
   /** Fills the unknown dims of every component of an exported pipeline folder; returns how many dims were filled. */
   static int complete(Path pipeline) {
@@ -42,6 +75,9 @@ final class ExportedShapes {
         settings = Json.mapper().readTree(config.toFile());
       } catch (IOException e) {
         throw new KilnException.BadInput(config + ": " + Json.describe(e));
+      }
+      if (component.getKey().equals("unet")) {
+        settings = withAddedConditioning(pipeline, settings);
       }
       ModelProto proto = ModelReader.readProto(model);
       ModelProto.Builder builder = proto.toBuilder();
