@@ -117,6 +117,9 @@ public final class RunCommand implements Callable<Integer> {
 
   @Mixin JsonOption json;
 
+  /** How the summary line starts: "run", or "demo" when kiln demo drives this command. */
+  String label = "run";
+
   /** One stage: what happened and how long it took (the time stays out of the manifest, the record goes in). */
   record Stage(String name, String status, String detail, double milliseconds) {
     Map<String, Object> toJson() {
@@ -194,6 +197,7 @@ public final class RunCommand implements Callable<Integer> {
       PipelineFolder folder = PipelineFolder.open(bundle, name);
       GenerationResult result;
       List<Path> written;
+      Map<String, Object> timings = new LinkedHashMap<>();
       try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, device, threads, line -> err.println(Printable.line(line)))) {
         SchedulerKind used = kind != null ? kind : folder.defaultScheduler();
         int total = used == null ? 0 : used.evaluations(steps != null ? steps : used.usualSteps());
@@ -205,6 +209,8 @@ public final class RunCommand implements Callable<Integer> {
           }
         });
         written = PngOutput.write(result, output, overwrite, inputs);
+        timings.putAll(runner.loadTimings().toJson());
+        timings.putAll(result.timings().toJson());
       }
       stages.add(new Stage("generate", "done", String.format(Locale.ROOT, "%dx%d, %s %d steps, guidance %s, seed %d, %s", result.width(),
           result.height(), result.scheduler().cliName(), result.steps(), result.guidance(), result.seed(), device.cliName()), ms(start)));
@@ -217,11 +223,13 @@ public final class RunCommand implements Callable<Integer> {
       if (json.enabled()) {
         Map<String, Object> report = new LinkedHashMap<>();
         report.put("outputs", written.stream().map(path -> path.toAbsolutePath().toString()).toList());
+        report.put("prompt", prompt);
         report.put("source", source.toAbsolutePath().toString());
         report.put("bundle", bundle.toAbsolutePath().toString());
         report.put("cached", cached);
         report.put("target", chosen.id());
         report.put("stages", stages.stream().map(Stage::toJson).toList());
+        report.put("timings", timings);
         report.put("total_ms", Math.round(ms(runStart) * 100) / 100.0);
         out.println(Json.write(report));
       } else {
@@ -450,7 +458,7 @@ public final class RunCommand implements Callable<Integer> {
     }
     if (written != null) {
       for (Path path : written) {
-        out.println("run: wrote " + Printable.line(path.toAbsolutePath().toString()) + " (" + Printable.quoted(prompt) + ")");
+        out.println(label + ": wrote " + Printable.line(path.toAbsolutePath().toString()) + " (" + Printable.quoted(prompt) + ")");
       }
     }
     out.print(table(stages));
