@@ -175,6 +175,7 @@ public final class RunCommand implements Callable<Integer> {
       } else {
         boolean torchScript = isTorchScript(source);
         Path cacheRoot = cacheRoot();
+        long lookup = System.nanoTime();
         String key = cacheKey(source, chosen, validationSizes(null));
         bundle = cacheRoot.resolve("bundles").resolve(key);
         cached = isUsable(bundle);
@@ -182,7 +183,8 @@ public final class RunCommand implements Callable<Integer> {
           for (String name : List.of("export", "optimize", "validate")) {
             stages.add(new Stage(name, "cached", "recorded in the cached bundle's manifest", 0));
           }
-          stages.add(new Stage("bundle", "reused", "cached bundle " + bundle + " (same source, target and options)", 0));
+          // The time is the source hashing for the key plus the bundle's verification against its manifest.
+          stages.add(new Stage("bundle", "reused", "cached bundle " + bundle + " (same source, target and options; verified)", ms(lookup)));
         } else {
           Integer code = build(torchScript, chosen, cacheRoot, bundle, stages, progress, err);
           if (code != null) {
