@@ -109,7 +109,7 @@ class BundleCommandTest {
     }
     assertArrayEquals(Files.readAllBytes(first.resolve(BundleManifest.FILE)), Files.readAllBytes(second.resolve(BundleManifest.FILE)));
     assertTrue(Files.isRegularFile(first.resolve(BundleManifest.CREATED)), "the creation time is kept, outside the hashed content");
-    assertEquals(a.size() - 0, BundleManifest.verify(first));
+    assertEquals(a.size(), BundleManifest.verify(first));
 
     GenerateCommandTest.Run inspect = GenerateCommandTest.run("inspect", first.toString());
     assertEquals(0, inspect.exitCode(), inspect.err());
@@ -118,6 +118,14 @@ class BundleCommandTest {
     GenerateCommandTest.Run json = GenerateCommandTest.run("inspect", first.toString(), "--json");
     assertEquals(0, json.exitCode(), json.err());
     assertEquals("kiln-bundle", new ObjectMapper().readTree(json.out()).get("bundle").get("format").asText());
+
+    // kiln run accepts a bundle as its source: verified, then straight to generation.
+    GenerateCommandTest.Run fromBundle = GenerateCommandTest.run("run", first.toString(), "--prompt", PROMPT, "--seed", "0", "--steps", "2",
+        "--target", "cpu", "-o", folder.resolve("from-bundle.png").toString(), "--json");
+    assertEquals(0, fromBundle.exitCode(), fromBundle.err());
+    JsonNode stages = new ObjectMapper().readTree(fromBundle.out()).get("stages");
+    assertEquals("given", stages.get(3).get("status").asText(), stages.toString());
+    assertTrue(stages.get(3).get("detail").asText().startsWith("verified " + a.size() + " files"), stages.toString());
 
     // Bundling over a folder that is not Kiln's is refused (exit 2) before anything is written.
     Path mine = Files.createDirectories(folder.resolve("mine"));
