@@ -249,7 +249,8 @@ public final class RunCommand implements Callable<Integer> {
     Path scratch;
     try {
       Files.createDirectories(cacheRoot.resolve("work"));
-      scratch = Files.createTempDirectory(cacheRoot.resolve("work"), "run-");
+      removeDeadScratch(cacheRoot.resolve("work"));
+      scratch = Files.createTempDirectory(cacheRoot.resolve("work"), "run-" + ProcessHandle.current().pid() + "-");
     } catch (IOException e) {
       throw new KilnException.BadInput("cache " + cacheRoot + ": cannot write (" + e.getMessage() + "); set KILN_CACHE to a writable folder");
     }
@@ -480,6 +481,21 @@ public final class RunCommand implements Callable<Integer> {
 
   static double ms(long start) {
     return (System.nanoTime() - start) / 1e6;
+  }
+
+  /** Scratch folders (run-PID-...) of processes that no longer exist: a killed run's export and optimize outputs. */
+  static void removeDeadScratch(Path work) {
+    try (Stream<Path> entries = Files.list(work)) {
+      for (Path entry : entries.toList()) {
+        String[] parts = entry.getFileName().toString().split("-");
+        if (parts.length >= 3 && parts[0].equals("run") && parts[1].chars().allMatch(Character::isDigit) && !parts[1].isEmpty()
+            && ProcessHandle.of(Long.parseLong(parts[1])).isEmpty()) {
+          deleteTree(entry);
+        }
+      }
+    } catch (IOException | NumberFormatException ignored) {
+      // Only leftovers; the run itself does not depend on removing them.
+    }
   }
 
   static void deleteTree(Path root) {

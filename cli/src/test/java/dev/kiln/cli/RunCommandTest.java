@@ -36,12 +36,20 @@ class RunCommandTest {
   void torchScriptToJudgedImageThenFromTheCache(@TempDir Path folder) throws Exception {
     System.setProperty("kiln.cache", folder.resolve("cache").toString());
     Path source = ROOT.resolve("testdata/pipelines/tiny-sd-torchscript");
+    // What a killed run left (no such process) goes; a live process's scratch stays.
+    Path dead = Files.createDirectories(folder.resolve("cache/work/run-999999999-1/exported"));
+    Path live = Files.createDirectories(folder.resolve("cache/work/run-" + ProcessHandle.current().pid() + "-2"));
     Path first = folder.resolve("first.png");
     GenerateCommandTest.Run cold = GenerateCommandTest.run("run", source.toString(), "--prompt", PROMPT, "--seed", "0", "--scheduler", "ddim",
         "--steps", "20", "-o", first.toString(), "--json");
     assertEquals(0, cold.exitCode(), cold.err());
     JsonNode report = new ObjectMapper().readTree(cold.out());
     assertFalse(report.get("cached").asBoolean());
+    assertFalse(Files.exists(dead.getParent()), "a dead run's scratch is removed");
+    assertTrue(Files.isDirectory(live));
+    try (var left = Files.list(folder.resolve("cache/work"))) {
+      assertEquals(List.of(live), left.toList(), "this run's own scratch is gone too");
+    }
     List<String> statuses = new ArrayList<>();
     report.get("stages").forEach(stage -> statuses.add(stage.get("name").asText() + "=" + stage.get("status").asText()));
     assertEquals(List.of("export=done", "optimize=done", "validate=passed", "bundle=built", "generate=done"), statuses);
