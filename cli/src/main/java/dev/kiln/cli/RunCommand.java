@@ -97,6 +97,12 @@ public final class RunCommand implements Callable<Integer> {
   @Option(names = "--batch", defaultValue = "1", description = "Images per prompt.")
   int batch;
 
+  @Option(names = "--init-image", description = "img2img: start from this image (needs vae_encoder/).")
+  Path initImage;
+
+  @Option(names = "--strength", defaultValue = "0.8", description = "img2img: how much of the schedule to run, (0, 1].")
+  double strength = 0.8;
+
   @Option(names = "--clip-skip", defaultValue = "0", description = "Skip the last N CLIP layers (diffusers count).")
   int clipSkip;
 
@@ -150,14 +156,20 @@ public final class RunCommand implements Callable<Integer> {
     Device device = chosen == Target.CPU ? Device.CPU : Device.CUDA;
     SchedulerKind kind = scheduler == null ? null : SchedulerKind.parse(scheduler);
     long actualSeed = seed != null ? seed : new SecureRandom().nextLong() & 0xffffffffL;
+    if (initImage == null && spec != null && spec.commandLine().getParseResult().hasMatchedOption("--strength")) {
+      throw new KilnException.BadInput("--strength applies only to img2img: give --init-image too, or drop --strength");
+    }
     GenerationRequest request = new GenerationRequest(prompt, negativePrompt, steps, guidance, kind, actualSeed, width, height, batch,
-        null, 0.8, clipSkip).validate();
+        null, strength, clipSkip).validate();
     if (!Files.isDirectory(source)) {
       throw new KilnException.BadInput(source + ": not a folder (expected a TorchScript or ONNX pipeline folder, or a bundle)");
     }
-    List<Path> inputs = List.of(source);
+    List<Path> inputs = initImage == null ? List.of(source) : List.of(source, initImage);
     for (OutputTarget png : PngOutput.targets(output, request.batch(), overwrite, inputs)) {
       png.check();
+    }
+    if (initImage != null) {
+      request = request.withInitImage(dev.kiln.runner.image.RgbImage.read(initImage), strength).validate();
     }
     List<Stage> stages = new ArrayList<>();
     Path bundle;
