@@ -1,7 +1,10 @@
 package dev.kiln.cli;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.bundle.BundleManifest;
+import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
 import dev.kiln.common.Printable;
 import dev.kiln.common.PipelineLayout;
@@ -61,6 +64,11 @@ public final class InspectCommand implements Callable<Integer> {
       throw new KilnException.BadInput("--graph prints text and cannot be combined with --json");
     }
     PrintWriter out = spec.commandLine().getOut();
+    JsonNode bundle = Files.isDirectory(target) && BundleManifest.isBundle(target) ? BundleManifest.read(target) : null;
+    if (bundle != null && !json.enabled()) {
+      out.print(BundleSummary.text(bundle));
+      out.println();
+    }
     TorchScriptInput.refuse(target);
     List<Path> models = modelsOf(target);
     List<Map<String, Object>> summaries = new ArrayList<>();
@@ -87,6 +95,9 @@ public final class InspectCommand implements Callable<Integer> {
         Map<String, Object> document = new LinkedHashMap<>();
         document.put("pipeline", target.toString());
         document.put("components", summaries);
+        if (bundle != null) {
+          document.put("bundle", bundle);
+        }
         out.println(compact(document));
       } else {
         out.println(compact(summaries.get(0)));

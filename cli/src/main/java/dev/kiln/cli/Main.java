@@ -32,6 +32,7 @@ import picocli.CommandLine.Command;
       ValidateCommand.class,
       InspectCommand.class,
       ExportCommand.class,
+      BundleCommand.class, RunCommand.class,
     })
 public final class Main implements Callable<Integer> {
   /** Exit codes, shown by every command's --help. */

@@ -18,6 +18,7 @@ import java.nio.file.Path;
  */
 public final class PipelineFolder {
   private final Path root;
+  private final String name;
   private final boolean xl;
   private final SchedulerConfig schedulerConfig;
   private final SchedulerKind defaultScheduler;
@@ -37,8 +38,9 @@ public final class PipelineFolder {
   /** The clip skip `kiln optimize --clip-skip` baked into the text encoders (model_index.json "kiln_clip_skip"), or -1. */
   private final int bakedClipSkip;
 
-  private PipelineFolder(Path root) {
+  private PipelineFolder(Path root, String name) {
     this.root = root;
+    this.name = name;
     JsonConfig index = JsonConfig.read(root.resolve(PipelineLayout.INDEX), true);
     var specialized = index.node().path("kiln_static");
     this.staticWidth = specialized.path("width").canConvertToInt() ? specialized.path("width").intValue() : 0;
@@ -105,7 +107,13 @@ public final class PipelineFolder {
     if (!Files.isDirectory(root)) {
       throw new KilnException.BadInput("pipeline folder " + root + " does not exist or is not a directory");
     }
-    return new PipelineFolder(root.toAbsolutePath().normalize());
+    return new PipelineFolder(root.toAbsolutePath().normalize(), root.toAbsolutePath().normalize().getFileName().toString());
+  }
+
+  /** Opens a pipeline under another name (a bundle keeps its source's name, which PNG metadata reports as the model). */
+  public static PipelineFolder open(Path root, String name) {
+    PipelineFolder folder = open(root);
+    return new PipelineFolder(folder.root, name);
   }
 
   public Path root() {
@@ -113,7 +121,7 @@ public final class PipelineFolder {
   }
 
   public String name() {
-    return root.getFileName().toString();
+    return name;
   }
 
   public Path model(String component) {
