@@ -36,7 +36,7 @@ class FixtureParityTest {
 
   static Stream<Arguments> cases() {
     List<Arguments> cases = new ArrayList<>();
-    for (String name : Fixtures.componentNames()) {
+    for (String name : Fixtures.torchScriptComponentNames()) {
       for (int opset : new int[] {14}) {
         cases.add(Arguments.of(name, opset));
       }

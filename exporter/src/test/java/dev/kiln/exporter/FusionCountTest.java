@@ -33,7 +33,7 @@ class FusionCountTest {
 
   static Stream<Arguments> cases() {
     List<Arguments> cases = new ArrayList<>();
-    List<String> names = new ArrayList<>(Fixtures.componentNames());
+    List<String> names = new ArrayList<>(Fixtures.torchScriptComponentNames());
     for (String component : List.of("text_encoder", "unet", "vae_decoder", "vae_encoder")) {
       names.add(TINY + component);
     }

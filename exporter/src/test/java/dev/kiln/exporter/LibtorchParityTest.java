@@ -39,7 +39,7 @@ class LibtorchParityTest {
   @TempDir static Path folder;
 
   static List<String> names() {
-    return Fixtures.componentNames();
+    return Fixtures.torchScriptComponentNames();
   }
 
   @ParameterizedTest(name = "{0}")
