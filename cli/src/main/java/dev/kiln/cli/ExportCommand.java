@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -44,17 +45,16 @@ public final class ExportCommand implements Callable<Integer> {
   @Option(names = "--overwrite", description = "Replace an existing output.")
   boolean overwrite;
 
-  @Option(names = "--json", description = "Print the JSON report instead of the summary.")
-  boolean json;
+  @Mixin JsonOption json;
 
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
     Exporter.Report report;
-    try (Progress progress = Progress.start("export", Exporter.componentCount(source, component), "components", json)) {
+    try (Progress progress = Progress.start("export", Exporter.componentCount(source, component), "components", json.enabled())) {
       report = Exporter.export(source, output, opset, component, parseShapes(), overwrite, name -> progress.step());
     }
-    if (json) {
+    if (json.enabled()) {
       out.println(Json.write(report));
       out.flush();
       return 0;

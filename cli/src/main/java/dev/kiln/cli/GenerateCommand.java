@@ -52,7 +52,7 @@ public final class GenerateCommand implements Callable<Integer> {
   Integer steps;
 
   @Option(names = "--guidance", description = "Classifier-free guidance scale, 0 to 100; <= 1 runs no unconditional branch (Turbo: 0)"
-      + " (default: 7.5; lcm: 1, or 8.5 into an LCM UNet's guidance embedding).")
+      + ". Default: 7.5 (lcm: 1, or 8.5 into an LCM UNet's guidance embedding).")
   Double guidance;
 
   @Option(names = "--scheduler", description = "ddim, euler, euler-a, lms, dpm++2m, dpm++2m-karras, lcm, pndm, unipc. Default: the pipeline's.")

@@ -105,7 +105,7 @@ class CliProcessTest {
     assertEquals(0, run.exitCode(), run.out() + run.err());
     // script(1) copies the terminal's output (the child's stderr) to its stdout.
     assertTrue(run.out().contains("\r\u001b[Koptimize vae-decoder (1/1) ["), run.out());
-    assertTrue(run.out().contains("] 9/9 steps"), run.out());
+    assertTrue(run.out().contains("] 10/10 steps"), run.out());
     assertTrue(run.out().contains("fold-constants"), "the running step is named: " + run.out());
     String report = Files.readString(folder.resolve("report.txt"));
     assertTrue(report.contains("(vae-decoder, cpu): "), report);

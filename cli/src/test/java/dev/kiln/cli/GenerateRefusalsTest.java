@@ -48,7 +48,7 @@ class GenerateRefusalsTest {
     refused(output, "--guidance must be a number from 0 to 100, got NaN", "generate", pipeline, "--prompt", "x", "--guidance", "NaN");
     refused(output, "--guidance must be a number from 0 to 100", "generate", pipeline, "--prompt", "x", "--guidance", "-1");
     refused(output, "--steps must be from 1 to 1000 for ddim", "generate", pipeline, "--prompt", "x", "--steps", "100000");
-    refused(output, "--steps 1000 with timestep_spacing leading and steps_offset 1 reaches timestep 1000.0", "generate", pipeline, "--prompt", "x",
+    refused(output, "scheduler config gives timestep 1000 for 1000 steps, outside the training schedule 0..999", "generate", pipeline, "--prompt", "x",
         "--steps", "1000");
     refused(output, "--steps must be from 1 to 50 for lcm", "generate", pipeline, "--prompt", "x", "--scheduler", "lcm", "--steps", "51");
     refused(output, "--clip-skip must be from 0 to ", "generate", pipeline, "--prompt", "x", "--clip-skip", "40");

@@ -74,7 +74,7 @@ class RunCommandTest {
     assertTrue(components.get(0).get("rules").get("clip-attention").asInt() >= 1, components.get(0).toString());
     assertEquals("unet", components.get(1).get("component").asText());
     assertTrue(components.get(1).get("rules").get("unet-attention").asInt() >= 1, components.get(1).toString());
-    assertTrue(components.get(1).get("passes").get("fold-shape-constants").asInt() >= 1, components.get(1).toString());
+    assertTrue(components.get(1).get("passes").get("fold-constants").asInt() >= 1, components.get(1).toString());
     assertEquals("validate", stages.get(2).get("name").asText());
     assertEquals("passed", stages.get(2).get("status").asText());
     assertTrue(stages.get(2).get("checks").asInt() >= 20, stages.get(2).toString());

@@ -39,7 +39,7 @@ class ValidateCommandTest {
     GenerateCommandTest.Run again = GenerateCommandTest.run("validate", BAKED.toString(), "--static-only",
         "--shapes", "height=32", "--junit", junit.toString());
     assertEquals(2, again.exitCode());
-    assertEquals("kiln: " + junit + " exists; pass --overwrite to replace it", again.err().strip());
+    assertEquals("kiln: --junit " + junit + ": a file Kiln did not write is already there; pass --overwrite to replace it", again.err().strip());
   }
 
   @Test

@@ -90,7 +90,7 @@ public final class PipelineLayout {
         }
       }
     } catch (JsonProcessingException e) {
-      throw new KilnException.BadInput(index + ": not valid JSON: " + e.getOriginalMessage());
+      throw new KilnException.BadInput(index + ": not valid JSON: " + Json.describe(e));
     } catch (IOException e) {
       throw new KilnException.BadInput(index + ": cannot read: " + e.getMessage());
     }

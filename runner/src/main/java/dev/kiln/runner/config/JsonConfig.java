@@ -3,6 +3,7 @@ package dev.kiln.runner.config;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -44,9 +45,7 @@ public final class JsonConfig {
     try {
       return of(MAPPER.readTree(file.toFile()), file.toString());
     } catch (JsonProcessingException e) {
-      long line = e.getLocation() == null ? -1 : e.getLocation().getLineNr();
-      throw new KilnException.BadInput("config " + file + " is not valid JSON" + (line > 0 ? " (line " + line + ")" : "") + ": "
-          + e.getOriginalMessage().lines().findFirst().orElse(""), e);
+      throw new KilnException.BadInput("config " + file + " is not valid JSON: " + Json.describe(e), e);
     } catch (IOException e) {
       throw new KilnException.BadInput("cannot read config " + file + ": " + e.getMessage(), e);
     }
