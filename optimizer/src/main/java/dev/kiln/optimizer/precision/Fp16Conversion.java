@@ -209,8 +209,11 @@ public final class Fp16Conversion {
         bytesBefore - floatBytes(graph), notes);
   }
 
-  /** Whether {@code node} reads or writes a float32 tensor. */
+  /** Whether {@code node} reads or writes a float32 tensor (Shape and Size read only the dims: any type will do). */
   static boolean computesInFloat(Node node, ShapeInference types) {
+    if (node.is(Onnx.SHAPE) || node.is(Onnx.SIZE)) {
+      return false;
+    }
     for (Value input : node.inputs()) {
       if (input != null && types.dataType(input) == DataType.FLOAT) {
         return true;
