@@ -43,7 +43,9 @@ public final class MixedPrecision {
 
   public static final double MARGIN = 2.0;
   static final double FP16_MAX = 65504;
-  private static final int MAX_REFINEMENTS = 24;
+  /** Refinement rounds at most, and rounds without a better worst output before the search gives up. */
+  private static final int MAX_REFINEMENTS = 12;
+  private static final int PATIENCE = 3;
 
   /** Per-tensor calibration statistics. */
   static final class Range {
@@ -134,6 +136,9 @@ public final class MixedPrecision {
     Map<String, PrecisionReport.KeptNode> kept = decide(model, ranges);
     int threshold512 = countOver(model, ranges, 512);
     Map<String, Double> parity = Map.of();
+    double best = Double.POSITIVE_INFINITY;
+    int stale = 0;
+    String lastBlame = null;
     for (int round = 0; round <= MAX_REFINEMENTS; round++) {
       Model candidate = ModelReader.read(reference);
       Fp16Conversion.convert(candidate, byNode(candidate, kept), options);
@@ -159,7 +164,10 @@ public final class MixedPrecision {
           }
         }
       }
-      if (failing < 0 || round == MAX_REFINEMENTS) {
+      double worst = parity.values().stream().mapToDouble(Double::doubleValue).max().orElse(0);
+      stale = worst < best ? 0 : stale + 1;
+      best = Math.min(best, worst);
+      if (failing < 0 || round == MAX_REFINEMENTS || stale >= PATIENCE) {
         break;
       }
       // Localise: the first tensor in graph order that diverges (or overflows where it is stored as float16).
@@ -203,8 +211,16 @@ public final class MixedPrecision {
       if (blamed == null) {
         break;
       }
+      lastBlame = blamed;
     }
     PrecisionReport report = Fp16Conversion.convert(model, byNode(model, kept), options);
+    if (parity.values().stream().anyMatch(error -> !(error <= tolerance))) {
+      List<String> notes = new ArrayList<>(report.notes());
+      notes.add(String.format(Locale.ROOT, "parity over --fp16-tolerance %.3g after %d sessions; to blame: %s", tolerance,
+          sessions[0], lastBlame == null ? "no single tensor (rounding accumulated over the graph)"
+              : "node " + quoted(lastBlame) + " (" + kept.get(lastBlame).reason() + ")"));
+      report = report.withNotes(notes);
+    }
     return report.withSearch("mixed", orderedKept(report, kept), parity, sessions[0], threshold512);
   }
 

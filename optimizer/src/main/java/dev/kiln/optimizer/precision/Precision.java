@@ -31,9 +31,18 @@ public final class Precision {
     return report;
   }
 
+  private static Path realParent(Path source) {
+    try {
+      return source.toRealPath().getParent();
+    } catch (java.io.IOException e) {
+      return source.toAbsolutePath().getParent();
+    }
+  }
+
   private static List<CalibrationSets.Set> calibrationSets(Model model, Path source, String componentFolder,
       PrecisionOptions options) {
-    Path folder = source.toAbsolutePath().getParent();
+    // A pipeline component may be a link to its model elsewhere; its test data sit beside the real file.
+    Path folder = realParent(source);
     if (options.calibration() != null) {
       if (!Files.isDirectory(options.calibration())) {
         throw new KilnException.BadInput("--calibration " + options.calibration() + ": no such folder");

@@ -26,6 +26,11 @@ public record PrecisionReport(String precision, int float16Nodes, int float32Nod
         List.copyOf(notes), Map.of(), 0, null);
   }
 
+  PrecisionReport withNotes(List<String> notes) {
+    return new PrecisionReport(precision, float16Nodes, float32Nodes, float32, clampedValues, castsInserted, castsRemoved,
+        bytesSaved, List.copyOf(notes), parity, sessions, threshold512Count);
+  }
+
   PrecisionReport withSearch(String precision, Map<String, KeptNode> float32, Map<String, Double> parity, int sessions,
       Integer threshold512Count) {
     return new PrecisionReport(precision, float16Nodes, float32Nodes, float32, clampedValues, castsInserted, castsRemoved,
