@@ -43,6 +43,9 @@ public final class MixedPrecision {
 
   public static final double MARGIN = 2.0;
   static final double FP16_MAX = 65504;
+  /** Half of float16's relative spacing (2^-11): the largest relative rounding error of a stored value. */
+  private static final double HALF_EPSILON = 0x1p-11;
+  private static final double PHASE_TOLERANCE = 1e-2;
   /** Refinement rounds at most, and rounds without a better worst output before the search gives up. */
   private static final int MAX_REFINEMENTS = 12;
   private static final int PATIENCE = 3;
@@ -188,11 +191,29 @@ public final class MixedPrecision {
         float[] expected = referenceAll.get(name);
         float[] actual = candidateAll.get(name);
         Node producer = model.graph().findValue(name) == null ? null : model.graph().findValue(name).producer();
-        if (expected == null || actual == null || producer == null || kept.containsKey(producer.name())) {
+        if (expected == null || actual == null || producer == null) {
           continue;
         }
         double peak = maxAbs(actual);
         double error = relativeError(expected, actual);
+        if (kept.containsKey(producer.name())) {
+          if (!(error <= tolerance)) {
+            // Already float32 and still diverging: the rounding of what it reads matters; keep those producers too.
+            for (Value input : producer.inputs()) {
+              Node feeder = input == null || input.isInitializer() ? null : input.producer();
+              if (feeder != null && !kept.containsKey(feeder.name()) && floatValues.contains(input.name())) {
+                blamed = feeder.name();
+                kept.put(blamed, new PrecisionReport.KeptNode(feeder.opType().key(), String.format(Locale.ROOT,
+                    "verification: feeds float32 %s whose output %s still diverges (relative error %.3g)",
+                    quoted(producer.name()), quoted(name), error), null));
+              }
+            }
+            if (blamed != null) {
+              break;
+            }
+          }
+          continue;
+        }
         if (stored.contains(name) && peak > FP16_MAX) {
           blamed = producer.name();
           kept.put(blamed, new PrecisionReport.KeptNode(producer.opType().key(), String.format(Locale.ROOT,
@@ -259,6 +280,24 @@ public final class MixedPrecision {
       }
       if (kept.containsKey(node.name())) {
         continue;
+      }
+      if ((node.is(Onnx.SIN) || node.is(Onnx.COS) || node.is(Onnx.EXP)) && node.input(0) != null) {
+        // sin, cos and exp turn an absolute input error into an output error of the same size (relative, for
+        // exp): float16's spacing at |x| is |x|·2^-11, over the 1e-2 tolerance from |x| ≈ 20 (a timestep embedding's
+        // arguments reach 1000). The node and the producer of its argument stay float32.
+        Range argument = ranges.get(node.input(0).name());
+        if (argument != null && argument.maxAbs * HALF_EPSILON > PHASE_TOLERANCE) {
+          String reason = String.format(Locale.ROOT, "%s argument %s reaches %.4g: float16's spacing there (%.3g) is "
+              + "an output error of the same size", op, quoted(node.input(0).name()), argument.maxAbs,
+              argument.maxAbs * HALF_EPSILON);
+          kept.put(node.name(), new PrecisionReport.KeptNode(op, reason, argument.maxAbs));
+          Node producer = node.input(0).producer();
+          if (producer != null && !kept.containsKey(producer.name())) {
+            kept.put(producer.name(), new PrecisionReport.KeptNode(producer.opType().key(), "makes the argument of "
+                + quoted(node.name()) + ": " + reason, argument.maxAbs));
+          }
+          continue;
+        }
       }
       for (Value input : node.inputs()) {
         Range range = input == null || input.isInitializer() ? null : ranges.get(input.name());
