@@ -78,7 +78,7 @@ public final class Fp16Conversion {
       DataType type = initializer.initializer().dataType();
       anyFloat |= type == DataType.FLOAT;
       anyHalf |= type == DataType.FLOAT16;
-      if (type == DataType.BFLOAT16 || type == DataType.INT8 || type == DataType.UINT8 && !initializer.hasUses()) {
+      if (type == DataType.BFLOAT16 || type == DataType.INT8 || type == DataType.UINT8) {
         untouched.merge(type.name(), 1, Integer::sum);
       }
     }

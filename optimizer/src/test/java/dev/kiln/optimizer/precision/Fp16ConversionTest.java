@@ -198,6 +198,34 @@ class Fp16ConversionTest {
     assertNull(model.graph().findNode("/cast"));
   }
 
+  @Test
+  void externalWeightsConvertLazilyToHalfTheBytesAndBf16IsLeftAlone(@org.junit.jupiter.api.io.TempDir java.nio.file.Path folder)
+      throws Exception {
+    float[] weight = new float[4096];
+    for (int i = 0; i < weight.length; i++) {
+      weight[i] = (i % 7) - 3 + (i == 5 ? 1e6f : 0);
+    }
+    Model model = mulRelu(weight);
+    model.graph().addInitializer("unused_bf16", Tensor.ofBFloat16(new long[] {2}, 1, 2));
+    java.nio.file.Path source = folder.resolve("source.onnx");
+    ModelWriter.write(model, source, dev.kiln.graph.WriteOptions.externalAbove(1024).withDataFileName("source.data"));
+    Model read = dev.kiln.graph.ModelReader.read(source);
+    assertTrue(read.graph().findValue("w").initializer() instanceof dev.kiln.graph.ExternalTensor);
+    PrecisionReport report = Fp16Conversion.convert(read, Map.of(), DEFAULTS);
+    // Converted lazily: the initializer is a computed tensor until the writer streams it.
+    assertTrue(read.graph().findValue("w").initializer() instanceof dev.kiln.graph.ComputedTensor);
+    assertEquals(Map.of("w", 1L), report.clampedValues());
+    assertEquals(List.of("1 BFLOAT16 initializer(s) left as they are"), report.notes());
+    java.nio.file.Path target = folder.resolve("half.onnx");
+    ModelWriter.write(read, target, dev.kiln.graph.WriteOptions.externalAbove(1024).withDataFileName("half.data"));
+    long before = java.nio.file.Files.size(folder.resolve("source.data"));
+    long after = java.nio.file.Files.size(folder.resolve("half.data"));
+    assertTrue(after * 2 <= before, before + " -> " + after);
+    float[] values = dev.kiln.graph.ModelReader.read(target).graph().findValue("w").initializer().floats();
+    assertEquals(65504f, values[5]);
+    assertEquals(-3f, values[0]);
+  }
+
   /** Loads the model in ORT on CPU (proves it loads) and runs it on one float input. */
   static float[] run(Model model, float[] input) {
     try {
