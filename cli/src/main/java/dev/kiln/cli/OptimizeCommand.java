@@ -142,6 +142,11 @@ public final class OptimizeCommand implements Callable<Integer> {
         public void stepFinished(String step, int done, int steps) {
           progress.step();
         }
+
+        @Override
+        public void precisionStarted(String mode) {
+          progress.describe("precision " + mode + (mode.equals("mixed") ? " (calibrating and verifying on ORT)" : ""));
+        }
       };
       result = Optimizer.optimize(input, outputTarget, progress.drawing() ? options.withListener(listener) : options);
     }

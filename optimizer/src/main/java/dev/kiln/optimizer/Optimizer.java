@@ -245,6 +245,7 @@ public final class Optimizer {
       target.check();
       warnings.addAll(InputCheck.check(model, input.toString()));
       ComponentReport report = optimize(model, input.toString(), options);
+      announcePrecision(options);
       PrecisionReport converted = Precision.apply(model, input, null, options.precision());
       if (converted != null) {
         precision.put(output.path().toString(), converted);
@@ -258,6 +259,13 @@ public final class Optimizer {
     }
     return new OptimizationReport(options.target().id(), reports, (System.nanoTime() - start) / 1_000_000, warnings,
         precision);
+  }
+
+  /** Names the precision stage on the progress line (a mixed search runs ORT sessions for a while). */
+  private static void announcePrecision(Options options) {
+    if (options.precision().mode() != PrecisionOptions.Mode.FP32) {
+      options.listener().precisionStarted(options.precision().mode().id());
+    }
   }
 
   private static String precisionSuffix(Options options) {
@@ -292,6 +300,7 @@ public final class Optimizer {
           String label = input.resolve(folder).resolve("model.onnx").toString();
           warnings.addAll(InputCheck.check(model, label));
           ComponentReport report = optimize(model, label, componentOptions);
+          announcePrecision(options);
           PrecisionReport converted = Precision.apply(model, modelPath, folder, options.precision());
           if (converted != null) {
             precision.put(output.path().resolve(folder).resolve("model.onnx").toString(), converted);
