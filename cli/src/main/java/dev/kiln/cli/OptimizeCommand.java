@@ -9,6 +9,8 @@ import dev.kiln.optimizer.OptimizationReport;
 import dev.kiln.optimizer.Optimizer;
 import dev.kiln.optimizer.specialize.Specialization;
 import dev.kiln.optimizer.OptimizerListener;
+import dev.kiln.optimizer.precision.PrecisionOptions;
+import dev.kiln.optimizer.precision.PrecisionReport;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Target;
 import java.io.PrintWriter;
@@ -89,6 +91,32 @@ public final class OptimizeCommand implements Callable<Integer> {
       + "(repeatable) and remove what nothing else reads. Default: every output.")
   List<String> keepOutputs = new ArrayList<>();
 
+  @Option(names = "--precision", defaultValue = "fp32", description = "fp32 (default: no change), fp16 (every float node "
+      + "that can, after fusion; weights clamped into float16's range) or mixed (calibrated on ORT CPU, float32 where "
+      + "values would overflow float16, verified under fp16-storage emulation). Default: ${DEFAULT-VALUE}.")
+  String precision;
+
+  @Option(names = "--keep-io-types", negatable = true, defaultValue = "true", fallbackValue = "true",
+      description = "Graph inputs and outputs stay float32 behind Casts (a drop-in for float32 callers); "
+          + "--no-keep-io-types makes them float16. Default: ${DEFAULT-VALUE}.")
+  boolean keepIoTypes = true;
+
+  @Option(names = "--block-op", showDefaultValue = Visibility.NEVER, description = "Keep every node of this op float32 "
+      + "(repeatable), e.g. --block-op Resize or --block-op com.microsoft:GroupNorm.")
+  List<String> blockOps = new ArrayList<>();
+
+  @Option(names = "--block-node", showDefaultValue = Visibility.NEVER, description = "Keep this node float32 "
+      + "(repeatable); a name that matches no node is an error (exit 2).")
+  List<String> blockNodes = new ArrayList<>();
+
+  @Option(names = "--calibration", description = "--precision mixed: a folder of test_data_set_N/input_K.pb (for a pipeline, "
+      + "one such folder per component sub-folder). Default: the test_data_set_N folders next to each model.")
+  Path calibration;
+
+  @Option(names = "--fp16-tolerance", defaultValue = "1e-2", description = "--precision mixed: the largest accepted "
+      + "max|fp16 - fp32| / max|fp32| per output on held-out inputs. Default: ${DEFAULT-VALUE}.")
+  double fp16Tolerance;
+
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
@@ -114,7 +142,9 @@ public final class OptimizeCommand implements Callable<Integer> {
         component == null ? null : Component.parse(component), new HashSet<>(disabled), false, !ignoreCudaKernelLimits)
         .withSpecialization(Specialization.NONE.withFoldLimit(SpecializationOptions.bytes("--fold-limit", foldLimit))
             .withStaticDims(SpecializationOptions.dims("--static", staticDims)).withClipSkip(clipSkip)
-            .withKeepOutputs(keepOutputs));
+            .withKeepOutputs(keepOutputs))
+        .withPrecision(PrecisionOptions.of(PrecisionOptions.Mode.parse(precision), keepIoTypes, new HashSet<>(blockOps),
+            new HashSet<>(blockNodes), calibration, fp16Tolerance));
     if (clipSkip != null && clipSkip < 0) {
       throw new KilnException.BadInput("--clip-skip " + clipSkip + ": must be at least 0");
     }
@@ -139,6 +169,11 @@ public final class OptimizeCommand implements Callable<Integer> {
         public void stepFinished(String step, int done, int steps) {
           progress.step();
         }
+
+        @Override
+        public void precisionStarted(String mode) {
+          progress.describe("precision " + mode + (mode.equals("mixed") ? " (calibrating and verifying on ORT)" : ""));
+        }
       };
       result = Optimizer.optimize(input, outputTarget, progress.drawing() ? options.withListener(listener) : options);
     }
@@ -153,7 +188,7 @@ public final class OptimizeCommand implements Callable<Integer> {
     if (json.enabled()) {
       out.println(text);
       out.flush();
-      return 0;
+      return parityFailed(result) ? 1 : 0;
     }
     for (OptimizationReport.ComponentReport component : result.components()) {
       out.println(String.format(Locale.ROOT, "%s (%s, %s): %d -> %d nodes in %d ms", Printable.line(component.path()), component.component(),
@@ -179,9 +214,38 @@ public final class OptimizeCommand implements Callable<Integer> {
         component.passes().forEach((pass, changes) ->
             out.println(String.format(Locale.ROOT, "  %-24s changed %d", pass, changes)));
       }
+      PrecisionReport converted = result.precision().get(component.path());
+      if (converted != null) {
+        printPrecision(out, converted);
+      }
     }
     out.flush();
-    return 0;
+    return parityFailed(result) ? 1 : 0;
+  }
+
+  /** Mixed precision could not bring an output within --fp16-tolerance: the report names the node to blame. */
+  private boolean parityFailed(OptimizationReport result) {
+    return result.precision().values().stream().flatMap(each -> each.parity().values().stream())
+        .anyMatch(error -> !(error <= fp16Tolerance));
+  }
+
+  private void printPrecision(PrintWriter out, PrecisionReport converted) {
+    StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "  precision %s: %d float16 nodes, %d float32, %d bytes saved",
+        converted.precision(), converted.float16Nodes(), converted.float32Nodes(), converted.bytesSaved()));
+    if (converted.precision().equals("mixed")) {
+      line.append(String.format(Locale.ROOT, ", %d ORT sessions (a fixed 512 threshold would keep %d)", converted.sessions(),
+          converted.threshold512Count()));
+    }
+    out.println(line);
+    converted.parity().forEach((name, error) -> out.println(String.format(Locale.ROOT, "  parity %s: %.3g relative to its scale%s",
+        Printable.quoted(name), error, error <= fp16Tolerance ? "" : " (over --fp16-tolerance)")));
+    converted.clampedValues().forEach((name, count) ->
+        out.println(String.format(Locale.ROOT, "  clamped %d value(s) of %s into float16's range", count, Printable.quoted(name))));
+    converted.notes().forEach(note -> out.println("  note: " + Printable.line(note)));
+    if (explain) {
+      converted.float32().forEach((name, node) -> out.println(String.format(Locale.ROOT, "  float32 %s (%s): %s", Printable.quoted(name),
+          Printable.name(node.op()), Printable.line(node.reason()))));
+    }
   }
 
   /** The first three node names, escaped, and how many more there are. */

@@ -1,6 +1,7 @@
 package dev.kiln.optimizer;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.kiln.optimizer.precision.PrecisionReport;
 import java.util.List;
 import java.util.Map;
 
@@ -10,10 +11,16 @@ import java.util.Map;
  * rejection reasons and near misses, per-pass change counts, wall time; and warnings about what passed through
  * unchecked (nodes in domains Kiln has no schema for), one line each.
  */
-public record OptimizationReport(String target, List<ComponentReport> components, long wallMillis, List<String> warnings) {
+public record OptimizationReport(String target, List<ComponentReport> components, long wallMillis, List<String> warnings,
+    Map<String, PrecisionReport> precision) {
 
   public OptimizationReport {
     warnings = List.copyOf(warnings);
+    precision = precision == null ? Map.of() : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(precision));
+  }
+
+  public OptimizationReport(String target, List<ComponentReport> components, long wallMillis, List<String> warnings) {
+    this(target, components, wallMillis, warnings, Map.of());
   }
 
   public OptimizationReport(String target, List<ComponentReport> components, long wallMillis) {

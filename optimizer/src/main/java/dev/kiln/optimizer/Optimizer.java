@@ -28,6 +28,9 @@ import dev.kiln.optimizer.specialize.OutputPruning;
 import dev.kiln.optimizer.specialize.PipelineDims;
 import dev.kiln.optimizer.specialize.Specialization;
 import dev.kiln.optimizer.specialize.StaticShapes;
+import dev.kiln.optimizer.precision.Precision;
+import dev.kiln.optimizer.precision.PrecisionOptions;
+import dev.kiln.optimizer.precision.PrecisionReport;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -61,22 +64,28 @@ public final class Optimizer {
    *     off only to prove the rewrites on small test graphs that no GPU would be given)
    * @param listener told of each component and step (progress); {@link OptimizerListener#NONE} for none
    * @param specialization fold limit and static dims ({@link Specialization#NONE}: defaults, dynamic shapes)
+   * @param precision the precision stage run after every fusion (fp32: none)
    */
   public record Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep,
-      boolean cudaKernelLimits, OptimizerListener listener, Specialization specialization) {
+      boolean cudaKernelLimits, OptimizerListener listener, Specialization specialization, PrecisionOptions precision) {
     public Options {
       disabled = Set.copyOf(disabled);
       listener = listener == null ? OptimizerListener.NONE : listener;
       specialization = specialization == null ? Specialization.NONE : specialization;
+      precision = precision == null ? PrecisionOptions.FP32 : precision;
     }
 
     public Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep,
         boolean cudaKernelLimits, OptimizerListener listener) {
-      this(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, Specialization.NONE);
+      this(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, Specialization.NONE, PrecisionOptions.FP32);
     }
 
     public Options withSpecialization(Specialization specialization) {
-      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization);
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization, precision);
+    }
+
+    public Options withPrecision(PrecisionOptions precision) {
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization, precision);
     }
 
     public Options(Target target, Component component, Set<String> disabled, boolean verifyEachStep, boolean cudaKernelLimits) {
@@ -88,19 +97,19 @@ public final class Optimizer {
     }
 
     public Options withComponent(Component component) {
-      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization);
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization, precision);
     }
 
     public Options verifying() {
-      return new Options(target, component, disabled, true, cudaKernelLimits, listener, specialization);
+      return new Options(target, component, disabled, true, cudaKernelLimits, listener, specialization, precision);
     }
 
     public Options withoutCudaKernelLimits() {
-      return new Options(target, component, disabled, verifyEachStep, false, listener, specialization);
+      return new Options(target, component, disabled, verifyEachStep, false, listener, specialization, precision);
     }
 
     public Options withListener(OptimizerListener listener) {
-      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization);
+      return new Options(target, component, disabled, verifyEachStep, cudaKernelLimits, listener, specialization, precision);
     }
   }
 
@@ -281,8 +290,9 @@ public final class Optimizer {
     output.check();
     List<ComponentReport> reports = new ArrayList<>();
     List<String> warnings = new ArrayList<>();
+    Map<String, PrecisionReport> precision = new LinkedHashMap<>();
     if (Files.isDirectory(input)) {
-      reports.addAll(optimizeFolder(input, output, options, warnings));
+      reports.addAll(optimizeFolder(input, output, options, warnings, precision));
     } else {
       Model model = ModelReader.read(input);
       // The data files the model reads are inputs too: the output may not replace them.
@@ -290,17 +300,35 @@ public final class Optimizer {
       target.check();
       warnings.addAll(InputCheck.check(model, input.toString()));
       ComponentReport report = optimize(model, input.toString(), options);
-      model.metadata().put(PRODUCED_BY, "optimize --target " + options.target().id());
+      announcePrecision(options);
+      PrecisionReport converted = Precision.apply(model, input, null, options.precision());
+      if (converted != null) {
+        precision.put(output.path().toString(), converted);
+      }
+      model.metadata().put(PRODUCED_BY, "optimize --target " + options.target().id() + precisionSuffix(options));
       try (StagedFile staged = target.stageFile()) {
         ModelWriter.write(model, staged, WriteOptions.defaults());
         staged.commit();
       }
       reports.add(withPath(report, output.path().toString()));
     }
-    return new OptimizationReport(options.target().id(), reports, (System.nanoTime() - start) / 1_000_000, warnings);
+    return new OptimizationReport(options.target().id(), reports, (System.nanoTime() - start) / 1_000_000, warnings,
+        precision);
   }
 
-  private static List<ComponentReport> optimizeFolder(Path input, OutputTarget output, Options options, List<String> warnings) {
+  /** Names the precision stage on the progress line (a mixed search runs ORT sessions for a while). */
+  private static void announcePrecision(Options options) {
+    if (options.precision().mode() != PrecisionOptions.Mode.FP32) {
+      options.listener().precisionStarted(options.precision().mode().id());
+    }
+  }
+
+  private static String precisionSuffix(Options options) {
+    return options.precision().mode() == PrecisionOptions.Mode.FP32 ? "" : " --precision " + options.precision().mode().id();
+  }
+
+  private static List<ComponentReport> optimizeFolder(Path input, OutputTarget output, Options options, List<String> warnings,
+      Map<String, PrecisionReport> precision) {
     if (!Files.isRegularFile(input.resolve("model_index.json"))) {
       throw new KilnException.BadInput(input + ": a folder must be a pipeline (model_index.json missing)");
     }
@@ -344,6 +372,11 @@ public final class Optimizer {
           String label = input.resolve(folder).resolve("model.onnx").toString();
           warnings.addAll(InputCheck.check(model, label));
           ComponentReport report = optimize(model, label, componentOptions);
+          announcePrecision(options);
+          PrecisionReport converted = Precision.apply(model, modelPath, folder, options.precision());
+          if (converted != null) {
+            precision.put(output.path().resolve(folder).resolve("model.onnx").toString(), converted);
+          }
           Path componentTarget = staging.resolve(folder).resolve("model.onnx");
           writeModel(model, componentTarget);
           reports.add(withPath(report, output.path().resolve(folder).resolve("model.onnx").toString()));

@@ -17,4 +17,7 @@ public interface OptimizerListener {
 
   /** Profile step {@code done} of {@code steps} finished: a sweep of rules (named by its rules) or a pass. */
   default void stepFinished(String step, int done, int steps) {}
+
+  /** The precision stage ({@code fp16} or {@code mixed}) starts, after the last profile step. */
+  default void precisionStarted(String mode) {}
 }
