@@ -102,7 +102,7 @@ class GenerateRefusalsTest {
   void malformedJsonIsOneLine(@TempDir Path root) throws IOException {
     Path pipeline = GenerateExternalDataTest.copyPipeline(root.resolve("contract-sd"));
     Files.writeString(pipeline.resolve("scheduler/scheduler_config.json"), "{\n  \"beta_start\": 0.1,\n  oops\n}");
-    refused(root.resolve("x.png"), "is not valid JSON (line 3)", "generate", pipeline.toString(), "--prompt", "x");
+    refused(root.resolve("x.png"), "is not valid JSON: Unexpected character ('o' (code 111)): was expecting double-quote to start field name (line 3, column 3)", "generate", pipeline.toString(), "--prompt", "x");
   }
 
   @Test
