@@ -95,10 +95,11 @@ for latent in ("32", "64"):
         dynamic, static = cells[(latent, level, "cpu")], cells[(latent, level, "static")]
         gain = 1 - static[1] / dynamic[1]
         create_gain = 1 - static[0] / dynamic[0]
-        print(f"- {latent}x{latent} {level}: step {dynamic[1]:.0f} -> {static[1]:.0f} ms ({gain * 100:+.1f} % faster), "
-              f"session create {dynamic[0]:.0f} -> {static[0]:.0f} ms ({create_gain * 100:+.1f} % faster)")
+        print(f"- {latent}x{latent} {level}: step {dynamic[1]:.0f} -> {static[1]:.0f} ms (x{static[1] / dynamic[1]:.2f}, "
+              f"{gain * 100:+.1f} % saved), session create {dynamic[0]:.0f} -> {static[0]:.0f} ms "
+              f"(x{static[0] / dynamic[0]:.2f}, {create_gain * 100:+.1f} % saved)")
         if gain < 0.10:
-            small.append(f"{latent}x{latent} {level} {gain * 100:+.1f} %")
+            small.append(f"{latent}x{latent} {level}: {gain * 100:+.1f} % saved")
 print()
 if small:
     print("Static shapes buy LESS than 10 % step latency here (" + "; ".join(small) + "): keep the pass for cold start "
