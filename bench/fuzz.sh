@@ -52,12 +52,14 @@ target runner dev.kiln.runner.tokenizer.ClipTokenizerFuzzTest    prompt
 # instead of ~1000) and mutates PNGs at random.
 target runner dev.kiln.runner.image.InitImageFuzzTest            png \
   '--instrumentation_includes=com.sun.imageio.**:javax.imageio.**:dev.kiln.**'
+target exporter dev.kiln.exporter.TorchScriptFuzzTest            pickle
+target exporter dev.kiln.exporter.TorchScriptFuzzTest            archive
 
 cd "$root"
 set -f  # the Jazzer arguments hold glob patterns (com.sun.imageio.**) meant for Jazzer, not the shell
 # test-compile builds common/testdata/graph/runner in the reactor (never `install`: ~/.m2 stays untouched);
 # build-classpath writes each module's test classpath with the sibling modules as their target/classes.
-mvn -B -q -o -pl graph,runner -am test-compile dependency:build-classpath \
+mvn -B -q -o -pl graph,runner,exporter -am test-compile dependency:build-classpath \
   -Dmdep.outputFile=target/fuzz-classpath.txt -Dmdep.includeScope=test >&2
 
 echo "# Kiln fuzz benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), Jazzer $(ls ~/.m2/repository/com/code-intelligence/jazzer/ | tail -1), $(java -version 2>&1 | head -1)"
