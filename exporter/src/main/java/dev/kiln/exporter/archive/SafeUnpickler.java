@@ -130,7 +130,7 @@ public final class SafeUnpickler {
         }
         case 's' -> {
           Object value = pop();
-          Object key = pop();
+          Object key = hashable(pop());
           dict(peek()).put(key, value);
         }
         case 'u' -> {
@@ -255,9 +255,33 @@ public final class SafeUnpickler {
     }
     Map<Object, Object> map = new LinkedHashMap<>();
     for (int index = 0; index < items.size(); index += 2) {
-      map.put(items.get(index), items.get(index + 1));
+      map.put(hashable(items.get(index)), items.get(index + 1));
     }
     return map;
+  }
+
+  /**
+   * A dictionary key as Python allows one: None, a string, number, bool, bytes, a global, or a tuple of those. A list
+   * or dict is unhashable in Python (TypeError), and as a Java map key a container that holds itself would recurse
+   * in hashCode until the stack overflows (a fuzz finding).
+   */
+  private Object hashable(Object key) {
+    return hashable(key, 0);
+  }
+
+  private Object hashable(Object key, int depth) {
+    if (depth > 100) {
+      throw fail("dictionary key of tuples nested deeper than 100");
+    }
+    if (key == null || key instanceof String || key instanceof Number || key instanceof Boolean || key instanceof byte[]
+        || key instanceof Global) {
+      return key;
+    }
+    if (key instanceof Tuple tuple) {
+      tuple.items().forEach(item -> hashable(item, depth + 1));
+      return key;
+    }
+    throw fail("dictionary key of unhashable type " + describe(key));
   }
 
   @SuppressWarnings("unchecked")
