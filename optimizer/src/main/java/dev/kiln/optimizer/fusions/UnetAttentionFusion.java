@@ -28,11 +28,8 @@ import java.util.List;
 public final class UnetAttentionFusion implements Rule {
   private final boolean pack;
 
-  /**
-   * @param pack emit packed QKV / KV (CUDA); CPU's MultiHeadAttention kernel takes separate q, k, v only. Prefer
-   *     {@link #packed()} and {@link #separateProjections()}.
-   */
-  public UnetAttentionFusion(boolean pack) {
+  /** @param pack emit packed QKV / KV (CUDA); CPU's MultiHeadAttention kernel takes separate q, k, v only. */
+  private UnetAttentionFusion(boolean pack) {
     this.pack = pack;
   }
 

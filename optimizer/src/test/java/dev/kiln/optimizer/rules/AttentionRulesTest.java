@@ -109,7 +109,7 @@ class AttentionRulesTest {
     SmallGraph g = site(Kind.UNET, false, false, new float[] {0.5f});
     Model before = RuleTestSupport.copy(g.model);
     String printed = RuleTestSupport.print(g.model);
-    DriverReport report = RuleTestSupport.apply(g.model, new UnetAttentionFusion(false));
+    DriverReport report = RuleTestSupport.apply(g.model, UnetAttentionFusion.separateProjections());
     assertEquals(1, report.applied("unet-attention"));
     assertEquals(List.of("MatMul", "MatMul", "MatMul", "MultiHeadAttention", "MatMul", "Add"), ops(g.model));
     Node attention = g.graph.findNode("/mid_block/attentions.0/attn1/MultiHeadAttention");
@@ -125,7 +125,7 @@ class AttentionRulesTest {
     SmallGraph g = site(Kind.UNET, false, false, new float[] {0.5f});
     Model before = RuleTestSupport.copy(g.model);
     String printed = RuleTestSupport.print(g.model);
-    assertEquals(1, RuleTestSupport.apply(g.model, new UnetAttentionFusion(true)).applied("unet-attention"));
+    assertEquals(1, RuleTestSupport.apply(g.model, UnetAttentionFusion.packed()).applied("unet-attention"));
     Node attention = g.graph.findNode("/mid_block/attentions.0/attn1/MultiHeadAttention");
     assertNull(attention.input(1), "packed QKV: key and value omitted");
     RuleTestSupport.assertGolden("unet-attention-packed-qkv", printed, RuleTestSupport.print(g.model));
@@ -136,21 +136,21 @@ class AttentionRulesTest {
   void unetCrossAttentionPacksKvForCuda() {
     SmallGraph g = site(Kind.UNET, true, false, new float[] {0.5f});
     Model before = RuleTestSupport.copy(g.model);
-    assertEquals(1, RuleTestSupport.apply(g.model, new UnetAttentionFusion(true)).applied("unet-attention"));
+    assertEquals(1, RuleTestSupport.apply(g.model, UnetAttentionFusion.packed()).applied("unet-attention"));
     Node attention = g.graph.findNode("/mid_block/attentions.0/attn1/MultiHeadAttention");
     assertTrue(attention.input(0).producer().is(Onnx.MAT_MUL), "query stays its own projection");
     assertTrue(attention.input(1).producer().is(Onnx.RESHAPE), "key is the packed [B,L,N,2,H] projection");
     assertNull(attention.input(2));
     assertTrue(loweredParity(before, g.model) <= 1e-5);
     Model cpu = RuleTestSupport.copy(before);
-    assertEquals(1, RuleTestSupport.apply(cpu, new UnetAttentionFusion(false)).applied("unet-attention"));
+    assertEquals(1, RuleTestSupport.apply(cpu, UnetAttentionFusion.separateProjections()).applied("unet-attention"));
     assertTrue(RuleTestSupport.parity(before, cpu, Map.of()) <= 1e-5);
   }
 
   @Test
   void unetAttentionDeclinesAPerPositionScale() {
     SmallGraph g = site(Kind.UNET, false, false, new float[] {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.25f});
-    DriverReport report = RuleTestSupport.apply(g.model, new UnetAttentionFusion(false));
+    DriverReport report = RuleTestSupport.apply(g.model, UnetAttentionFusion.separateProjections());
     assertEquals(Map.of("attention scale is not a single constant", 1), report.stats("unet-attention").rejections());
   }
 
