@@ -6,6 +6,7 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
 import dev.kiln.graph.DataType;
 import dev.kiln.graph.Tensor;
+import dev.kiln.validator.parity.Metrics;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
@@ -93,22 +94,6 @@ final class OrtRun {
 
   /** max|a-b| / max|b| over each output, the worst output. */
   static double maxRelativeError(Map<String, float[]> expected, Map<String, float[]> actual) {
-    double worst = 0;
-    for (Map.Entry<String, float[]> entry : expected.entrySet()) {
-      float[] reference = entry.getValue();
-      float[] candidate = actual.get(entry.getKey());
-      if (candidate == null || candidate.length != reference.length) {
-        return Double.POSITIVE_INFINITY;
-      }
-      double scale = 1e-6;
-      double absolute = 0;
-      for (int index = 0; index < reference.length; index++) {
-        scale = Math.max(scale, Math.abs(reference[index]));
-        double difference = Math.abs((double) reference[index] - candidate[index]);
-        absolute = Math.max(absolute, Double.isNaN(difference) ? Double.POSITIVE_INFINITY : difference);
-      }
-      worst = Math.max(worst, absolute / scale);
-    }
-    return worst;
+    return Metrics.worstScaleRelativeError(expected, actual);
   }
 }

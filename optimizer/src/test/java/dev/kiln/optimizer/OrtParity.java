@@ -8,6 +8,7 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.TensorInfo;
+import dev.kiln.validator.parity.Metrics;
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
 import java.nio.IntBuffer;
@@ -91,23 +92,7 @@ public final class OrtParity {
 
   /** The worst scale-relative error between two runs' outputs, paired by name. */
   public static double maxRelativeError(Map<String, float[]> expected, Map<String, float[]> actual) {
-    double worst = 0;
-    for (var entry : expected.entrySet()) {
-      float[] reference = entry.getValue();
-      float[] candidate = actual.get(entry.getKey());
-      if (candidate == null || candidate.length != reference.length) {
-        return Double.POSITIVE_INFINITY;
-      }
-      double scale = 1e-6;
-      double absolute = 0;
-      for (int i = 0; i < reference.length; i++) {
-        scale = Math.max(scale, Math.abs(reference[i]));
-        double difference = Math.abs((double) reference[i] - candidate[i]);
-        absolute = Math.max(absolute, Double.isNaN(difference) ? Double.POSITIVE_INFINITY : difference);
-      }
-      worst = Math.max(worst, absolute / scale);
-    }
-    return worst;
+    return Metrics.worstScaleRelativeError(expected, actual);
   }
 
   /**

@@ -11,6 +11,7 @@ import dev.kiln.graph.Value;
 import dev.kiln.graph.infer.ShapeInference;
 import dev.kiln.validator.lowering.Lowering;
 import dev.kiln.validator.parity.Fp16StorageEmulation;
+import dev.kiln.validator.parity.Metrics;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -447,17 +448,7 @@ public final class MixedPrecision {
 
   /** max|a − b| / max|a|; NaN or Inf anywhere in b where a is finite gives infinity. */
   static double relativeError(float[] expected, float[] actual) {
-    if (expected == null || actual == null || expected.length != actual.length) {
-      return Double.POSITIVE_INFINITY;
-    }
-    double scale = 1e-6;
-    double worst = 0;
-    for (int i = 0; i < expected.length; i++) {
-      scale = Math.max(scale, Math.abs(expected[i]));
-      double difference = Math.abs((double) expected[i] - actual[i]);
-      worst = Math.max(worst, Double.isNaN(difference) ? Double.POSITIVE_INFINITY : difference);
-    }
-    return worst / scale;
+    return Metrics.scaleRelativeError(expected, actual);
   }
 
   private static double maxAbs(float[] values) {

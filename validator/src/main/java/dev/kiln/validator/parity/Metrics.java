@@ -11,6 +11,33 @@ import java.util.Map;
 public record Metrics(long elements, double maxAbs, double maxRelative, double meanAbs, double cosine, double scale,
     long candidateNonFinite, long referenceNonFinite) {
 
+  /**
+   * max|reference − candidate| / max|reference| (scale floored at 1e-6); a NaN difference, or arrays that do not pair,
+   * give infinity. The one number the optimizer's, exporter's and precision's parity checks compare to a tolerance.
+   */
+  public static double scaleRelativeError(float[] reference, float[] candidate) {
+    if (reference == null || candidate == null || reference.length != candidate.length) {
+      return Double.POSITIVE_INFINITY;
+    }
+    double scale = 1e-6;
+    double worst = 0;
+    for (int i = 0; i < reference.length; i++) {
+      scale = Math.max(scale, Math.abs(reference[i]));
+      double difference = Math.abs((double) reference[i] - candidate[i]);
+      worst = Math.max(worst, Double.isNaN(difference) ? Double.POSITIVE_INFINITY : difference);
+    }
+    return worst / scale;
+  }
+
+  /** The worst {@link #scaleRelativeError} over outputs paired by name; an output missing from {@code actual} is infinite. */
+  public static double worstScaleRelativeError(Map<String, float[]> expected, Map<String, float[]> actual) {
+    double worst = 0;
+    for (Map.Entry<String, float[]> entry : expected.entrySet()) {
+      worst = Math.max(worst, scaleRelativeError(entry.getValue(), actual.get(entry.getKey())));
+    }
+    return worst;
+  }
+
   public static Metrics of(float[] reference, float[] candidate) {
     double scale = 0;
     double maxAbs = 0;
