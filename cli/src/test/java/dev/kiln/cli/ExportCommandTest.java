@@ -49,7 +49,7 @@ class ExportCommandTest {
     Path archive = TORCHSCRIPT.resolve("unet/model.pt");
     GenerateCommandTest.Run refused = GenerateCommandTest.run("export", archive.toString(), "-o", target.toString());
     assertEquals(2, refused.exitCode());
-    assertEquals("kiln: " + target + ": already exists (pass --overwrite to replace it)", refused.err().strip());
+    assertEquals("kiln: -o " + target + ": a file Kiln did not write is already there; pass --overwrite to replace it", refused.err().strip());
     assertEquals("precious", Files.readString(target));
     GenerateCommandTest.Run replaced = GenerateCommandTest.run("export", archive.toString(), "-o", target.toString(), "--overwrite");
     assertEquals(0, replaced.exitCode(), replaced.err());

@@ -1,6 +1,9 @@
 package dev.kiln.exporter;
 
 import dev.kiln.common.KilnException;
+import dev.kiln.common.OutputTarget;
+import dev.kiln.common.StagedFile;
+import dev.kiln.common.StagedFolder;
 import dev.kiln.graph.Model;
 import dev.kiln.graph.ModelWriter;
 import dev.kiln.graph.WriteOptions;
@@ -52,21 +55,26 @@ public final class Exporter {
         throw new KilnException.BadInput(source + ": no component folder '" + component + "'");
       }
       Path normalizedSource = source.toAbsolutePath().normalize();
-      if (output.toAbsolutePath().normalize().startsWith(normalizedSource)) {
-        throw new KilnException.BadInput(output + ": the output folder must lie outside the source folder");
-      }
-      try (StagedOutput staged = new StagedOutput(output, overwrite)) {
+      // The rules every command's output follows: never an input, never inside one, a foreign folder only with
+      // --overwrite; the folder is staged beside the output and swapped in as a whole.
+      OutputTarget target = OutputTarget.folder(output, "export").inputs(source).overwrite(overwrite);
+      target.check();
+      try (StagedFolder staged = target.stageFolder()) {
         for (Path archive : archives) {
           String folder = archive.getParent().getFileName().toString();
           if (component != null && !folder.equals(component)) {
             continue;
           }
-          reports.add(exportOne(archive, staged.resolve(folder + "/model.onnx"), output.resolve(folder).resolve("model.onnx"),
-              ComponentSpec.guess(folder), opset, tracedShapes));
+          Path stagedModel = staged.path().resolve(folder).resolve("model.onnx");
+          createParent(stagedModel);
+          Exported exported = exportOne(archive, output.resolve(folder).resolve("model.onnx"), ComponentSpec.guess(folder), opset,
+              tracedShapes);
+          ModelWriter.write(exported.model(), stagedModel, WriteOptions.externalAbove(EXTERNAL_THRESHOLD));
+          reports.add(exported.report());
           progress.accept(folder);
         }
-        copyRest(normalizedSource, staged.root());
-        staged.commit(false);
+        copyRest(normalizedSource, staged.path());
+        staged.commit();
       }
     } else {
       String kind = component != null ? component : ComponentSpec.guess(source.toAbsolutePath().getParent() == null ? ""
@@ -76,11 +84,16 @@ public final class Exporter {
       if (!fileName.endsWith(".onnx")) {
         throw new KilnException.BadInput(output + ": a single model is written to a .onnx file");
       }
-      try (StagedOutput staged = new StagedOutput(output, overwrite)) {
-        reports.add(exportOne(source, staged.resolve(fileName), output, kind, opset, tracedShapes));
-        progress.accept(source.getFileName().toString());
-        staged.commit(true);
+      OutputTarget target = OutputTarget.file(output, "export").inputs(source).overwrite(overwrite);
+      target.check();
+      Exported exported = exportOne(source, output, kind, opset, tracedShapes);
+      // The data file is named after its content, so graph and weights appear together in the graph's one rename.
+      try (StagedFile staged = target.stageFile()) {
+        ModelWriter.write(exported.model(), staged, WriteOptions.externalAbove(EXTERNAL_THRESHOLD));
+        staged.commit();
       }
+      reports.add(exported.report());
+      progress.accept(source.getFileName().toString());
     }
     return new Report(opset, reports, (System.nanoTime() - start) / 1_000_000);
   }
@@ -94,15 +107,23 @@ public final class Exporter {
         .filter(archive -> component == null || archive.getParent().getFileName().toString().equals(component)).count();
   }
 
-  private static ComponentReport exportOne(Path archive, Path stagedModel, Path finalModel, String kind, int opset,
-      Map<String, long[]> tracedShapes) {
+  private record Exported(Model model, ComponentReport report) {}
+
+  private static Exported exportOne(Path archive, Path finalModel, String kind, int opset, Map<String, long[]> tracedShapes) {
     long start = System.nanoTime();
     // A pipeline's components have different inputs: each takes the traced shapes that name its own inputs.
     ExportResult result = TorchScriptExporter.export(archive, kind, opset, TorchScriptExporter.shapesFor(archive, kind, tracedShapes));
     Model model = result.model();
-    ModelWriter.write(model, stagedModel, WriteOptions.externalAbove(EXTERNAL_THRESHOLD));
-    return new ComponentReport(finalModel.toString(), kind, model.graph().nodes().size(), model.graph().initializers().size(),
-        result.opCounts(), result.warnings(), (System.nanoTime() - start) / 1_000_000);
+    return new Exported(model, new ComponentReport(finalModel.toString(), kind, model.graph().nodes().size(),
+        model.graph().initializers().size(), result.opCounts(), result.warnings(), (System.nanoTime() - start) / 1_000_000));
+  }
+
+  private static void createParent(Path file) {
+    try {
+      Files.createDirectories(file.getParent());
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot create " + file.getParent() + ": " + e.getMessage(), e);
+    }
   }
 
   private static List<Path> componentArchives(Path folder) {
