@@ -500,7 +500,10 @@ class UNet2DConditionModel(nn.Module):
         self.conv_norm_out = nn.GroupNorm(groups, channels[0], eps=1e-5)
         self.conv_out = nn.Conv2d(channels[0], config["out_channels"], 3, padding=1)
 
-    def forward(self, sample, timestep, encoder_hidden_states):
+    def forward(self, sample, timestep, encoder_hidden_states, down_block_additional_residuals=None,
+                mid_block_additional_residual=None):
+        """The residual arguments are a ControlNet's outputs, added as diffusers' UNet2DConditionModel adds
+        them: each to one down-block skip sample (in order), the mid one to the mid block's output."""
         timesteps = timestep.reshape(-1).expand(sample.shape[0]) if timestep.dim() <= 1 else timestep
         temb = self.time_embedding(self.time_proj(timesteps))
         x = self.conv_in(sample)
@@ -508,13 +511,102 @@ class UNet2DConditionModel(nn.Module):
         for block in self.down_blocks:
             x, block_skips = block(x, temb, encoder_hidden_states)
             skips.extend(block_skips)
+        if down_block_additional_residuals is not None:
+            skips = [skip + residual for skip, residual in zip(skips, down_block_additional_residuals, strict=True)]
         x = self.mid_block(x, temb, encoder_hidden_states)
+        if mid_block_additional_residual is not None:
+            x = x + mid_block_additional_residual
         for block in self.up_blocks:
             count = len(block.resnets)
             block_skips = skips[-count:]
             del skips[-count:]
             x = block(x, block_skips, temb, encoder_hidden_states)
         return self.conv_out(F.silu(self.conv_norm_out(x)))
+
+
+# ------------------------------------------------------------------------------------------- ControlNet
+
+class ControlNetConditioningEmbedding(nn.Module):
+    """The control image [B,3,H,W] in [0,1] -> a [B,C,H/8,W/8] feature added to the ControlNet's conv_in output:
+    a 3x3 conv, then per channel step a 3x3 conv and a stride-2 3x3 conv, SiLU between, and a zero-initialised
+    3x3 conv_out (so an untrained ControlNet sees its control image as nothing), as in the ControlNet paper."""
+
+    def __init__(self, out_channels, channels):
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, channels[0], 3, padding=1)
+        self.blocks = nn.ModuleList()
+        for index in range(len(channels) - 1):
+            self.blocks.append(nn.Conv2d(channels[index], channels[index], 3, padding=1))
+            self.blocks.append(nn.Conv2d(channels[index], channels[index + 1], 3, padding=1, stride=2))
+        self.conv_out = _zero(nn.Conv2d(channels[-1], out_channels, 3, padding=1))
+
+    def forward(self, conditioning):
+        x = F.silu(self.conv_in(conditioning))
+        for block in self.blocks:
+            x = F.silu(block(x))
+        return self.conv_out(x)
+
+
+def _zero(module):
+    for parameter in module.parameters():
+        nn.init.zeros_(parameter)
+    return module
+
+
+class ControlNetModel(nn.Module):
+    """diffusers' ControlNetModel for this UNet: a copy of the UNet's encoder (conv_in, time embedding, down
+    blocks, mid block) whose conv_in output gets the conditioning embedding added, and one zero-initialised 1x1
+    conv per down-block skip sample (controlnet_down_blocks) and for the mid block (controlnet_mid_block).
+    Returns the residuals the UNet adds (down_block_additional_residuals, mid_block_additional_residual), each
+    multiplied by conditioning_scale."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        channels = config["block_out_channels"]
+        groups = config["norm_num_groups"]
+        layers = config["layers_per_block"]
+        heads = [c // config["attention_head_dim"] for c in channels]
+        context = config["cross_attention_dim"]
+        temb = channels[0] * 4
+        self.conv_in = nn.Conv2d(config["in_channels"], channels[0], 3, padding=1)
+        self.time_proj = Timesteps(channels[0])
+        self.time_embedding = TimestepEmbedding(channels[0], temb)
+        self.controlnet_cond_embedding = ControlNetConditioningEmbedding(
+            channels[0], config["conditioning_embedding_out_channels"])
+        self.down_blocks = nn.ModuleList()
+        self.controlnet_down_blocks = nn.ModuleList([_zero(nn.Conv2d(channels[0], channels[0], 1))])
+        previous = channels[0]
+        for index, kind in enumerate(config["down_block_types"]):
+            downsample = index < len(channels) - 1
+            self.down_blocks.append(DownBlock(previous, channels[index], temb, layers, groups, heads[index], context,
+                                              attention=kind.startswith("CrossAttn"), downsample=downsample))
+            for _ in range(layers + (1 if downsample else 0)):
+                self.controlnet_down_blocks.append(_zero(nn.Conv2d(channels[index], channels[index], 1)))
+            previous = channels[index]
+        self.mid_block = UNetMidBlock2DCrossAttn(channels[-1], temb, groups, heads[-1], context)
+        self.controlnet_mid_block = _zero(nn.Conv2d(channels[-1], channels[-1], 1))
+
+    @classmethod
+    def from_unet(cls, unet, conditioning_embedding_out_channels):
+        """As diffusers' ControlNetModel.from_unet: the encoder weights copied from the UNet; the conditioning
+        embedding (zero conv_out) and the zero convs fresh."""
+        controlnet = cls(dict(unet.config, conditioning_embedding_out_channels=conditioning_embedding_out_channels))
+        for name in ("conv_in", "time_proj", "time_embedding", "down_blocks", "mid_block"):
+            getattr(controlnet, name).load_state_dict(getattr(unet, name).state_dict())
+        return controlnet
+
+    def forward(self, sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale):
+        timesteps = timestep.reshape(-1).expand(sample.shape[0]) if timestep.dim() <= 1 else timestep
+        temb = self.time_embedding(self.time_proj(timesteps))
+        x = self.conv_in(sample) + self.controlnet_cond_embedding(controlnet_cond)
+        skips = [x]
+        for block in self.down_blocks:
+            x, block_skips = block(x, temb, encoder_hidden_states)
+            skips.extend(block_skips)
+        x = self.mid_block(x, temb, encoder_hidden_states)
+        down = [zero_conv(skip) * conditioning_scale for zero_conv, skip in zip(self.controlnet_down_blocks, skips)]
+        return down, self.controlnet_mid_block(x) * conditioning_scale
 
 
 def parameter_count(module):
