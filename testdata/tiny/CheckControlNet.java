@@ -18,7 +18,7 @@ import java.util.Random;
  *    inputs at two latent sizes (8x8 and 12x16: the dynamic axes work);
  * 2. the ControlNet's outputs: names and shapes, conditioning_scale 0 gives zeros, scale 2 doubles scale 1.
  * Exit code 1 when a difference exceeds 1e-4. (The trained fixture's whole reference run is replayed by
- * dev.kiln.exporter.TinyControlNetReferenceTest.)
+ * dev.kiln.exporter.TinyControlNetReferenceTest (JUnit).)
  */
 public final class CheckControlNet {
   static OnnxTensor floats(OrtEnvironment environment, float[] values, long... shape) throws Exception {

@@ -1,13 +1,14 @@
 """Exports the tiny ControlNet pipeline: the trained ControlNet plus the tiny-sd UNet with diffusers' residual
-inputs, in the diffusers/Optimum ONNX layout and as TorchScript; the other components are tiny-sd's files,
-copied byte for byte.
+inputs, in the diffusers/Optimum ONNX layout and as TorchScript; the other components are tiny-sd's own files
+(linked).
 
     /usr/bin/python3 testdata/tiny/export_controlnet.py                 # trained (work/controlnet.pt)
     /usr/bin/python3 testdata/tiny/export_controlnet.py --untrained --out DIR   # from_unet weights, zero convs
 
 Writes testdata/pipelines/tiny-sd-controlnet/ (ONNX opset 17, dynamic axes) and
-testdata/pipelines/tiny-sd-controlnet-torchscript/ (torch.jit.trace'd model.pt), I/O names as in
-/work/shared CONTROLNET.md's contract:
+testdata/pipelines/tiny-sd-controlnet-torchscript/ (torch.jit.trace'd model.pt; the unchanged tiny-sd components
+are relative links to tiny-sd's files), I/O names as in
+the ControlNet contract shared with the runner and tools (diffusers names):
   controlnet: sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale ->
               down_block_res_samples_0..3, mid_block_res_sample
   unet:       sample, timestep, encoder_hidden_states, down_block_additional_residuals_0..3,
@@ -46,6 +47,18 @@ class UNetExport(models.UNet2DConditionModel):
         residuals = [down_block_additional_residuals_0, down_block_additional_residuals_1,
                      down_block_additional_residuals_2, down_block_additional_residuals_3]
         return super().forward(sample, timestep, encoder_hidden_states, residuals, mid_block_additional_residual)
+
+
+def link_or_copy(source, destination):
+    """tiny-sd's unchanged component files: relative links inside testdata/pipelines (as the generated pipelines
+    link to testdata/fixtures: no second copy of the bytes in the repository), copies elsewhere."""
+    inside = os.path.abspath(destination).startswith(os.path.abspath(controlnet.PIPELINES) + os.sep)
+    if not inside:
+        shutil.copytree(source, destination)
+        return
+    os.makedirs(destination)
+    for name in sorted(os.listdir(source)):
+        os.symlink(os.path.relpath(os.path.join(source, name), destination), os.path.join(destination, name))
 
 
 def controlnet_config(conditioning_channels):
@@ -115,11 +128,12 @@ def export_folder(model, unet, onnx_dir, torchscript_dir):
                  ["out_sample"], unet_axes),
     }
     for folder, source in ((onnx_dir, controlnet.TINY_ONNX), (torchscript_dir, controlnet.TINY_TORCHSCRIPT)):
-        if os.path.isdir(folder):
-            shutil.rmtree(folder)
-        os.makedirs(folder)
+        for name in COPIED + ("controlnet", "unet"):
+            if os.path.isdir(os.path.join(folder, name)):
+                shutil.rmtree(os.path.join(folder, name))
+        os.makedirs(folder, exist_ok=True)
         for name in COPIED:
-            shutil.copytree(os.path.join(source, name), os.path.join(folder, name))
+            link_or_copy(os.path.join(source, name), os.path.join(folder, name))
         export.write_json(os.path.join(folder, "model_index.json"), model_index(source))
         export.write_json(os.path.join(folder, "controlnet", "config.json"),
                           controlnet_config(model.config["conditioning_embedding_out_channels"]))
@@ -159,8 +173,8 @@ def check_zero_residuals(unet):
     return float((plain - zero).abs().max())
 
 
-def load_trained(unet, raw=False):
-    checkpoint = torch.load(os.path.join(controlnet.WORK, "controlnet.pt"))
+def load_trained(unet, raw=False, path=None):
+    checkpoint = torch.load(path or os.path.join(controlnet.WORK, "controlnet.pt"))
     model = models.ControlNetModel(dict(unet.config, conditioning_embedding_out_channels=checkpoint[
         "conditioning_embedding_out_channels"]))
     model.load_state_dict(checkpoint["controlnet_raw" if raw else "controlnet"])

@@ -15,6 +15,7 @@ control image, not the caption, decides where the shape goes. Checkpoints and lo
 """
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -130,7 +131,7 @@ def train(data, text_encoder, unet, scaling_factor, settings, log_file, measure=
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--measure", type=int, default=None, help="time this many steps, save nothing")
+    parser.add_argument("--measure", type=int, default=None, help="time this many steps and print a hash of the weights; save no checkpoint")
     arguments = parser.parse_args()
     # One thread, as train.py: deterministic and robust to the shared machine's load.
     torch.set_num_threads(1)
@@ -149,6 +150,11 @@ def main():
     data_seconds = time.time() - started
     model, curve, seconds = train(data, text_encoder, unet, scaling_factor, settings, log_file, arguments.measure)
     if arguments.measure:
+        # a fingerprint of the weights after the measured steps: two runs must print the same (reproducibility)
+        digest = hashlib.sha256()
+        for key, value in sorted(model.state_dict().items()):
+            digest.update(key.encode() + value.numpy().tobytes())
+        log("weights after %d steps: sha256 %s" % (arguments.measure, digest.hexdigest()), log_file)
         return
     summary = {"settings": settings, "conditioning_embedding_out_channels": controlnet.CONDITIONING_CHANNELS,
                "parameters": {"controlnet": models.parameter_count(model),
