@@ -8,6 +8,7 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
 import dev.kiln.testdata.Fixtures;
+import dev.kiln.testdata.ImageJudge;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -180,13 +181,81 @@ class TinyControlNetReferenceTest {
         }
         try (OnnxTensor z = OnnxTensor.createTensor(environment, FloatBuffer.wrap(scaled), new long[] {1, 4, 8, 8});
             OrtSession.Result result = decoder.run(Map.of("latent_sample", z))) {
-          double imageDifference = maxDifference(Npy.read(reference.resolve("image.npy")).floats(), values(result, "sample"));
+          float[] image = values(result, "sample");
+          double imageDifference = maxDifference(Npy.read(reference.resolve("image.npy")).floats(), image);
           System.out.printf("tiny controlnet replay: residuals %.3g (max |x| %.3g), latents %.3g, image %.3g%n",
               residualDifference, residualSize, worstStep, imageDifference);
           assertTrue(imageDifference < 1e-3, "final image differs by " + imageDifference);
+          ImageJudge.Verdict verdict = ImageJudge.judgePlanar(image, 64, 64);
+          assertTrue(verdict.shows(ImageJudge.Colour.BLUE, ImageJudge.Shape.TRIANGLE), verdict.toString());
+          double[] shape = foregroundCentroid(image);
+          double[] target = maskCentroid(control.floats());
+          double distance = Math.hypot(shape[0] - target[0], shape[1] - target[1]);
+          System.out.printf("control centroid (%.2f, %.2f), generated shape's (%.2f, %.2f): %.2f px%n", target[0],
+              target[1], shape[0], shape[1], distance);
+          // where the control puts it (without the control the evaluation's shapes land 11.5-18.6 px from it)
+          assertTrue(distance <= 8, "the shape is " + distance + " px from the control's centroid");
         }
       }
     }
+  }
+
+  /** Centroid (x, y; pixel centres at +0.5) of the control mask's first channel, weighted by its values. */
+  static double[] maskCentroid(float[] control) {
+    double sum = 0;
+    double x = 0;
+    double y = 0;
+    for (int index = 0; index < 64 * 64; index++) {
+      sum += control[index];
+      x += control[index] * (index % 64 + 0.5);
+      y += control[index] * (index / 64 + 0.5);
+    }
+    return new double[] {x / sum, y / sum};
+  }
+
+  /**
+   * Centroid of the pixels far from the background (the border's median colour), thresholded as the judge does:
+   * distance > max(40, half the largest distance). The image [3, 64, 64] is in [-1, 1].
+   */
+  static double[] foregroundCentroid(float[] image) {
+    int plane = 64 * 64;
+    double[] background = new double[3];
+    for (int channel = 0; channel < 3; channel++) {
+      List<Double> border = new ArrayList<>();
+      for (int index = 0; index < plane; index++) {
+        int column = index % 64;
+        int row = index / 64;
+        if (row < 2 || row >= 62 || column < 2 || column >= 62) {
+          border.add((double) Math.round(Math.min(1, Math.max(0, image[channel * plane + index] / 2 + 0.5)) * 255));
+        }
+      }
+      border.sort(null);
+      background[channel] = border.get((border.size() - 1) / 2);
+    }
+    double[] distance = new double[plane];
+    double largest = 0;
+    for (int index = 0; index < plane; index++) {
+      double squares = 0;
+      for (int channel = 0; channel < 3; channel++) {
+        double pixel = Math.round(Math.min(1, Math.max(0, image[channel * plane + index] / 2 + 0.5)) * 255);
+        squares += (pixel - background[channel]) * (pixel - background[channel]);
+      }
+      distance[index] = Math.sqrt(squares);
+      largest = Math.max(largest, distance[index]);
+    }
+    double threshold = Math.max(40, 0.5 * largest);
+    double count = 0;
+    double x = 0;
+    double y = 0;
+    for (int index = 0; index < plane; index++) {
+      if (distance[index] > threshold) {
+        count++;
+        x += index % 64 + 0.5;
+        y += index / 64 + 0.5;
+      }
+    }
+    assertTrue(count >= 12, "no foreground in the generated image");
+    return new double[] {x / count, y / count};
   }
 
   private static OnnxTensor track(List<OnnxTensor> owned, OnnxTensor tensor) {
