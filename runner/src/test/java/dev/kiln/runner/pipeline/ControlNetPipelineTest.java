@@ -99,6 +99,58 @@ class ControlNetPipelineTest {
     return worst;
   }
 
+  /**
+   * Against the Python reference run (testdata/pipelines/tiny-sd-controlnet/reference: diffusers' ControlNet step,
+   * DDIM 20 steps, guidance 7.5, seed 0, the control PNG read through the runner's image reader): the ControlNet's
+   * residuals at the first step, the latents after every step and the image.
+   */
+  @Test
+  void javaReproducesTheDiffusersControlNetReference() throws Exception {
+    Path reference = CONTROL_PIPELINE.resolve("reference");
+    RgbImage image = RgbImage.read(reference.resolve("control_image.png"), "control image");
+    float[] cond = Npy.read(reference.resolve("controlnet_cond.npy")).floats();
+    assertArrayEquals(cond, StableDiffusionPipeline.controlTensor(image).data(), "controlnet_cond = pixels / 255 exactly");
+    Map<String, ModelInput> first = new LinkedHashMap<>();
+    List<float[]> perStep = new ArrayList<>();
+    GenerationResult result = control.generate(GenerationRequest.of("a blue triangle on a gray background", 0).withScheduler(SchedulerKind.DDIM)
+        .withSteps(20).withGuidance(7.5).withControls(List.of(new ControlImage(image, 1, "control_image.png")), false), new StepListener() {
+          @Override
+          public void unetInputs(int step, Map<String, ModelInput> inputs) {
+            if (step == 0) {
+              first.putAll(inputs);
+            }
+          }
+
+          @Override
+          public void latentsAfterStep(int step, float[] latents) {
+            perStep.add(latents.clone());
+          }
+        });
+    double residuals = 0;
+    for (int index = 0; index < 5; index++) {
+      String file = index < 4 ? "first_step_down_block_res_samples_" + index + ".npy" : "first_step_mid_block_res_sample.npy";
+      ModelInput fed = first.get(index < 4 ? Unet.DOWN_RESIDUAL + index : Unet.MID_RESIDUAL);
+      residuals = Math.max(residuals, maxAbsoluteDifference(Npy.read(reference.resolve(file)).floats(), (float[]) fed.data()));
+    }
+    float[] expectedSteps = Npy.read(reference.resolve("latents_per_step.npy")).floats();
+    int size = perStep.get(0).length;
+    double steps = 0;
+    for (int step = 0; step < 20; step++) {
+      steps = Math.max(steps, maxAbsoluteDifference(java.util.Arrays.copyOfRange(expectedSteps, step * size, (step + 1) * size), perStep.get(step)));
+    }
+    RgbImage expectedImage = RgbImage.read(reference.resolve("image.png"), "reference image");
+    int worstPixel = 0;
+    for (int index = 0; index < expectedImage.pixels().length; index++) {
+      worstPixel = Math.max(worstPixel, Math.abs((expectedImage.pixels()[index] & 0xff) - (result.images().get(0).pixels()[index] & 0xff)));
+    }
+    String report = String.format(Locale.ROOT, "ControlNet reference: first-step residuals max|diff| %.2e, latents over 20 steps %.2e, image max %d/255",
+        residuals, steps, worstPixel);
+    System.out.println(report);
+    assertTrue(residuals < 1e-4, report);
+    assertTrue(steps < 2e-3, report);
+    assertTrue(worstPixel <= 2, report);
+  }
+
   @Test
   void withoutControlTheResidualUnetIsThePlainPipelineExactly() {
     try (StableDiffusionPipeline plain = StableDiffusionPipeline.open(PipelineFolder.open(PLAIN_PIPELINE), Device.CPU, 1, line -> {})) {
