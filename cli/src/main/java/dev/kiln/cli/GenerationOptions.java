@@ -5,6 +5,7 @@ import dev.kiln.runner.image.RgbImage;
 import dev.kiln.runner.pipeline.ControlImage;
 import dev.kiln.runner.pipeline.GenerationRequest;
 import dev.kiln.runner.scheduler.SchedulerKind;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.ArrayList;
@@ -114,6 +115,12 @@ public final class GenerationOptions {
     }
     if (controlImages.isEmpty() && !controlNets.isEmpty()) {
       throw new KilnException.BadInput("--controlnet " + controlNets.get(0) + " needs its --control-image: give one per ControlNet, or drop it");
+    }
+    for (Path net : controlNets) {
+      // Checked before the pipeline's minutes of loading; the runner checks the model itself when it opens it.
+      if (!Files.isRegularFile(Files.isDirectory(net) ? net.resolve("model.onnx") : net)) {
+        throw new KilnException.BadInput("--controlnet " + net + " has no model.onnx (expected a folder holding model.onnx and config.json)");
+      }
     }
     for (int index = 0; index < controlImages.size(); index++) {
       GenerationRequest.checkControlScale(scale(index), controlImages.get(index).toString());

@@ -150,7 +150,7 @@ class ControlNetCommandTest {
       {new String[] {"--control-image", image, "--control-image", image, "--controlnet", CONTROL_PIPELINE.resolve("unet").toString()},
           "kiln: controlnet model " + CONTROL_PIPELINE.resolve("unet").resolve("model.onnx") + " has no 'controlnet_cond' input"},
       {new String[] {"--control-image", image, "--control-image", image, "--controlnet", folder.resolve("nothing").toString()},
-          "kiln: controlnet " + folder.resolve("nothing") + " has no model.onnx"},
+          "kiln: --controlnet " + folder.resolve("nothing") + " has no model.onnx"},
     };
     for (Object[] entry : cases) {
       List<String> arguments = new ArrayList<>(List.of("generate", pipeline, "--prompt", "x", "--steps", "2", "-o", out));

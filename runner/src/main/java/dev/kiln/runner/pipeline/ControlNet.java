@@ -38,6 +38,11 @@ public final class ControlNet implements AutoCloseable {
       throw new KilnException.BadInput("controlnet model " + file + ": input 'conditioning_scale' is declared "
           + Arrays.toString(model.inputShape("conditioning_scale")) + ", expected a scalar");
     }
+    long[] condition = model.inputShape("controlnet_cond");
+    if (condition.length != 4 || (condition[1] > 0 && condition[1] != 3)) {
+      throw new KilnException.BadInput("controlnet model " + file + ": input 'controlnet_cond' is declared " + Arrays.toString(condition)
+          + ", expected [batch, 3, height, width] (Kiln feeds the control image as RGB)");
+    }
     int count = 0;
     while (model.outputs().containsKey(DOWN_OUTPUT + count)) {
       count++;
