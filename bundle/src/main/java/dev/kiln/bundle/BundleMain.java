@@ -7,6 +7,7 @@ import dev.kiln.common.Printable;
 import dev.kiln.common.Progress;
 import dev.kiln.runner.InvalidRequest;
 import dev.kiln.runner.image.RgbImage;
+import dev.kiln.runner.pipeline.ControlImage;
 import dev.kiln.runner.pipeline.Device;
 import dev.kiln.runner.pipeline.GenerationRequest;
 import dev.kiln.runner.pipeline.GenerationResult;
@@ -37,16 +38,19 @@ public final class BundleMain {
   private static final Logger ORT_JAVA_LOG = Logger.getLogger("ai.onnxruntime");
 
   static final Set<String> VALUED = Set.of("--bundle", "--prompt", "--negative-prompt", "--steps", "--guidance", "--scheduler",
-      "--seed", "--width", "--height", "--batch", "--init-image", "--strength", "--clip-skip", "--device", "--threads", "-o", "--output");
-  static final Set<String> FLAGS = Set.of("--skip-verify", "--overwrite", "--json", "--help", "-h");
+      "--seed", "--width", "--height", "--batch", "--init-image", "--strength", "--clip-skip", "--device", "--threads", "-o", "--output",
+      "--control-image", "--control-scale");
+  static final Set<String> FLAGS = Set.of("--skip-verify", "--overwrite", "--json", "--help", "-h", "--control-guess-mode");
 
   static final String USAGE = """
       Usage: bin/generate --prompt T [--negative-prompt T] [--steps N] [--guidance G] [--scheduler S] [--seed N]
                           [--width W --height H] [--batch B] [--init-image F --strength S] [--clip-skip N]
+                          [--control-image F [--control-scale S] [--control-guess-mode]]
                           [--device cpu|cuda|tensorrt] [--threads N] [-o out.png] [--overwrite] [--skip-verify] [--json]
       Generates with this bundle's pipeline. Every file is first checked against kiln-bundle.json (sha256 and size);
       --skip-verify skips that check. Defaults: -o out.png, --device the bundle's target (cpu for a cpu bundle),
-      --threads 0 (one per core), --batch 1, --strength 0.8, --clip-skip 0, the rest as in 'kiln generate'.
+      --threads 0 (one per core), --batch 1, --strength 0.8, --clip-skip 0, --control-scale 1, the rest as in
+      'kiln generate'. --control-image goes to the bundle's own ControlNet (a bundle of a ControlNet pipeline).
       Exit codes: 0 done, 2 bad input or a modified bundle (the file is named), 3 internal error.
       """;
 
@@ -60,7 +64,12 @@ public final class BundleMain {
     try {
       code = run(arguments, out, err);
     } catch (InvalidRequest e) {
-      err.println("generate: --" + e.field().replaceAll("([A-Z])", "-$1").toLowerCase(Locale.ROOT) + " " + Printable.line(e.problem()));
+      String field = switch (e.field()) {
+        case "controls" -> "control-image";
+        case "guessMode" -> "control-guess-mode";
+        default -> e.field().replaceAll("([A-Z])", "-$1").toLowerCase(Locale.ROOT);
+      };
+      err.println("generate: --" + field + " " + Printable.line(e.problem()));
       code = 2;
     } catch (KilnException e) {
       err.println("generate: " + Printable.line(e.getMessage()));
@@ -111,14 +120,34 @@ public final class BundleMain {
     if (initImage == null && options.containsKey("--strength")) {
       throw new KilnException.BadInput("--strength applies only to img2img: give --init-image too, or drop --strength");
     }
+    String controlImage = options.get("--control-image");
+    double controlScale = options.containsKey("--control-scale") ? number(options, "--control-scale") : 1.0;
+    boolean guessMode = options.containsKey("--control-guess-mode");
+    if (controlImage == null && (options.containsKey("--control-scale") || guessMode)) {
+      throw new KilnException.BadInput((guessMode ? "--control-guess-mode" : "--control-scale") + " applies only with --control-image: give "
+          + "the control image too, or drop it");
+    }
+    if (controlImage != null) {
+      GenerationRequest.checkControlScale(controlScale, controlImage);
+    }
     GenerationRequest request = new GenerationRequest(prompt, options.getOrDefault("--negative-prompt", ""), steps, guidance, kind, seed,
         integer(options, "--width"), integer(options, "--height"), batch, null, strength, clipSkip).validate();
-    List<Path> inputs = initImage == null ? List.of(bundle) : List.of(bundle, Path.of(initImage));
+    List<Path> inputs = new ArrayList<>(List.of(bundle));
+    if (initImage != null) {
+      inputs.add(Path.of(initImage));
+    }
+    if (controlImage != null) {
+      inputs.add(Path.of(controlImage));
+    }
     for (var outputTarget : PngOutput.targets(output, request.batch(), overwrite, inputs)) {
       outputTarget.check();
     }
     if (initImage != null) {
       request = request.withInitImage(RgbImage.read(Path.of(initImage)), strength).validate();
+    }
+    if (controlImage != null) {
+      request = request.withControls(List.of(new ControlImage(RgbImage.read(Path.of(controlImage), "control image"), controlScale, controlImage)),
+          guessMode).validate();
     }
     String name = manifest.path("pipeline").path("name").asText(bundle.getFileName().toString());
     PipelineFolder folder = PipelineFolder.open(bundle, name);
@@ -152,6 +181,10 @@ public final class BundleMain {
         report.put("width", result.width());
         report.put("height", result.height());
         report.put("verified", !options.containsKey("--skip-verify"));
+        if (controlImage != null) {
+          report.put("control", Map.of("image", Path.of(controlImage).toAbsolutePath().toString(), "scale", controlScale,
+              "controlnet", runner.controlNets().get(0).toString(), "guess_mode", guessMode));
+        }
         report.put("total_ms", Math.round(totalMs * 100) / 100.0);
         out.println(Json.write(report));
       } else {
@@ -186,6 +219,11 @@ public final class BundleMain {
             throw new KilnException.BadInput(name + " needs a value (see 'bin/generate --help')");
           }
           value = arguments[++index];
+        }
+        if (name.startsWith("--control") && options.containsKey(name)) {
+          // A repeated control option would silently drop the first; a bundle has one ControlNet, its own.
+          throw new KilnException.BadInput(name + " is given twice: bin/generate drives the bundle's own ControlNet with one control image"
+              + " (use kiln generate --controlnet DIR for several)");
         }
         options.put(name, value);
       } else {

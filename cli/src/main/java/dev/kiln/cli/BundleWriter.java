@@ -44,8 +44,8 @@ import java.util.zip.ZipOutputStream;
  */
 final class BundleWriter {
   /** What a pipeline folder contributes: the diffusers components a runner reads, and nothing else (no references, sheets). */
-  static final List<String> COMPONENTS = List.of("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "vae_decoder",
-      "vae_encoder", "scheduler");
+  static final List<String> COMPONENTS = List.of("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "controlnet",
+      "vae_decoder", "vae_encoder", "scheduler");
   static final String CPU_RUNTIME = "com/microsoft/onnxruntime/onnxruntime/";
   /** Fixed time for the jars Kiln builds from class folders (the pom's project.build.outputTimestamp). */
   static final FileTime JAR_TIME = FileTime.from(Instant.parse("2026-01-01T00:00:00Z"));

@@ -44,12 +44,10 @@ public final class DemoCommand implements Callable<Integer> {
     RunCommand run = new RunCommand();
     run.label = "demo";
     run.source = pipeline != null ? pipeline : bundledPipeline();
-    run.prompt = PROMPT;
-    run.negativePrompt = "";
-    run.seed = seed;
-    run.scheduler = "ddim";
-    run.steps = 20;
-    run.batch = 1;
+    run.generation.prompt = PROMPT;
+    run.generation.seed = seed;
+    run.generation.scheduler = "ddim";
+    run.generation.steps = 20;
     run.target = "cpu";
     run.output = output;
     run.json = json;

@@ -6,7 +6,6 @@ import dev.kiln.common.OutputTarget;
 import dev.kiln.common.Printable;
 import dev.kiln.common.Progress;
 import dev.kiln.runner.InvalidRequest;
-import dev.kiln.runner.image.RgbImage;
 import dev.kiln.runner.pipeline.Device;
 import dev.kiln.runner.pipeline.GenerationRequest;
 import dev.kiln.runner.pipeline.GenerationResult;
@@ -17,14 +16,12 @@ import dev.kiln.runner.pipeline.StepListener;
 import dev.kiln.runner.scheduler.SchedulerKind;
 import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Help.Visibility;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -35,49 +32,14 @@ import picocli.CommandLine.Spec;
 @Command(name = "generate", mixinStandardHelpOptions = true,
     description = {"Generate images from a prompt with an ONNX Stable Diffusion pipeline folder (diffusers/Optimum layout).",
         "On a terminal, stderr shows a progress bar per step. With --json: outputs, pipeline, device, scheduler, steps, guidance, "
-            + "seed, width, height and timings."})
+            + "seed, notes, width, height, timings and control (images: image, scale, controlnet; guess_mode)."})
 public final class GenerateCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
   @Parameters(index = "0", paramLabel = "PIPELINE_DIR", description = "Pipeline folder (model_index.json, unet/, vae_decoder/, ...).")
   Path pipeline;
 
-  @Option(names = "--prompt", required = true, description = "What to draw.")
-  String prompt;
-
-  @Option(names = "--negative-prompt", defaultValue = "", showDefaultValue = Visibility.NEVER, description = "What to steer away from. Default: nothing.")
-  String negativePrompt;
-
-  @Option(names = "--steps", description = "Denoising steps. Default: the scheduler's usual count.")
-  Integer steps;
-
-  @Option(names = "--guidance", description = "Classifier-free guidance scale, 0 to 100; <= 1 runs no unconditional branch (Turbo: 0)"
-      + ". Default: 7.5 (lcm: 1, or 8.5 into an LCM UNet's guidance embedding).")
-  Double guidance;
-
-  @Option(names = "--scheduler", description = "ddim, euler, euler-a, lms, dpm++2m, dpm++2m-karras, lcm, pndm, unipc. Default: the pipeline's.")
-  String scheduler;
-
-  @Option(names = "--seed", description = "Seed of torch's CPU generator. Default: random (printed).")
-  Long seed;
-
-  @Option(names = "--width", description = "Width in pixels, a multiple of the VAE factor. Default: the UNet's sample size.")
-  Integer width;
-
-  @Option(names = "--height", description = "Height in pixels, a multiple of the VAE factor. Default: the UNet's sample size.")
-  Integer height;
-
-  @Option(names = "--batch", defaultValue = "1", description = "Images per prompt.")
-  int batch;
-
-  @Option(names = "--init-image", description = "img2img: start from this image (needs vae_encoder/).")
-  Path initImage;
-
-  @Option(names = "--strength", defaultValue = "0.8", description = "img2img: how much of the schedule to run, (0, 1].")
-  double strength;
-
-  @Option(names = "--clip-skip", defaultValue = "0", description = "Skip the last N CLIP layers (diffusers count; A1111's 'Clip skip 2' is 1).")
-  int clipSkip;
+  @Mixin GenerationOptions generation;
 
   @Mixin DeviceOptions deviceOptions;
 
@@ -86,13 +48,6 @@ public final class GenerateCommand implements Callable<Integer> {
   Path output;
 
   @Mixin JsonOption json;
-
-  /** The option that sets each GenerationRequest field, for refusals the runner words with field names. */
-  static final Map<String, String> FLAGS = Map.ofEntries(
-      Map.entry("prompt", "--prompt"), Map.entry("negativePrompt", "--negative-prompt"), Map.entry("steps", "--steps"),
-      Map.entry("guidance", "--guidance"), Map.entry("scheduler", "--scheduler"), Map.entry("seed", "--seed"),
-      Map.entry("width", "--width"), Map.entry("height", "--height"), Map.entry("batch", "--batch"),
-      Map.entry("initImage", "--init-image"), Map.entry("strength", "--strength"), Map.entry("clipSkip", "--clip-skip"));
 
   /** Image formats the output name could promise but a PNG writer cannot keep. */
   private static final java.util.Set<String> OTHER_IMAGE_FORMATS = java.util.Set.of("jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "avif");
@@ -106,42 +61,36 @@ public final class GenerateCommand implements Callable<Integer> {
     try {
       return generate();
     } catch (InvalidRequest e) {
-      throw new KilnException.BadInput(FLAGS.getOrDefault(e.field(), e.field()) + " " + e.problem(), e);
+      throw new KilnException.BadInput(GenerationOptions.FLAGS.getOrDefault(e.field(), e.field()) + " " + e.problem(), e);
     }
   }
 
   private Integer generate() {
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
-    SchedulerKind kind = scheduler == null ? null : SchedulerKind.parse(scheduler);
+    SchedulerKind kind = generation.schedulerKind();
     Device requested = deviceOptions.device();
-    if (initImage == null && spec.commandLine().getParseResult().hasMatchedOption("--strength")) {
-      throw new KilnException.BadInput("--strength applies only to img2img: give --init-image too, or drop --strength");
-    }
     String fileName = output.getFileName() == null ? "" : output.getFileName().toString();
     String extension = fileName.contains(".") ? fileName.substring(fileName.lastIndexOf('.') + 1).toLowerCase(Locale.ROOT) : "";
+    GenerationRequest request = generation.request(generation.actualSeed(), spec);
     if (OTHER_IMAGE_FORMATS.contains(extension)) {
       throw new KilnException.BadInput("-o " + output + ": kiln generate writes PNG images; name the output .png");
     }
-    long actualSeed = seed != null ? seed : new SecureRandom().nextLong() & 0xffffffffL;
-    GenerationRequest request = new GenerationRequest(prompt, negativePrompt, steps, guidance, kind, actualSeed, width, height, batch,
-        null, strength, clipSkip).validate();
     TorchScriptInput.refuse(pipeline);
     // The output rules are checked before the minutes of generation, not after.
-    List<Path> inputs = initImage == null ? List.of(pipeline) : List.of(pipeline, initImage);
+    List<Path> inputs = generation.inputs(pipeline);
     for (OutputTarget target : PngOutput.targets(output, request.batch(), overwrite, inputs)) {
       target.check();
     }
-    RgbImage init = initImage == null ? null : RgbImage.read(initImage);
-    request = request.withInitImage(init, strength).validate();
+    request = generation.withImages(request);
     PipelineFolder folder = PipelineFolder.open(pipeline);
     long start = System.nanoTime();
     try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, requested, deviceOptions.threads(), line -> {
       err.println(Printable.line(line));
       err.flush();
-    })) {
+    }, generation.controlNets)) {
       SchedulerKind used = kind != null ? kind : folder.defaultScheduler();
-      int total = used.evaluations(steps != null ? steps : used.usualSteps());
+      int total = used.evaluations(generation.steps != null ? generation.steps : used.usualSteps());
       GenerationResult result;
       try (Progress progress = Progress.start("generating", total, "steps", json.enabled())) {
         result = runner.generate(request, new StepListener() {
@@ -160,9 +109,15 @@ public final class GenerateCommand implements Callable<Integer> {
       result.timings().add("png", System.nanoTime() - pngStart);
       double totalMs = (System.nanoTime() - start) / 1e6;
       if (json.enabled()) {
-        out.println(Json.write(report(result, runner, written, totalMs)));
+        Map<String, Object> report = report(result, runner, written, totalMs);
+        report.put("control", generation.controlReport(runner.controlNets()));
+        out.println(Json.write(report));
       } else {
         out.println(summary(result, runner, written, totalMs));
+        for (int index = 0; index < request.controls().size(); index++) {
+          out.println("control: " + Printable.line(generation.controlImages.get(index).toString()) + " x " + generation.scale(index) + " -> "
+              + Printable.line(runner.controlNets().get(index).toString()) + (generation.controlGuessMode ? " (guess mode)" : ""));
+        }
       }
       out.flush();
     }

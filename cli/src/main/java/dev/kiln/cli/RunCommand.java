@@ -33,7 +33,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
-import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HexFormat;
@@ -45,7 +44,6 @@ import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Help.Visibility;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -62,49 +60,16 @@ import picocli.CommandLine.Spec;
     description = {"Export (TorchScript), optimize, validate and bundle a pipeline, then generate: one command from components to PNG.",
         "SOURCE: a TorchScript pipeline folder (component/model.pt), an ONNX pipeline folder, or a bundle (kiln bundle).",
         "Bundles are cached in $KILN_CACHE/bundles/<hash> (default ~/.cache/kiln/bundles); a second run reuses one and says so.",
-        "Exit 1 and no image when validation fails. With --json: outputs, source, bundle, cached, target, stages (name, status, "
-            + "detail, ms) and timings."})
+        "Validation proves the --width/--height size (default: the UNet's sample size), at batch 1.",
+        "Exit 1 and no image when validation fails. With --json: outputs, prompt, source, bundle, cached, target, stages (name, status, "
+            + "detail, ms), control (images: image, scale, controlnet; guess_mode), timings and total_ms."})
 public final class RunCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
   @Parameters(index = "0", paramLabel = "SOURCE", description = "TorchScript pipeline folder, ONNX pipeline folder or bundle.")
   Path source;
 
-  @Option(names = "--prompt", required = true, description = "What to draw.")
-  String prompt;
-
-  @Option(names = "--negative-prompt", defaultValue = "", showDefaultValue = Visibility.NEVER, description = "What to steer away from. Default: nothing.")
-  String negativePrompt;
-
-  @Option(names = "--steps", description = "Denoising steps. Default: the scheduler's usual count.")
-  Integer steps;
-
-  @Option(names = "--guidance", description = "Classifier-free guidance scale (default: 7.5, as kiln generate).")
-  Double guidance;
-
-  @Option(names = "--scheduler", description = "ddim, euler, euler-a, lms, dpm++2m, dpm++2m-karras, lcm, pndm, unipc. Default: the pipeline's.")
-  String scheduler;
-
-  @Option(names = "--seed", description = "Seed of torch's CPU generator. Default: random (printed).")
-  Long seed;
-
-  @Option(names = "--width", description = "Width in pixels. Default: the UNet's sample size. Validation proves this size.")
-  Integer width;
-
-  @Option(names = "--height", description = "Height in pixels. Default: the UNet's sample size. Validation proves this size.")
-  Integer height;
-
-  @Option(names = "--batch", defaultValue = "1", description = "Images per prompt.")
-  int batch;
-
-  @Option(names = "--init-image", description = "img2img: start from this image (needs vae_encoder/).")
-  Path initImage;
-
-  @Option(names = "--strength", defaultValue = "0.8", description = "img2img: how much of the schedule to run, (0, 1].")
-  double strength = 0.8;
-
-  @Option(names = "--clip-skip", defaultValue = "0", description = "Skip the last N CLIP layers (diffusers count).")
-  int clipSkip;
+  @Mixin GenerationOptions generation = new GenerationOptions();
 
   @Option(names = "--target", defaultValue = "auto", description = "auto (cuda when a GPU is detected, else cpu), cpu or cuda (default: ${DEFAULT-VALUE}).")
   String target;
@@ -146,7 +111,7 @@ public final class RunCommand implements Callable<Integer> {
     try {
       return execute(spec.commandLine().getOut(), spec.commandLine().getErr()).exitCode();
     } catch (InvalidRequest e) {
-      throw new KilnException.BadInput(GenerateCommand.FLAGS.getOrDefault(e.field(), e.field()) + " " + e.problem(), e);
+      throw new KilnException.BadInput(GenerationOptions.FLAGS.getOrDefault(e.field(), e.field()) + " " + e.problem(), e);
     }
   }
 
@@ -154,23 +119,16 @@ public final class RunCommand implements Callable<Integer> {
     long runStart = System.nanoTime();
     Target chosen = chooseTarget(target);
     Device device = chosen == Target.CPU ? Device.CPU : Device.CUDA;
-    SchedulerKind kind = scheduler == null ? null : SchedulerKind.parse(scheduler);
-    long actualSeed = seed != null ? seed : new SecureRandom().nextLong() & 0xffffffffL;
-    if (initImage == null && spec != null && spec.commandLine().getParseResult().hasMatchedOption("--strength")) {
-      throw new KilnException.BadInput("--strength applies only to img2img: give --init-image too, or drop --strength");
-    }
-    GenerationRequest request = new GenerationRequest(prompt, negativePrompt, steps, guidance, kind, actualSeed, width, height, batch,
-        null, strength, clipSkip).validate();
+    SchedulerKind kind = generation.schedulerKind();
+    GenerationRequest request = generation.request(generation.actualSeed(), spec);
     if (!Files.isDirectory(source)) {
       throw new KilnException.BadInput(source + ": not a folder (expected a TorchScript or ONNX pipeline folder, or a bundle)");
     }
-    List<Path> inputs = initImage == null ? List.of(source) : List.of(source, initImage);
+    List<Path> inputs = generation.inputs(source);
     for (OutputTarget png : PngOutput.targets(output, request.batch(), overwrite, inputs)) {
       png.check();
     }
-    if (initImage != null) {
-      request = request.withInitImage(dev.kiln.runner.image.RgbImage.read(initImage), strength).validate();
-    }
+    request = generation.withImages(request);
     List<Stage> stages = new ArrayList<>();
     Path bundle;
     boolean cached;
@@ -212,9 +170,11 @@ public final class RunCommand implements Callable<Integer> {
       GenerationResult result;
       List<Path> written;
       Map<String, Object> timings = new LinkedHashMap<>();
-      try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, device, threads, line -> err.println(Printable.line(line)))) {
+      List<Path> controlNets;
+      try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, device, threads, line -> err.println(Printable.line(line)),
+          generation.controlNets)) {
         SchedulerKind used = kind != null ? kind : folder.defaultScheduler();
-        int total = used == null ? 0 : used.evaluations(steps != null ? steps : used.usualSteps());
+        int total = used == null ? 0 : used.evaluations(generation.steps != null ? generation.steps : used.usualSteps());
         progress.restart("run: generate", total);
         result = runner.generate(request, new StepListener() {
           @Override
@@ -224,6 +184,7 @@ public final class RunCommand implements Callable<Integer> {
         });
         written = PngOutput.write(result, output, overwrite, inputs);
         timings.putAll(runner.loadTimings().toJson());
+        controlNets = runner.controlNets();
         timings.putAll(result.timings().toJson());
       }
       stages.add(new Stage("generate", "done", String.format(Locale.ROOT, "%dx%d, %s %d steps, guidance %s, seed %d, %s", result.width(),
@@ -237,12 +198,13 @@ public final class RunCommand implements Callable<Integer> {
       if (json.enabled()) {
         Map<String, Object> report = new LinkedHashMap<>();
         report.put("outputs", written.stream().map(path -> path.toAbsolutePath().toString()).toList());
-        report.put("prompt", prompt);
+        report.put("prompt", generation.prompt);
         report.put("source", source.toAbsolutePath().toString());
         report.put("bundle", bundle.toAbsolutePath().toString());
         report.put("cached", cached);
         report.put("target", chosen.id());
         report.put("stages", stages.stream().map(Stage::toJson).toList());
+        report.put("control", generation.controlReport(controlNets));
         report.put("timings", timings);
         report.put("total_ms", Math.round(ms(runStart) * 100) / 100.0);
         out.println(Json.write(report));
@@ -392,8 +354,8 @@ public final class RunCommand implements Callable<Integer> {
   /** The size validation proves: the requested one (or the UNet's default), batch 1. */
   String validationSizes(PipelineFolder folder) {
     int size = folder == null ? 0 : folder.defaultSize();
-    String w = width != null ? String.valueOf(width) : folder == null ? "default" : String.valueOf(size);
-    String h = height != null ? String.valueOf(height) : folder == null ? "default" : String.valueOf(size);
+    String w = generation.width != null ? String.valueOf(generation.width) : folder == null ? "default" : String.valueOf(size);
+    String h = generation.height != null ? String.valueOf(generation.height) : folder == null ? "default" : String.valueOf(size);
     return "batch=1;height=" + h + ";width=" + w;
   }
 
@@ -453,7 +415,7 @@ public final class RunCommand implements Callable<Integer> {
 
   /** A folder with some component/model.pt and no model.onnx beside it. */
   static boolean isTorchScript(Path folder) {
-    for (String component : List.of("text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder")) {
+    for (String component : List.of("text_encoder", "text_encoder_2", "unet", "controlnet", "vae_decoder", "vae_encoder")) {
       if (Files.isRegularFile(folder.resolve(component).resolve("model.pt")) && !Files.isRegularFile(folder.resolve(component).resolve("model.onnx"))) {
         return true;
       }
@@ -473,7 +435,7 @@ public final class RunCommand implements Callable<Integer> {
     }
     if (written != null) {
       for (Path path : written) {
-        out.println(label + ": wrote " + Printable.line(path.toAbsolutePath().toString()) + " (" + Printable.quoted(prompt) + ")");
+        out.println(label + ": wrote " + Printable.line(path.toAbsolutePath().toString()) + " (" + Printable.quoted(generation.prompt) + ")");
       }
     }
     out.print(table(stages));

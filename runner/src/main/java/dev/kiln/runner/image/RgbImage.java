@@ -34,10 +34,18 @@ public record RgbImage(int width, int height, byte[] pixels) {
     return pixels[(y * width + x) * 3 + 2] & 0xff;
   }
 
-  /** Reads a PNG/JPEG/BMP with the JDK's ImageIO; unreadable files are bad input naming the file. */
+  /** Reads an init image (PNG/JPEG/BMP); unreadable files are bad input naming the file. */
   public static RgbImage read(Path file) {
+    return read(file, "init image");
+  }
+
+  /**
+   * Reads a PNG/JPEG/BMP with the JDK's ImageIO; unreadable files are bad input naming the file as {@code role}
+   * ("init image", "control image").
+   */
+  public static RgbImage read(Path file, String role) {
     if (!Files.isRegularFile(file)) {
-      throw new KilnException.BadInput("init image " + file + " does not exist");
+      throw new KilnException.BadInput(role + " " + file + " does not exist");
     }
     BufferedImage image;
     // What ImageIO.read does, with the size read from the header and checked before the decoder allocates the
@@ -45,7 +53,7 @@ public record RgbImage(int width, int height, byte[] pixels) {
     try (ImageInputStream stream = ImageIO.createImageInputStream(file.toFile())) {
       Iterator<ImageReader> readers = stream == null ? null : ImageIO.getImageReaders(stream);
       if (readers == null || !readers.hasNext()) {
-        throw new KilnException.BadInput("init image " + file + " is not a PNG, JPEG or BMP image");
+        throw new KilnException.BadInput(role + " " + file + " is not a PNG, JPEG or BMP image");
       }
       ImageReader reader = readers.next();
       try {
@@ -53,7 +61,7 @@ public record RgbImage(int width, int height, byte[] pixels) {
         long width = reader.getWidth(0);
         long height = reader.getHeight(0);
         if (width < 1 || height < 1 || width * height > MAX_PIXELS) {
-          throw new KilnException.BadInput("init image " + file + " is " + width + "x" + height + "; Kiln reads init images of 1 to "
+          throw new KilnException.BadInput(role + " " + file + " is " + width + "x" + height + "; Kiln reads " + role + "s of 1 to "
               + MAX_PIXELS + " pixels (8192x8192)");
         }
         image = reader.read(0);
@@ -64,7 +72,7 @@ public record RgbImage(int width, int height, byte[] pixels) {
       throw e;
     } catch (IOException | RuntimeException e) {
       // ImageIO's decoders answer some corrupt files with unchecked exceptions (IllegalArgumentException, index errors).
-      throw new KilnException.BadInput("cannot read init image " + file + ": " + e.getMessage(), e);
+      throw new KilnException.BadInput("cannot read " + role + " " + file + ": " + e.getMessage(), e);
     }
     return fromBufferedImage(image);
   }

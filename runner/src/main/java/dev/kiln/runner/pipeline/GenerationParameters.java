@@ -25,7 +25,7 @@ final class GenerationParameters {
   }
 
   static String format(GenerationRequest request, SchedulerKind scheduler, int steps, double guidance, int width, int height, String model,
-      int batch, int position) {
+      int batch, int position, java.util.List<String> controlNets) {
     StringBuilder text = new StringBuilder(request.prompt());
     if (request.negativePrompt() != null && !request.negativePrompt().isEmpty()) {
       text.append("\nNegative prompt: ").append(request.negativePrompt());
@@ -38,6 +38,12 @@ final class GenerationParameters {
     if (request.clipSkip() > 0) {
       // A1111 counts the last layer as 1: skipping one layer is "Clip skip: 2".
       text.append(", Clip skip: ").append(request.clipSkip() + 1);
+    }
+    for (int index = 0; index < request.controls().size(); index++) {
+      // The sd-webui-controlnet extension's entry: a quoted list of its settings (Kiln resizes the image to the output size).
+      text.append(", ControlNet ").append(index).append(": \"Model: ").append(controlNets.get(index).replace("\"", "'"))
+          .append(", Weight: ").append(plain(request.controls().get(index).scale())).append(", Resize Mode: Just Resize, Guess Mode: ")
+          .append(request.guessMode() ? "True" : "False").append('"');
     }
     if (batch > 1) {
       text.append(", Batch size: ").append(batch).append(", Batch pos: ").append(position);

@@ -29,6 +29,10 @@ public final class PipelineFolder {
   private final int defaultSize;
   private final int unetDownsampling;
   private final int unetBaseChannels;
+  /** The UNet's block_out_channels and layers_per_block (per block), for ControlNet residual shapes; null when unstated. */
+  private final int[] unetBlockChannels;
+  private final int[] unetLayersPerBlock;
+  private final boolean hasControlNet;
   private final int vaeBaseChannels;
   private final int topAttentionHeads;
   private final boolean forceZerosForEmptyPrompt;
@@ -85,6 +89,14 @@ public final class PipelineFolder {
     // Each UNet down block but the last halves the latents, and the skip connections need them to halve evenly.
     this.unetDownsampling = unetBlocks != null ? 1 << (unetBlocks.length - 1) : 1;
     this.unetBaseChannels = unetBlocks != null ? unetBlocks[0] : 320;
+    this.unetBlockChannels = unetBlocks;
+    this.unetLayersPerBlock = unetBlocks == null ? null : layersPerBlock(unet, unetBlocks.length);
+    // model_index.json lists "controlnet" in a ControlNet pipeline: a listed but missing model is refused, not ignored.
+    this.hasControlNet = Files.isRegularFile(model(PipelineLayout.CONTROLNET));
+    if (!hasControlNet && index.node().has(PipelineLayout.CONTROLNET)) {
+      throw new KilnException.BadInput("pipeline " + root + " lists a controlnet in " + PipelineLayout.INDEX + " but has no "
+          + PipelineLayout.CONTROLNET + "/model.onnx");
+    }
     String[] downBlocks = unet.texts("down_block_types", MAX_BLOCKS);
     boolean topAttention = downBlocks == null || downBlocks.length == 0 || downBlocks[0].contains("Attn");
     // diffusers reads num_attention_heads, falling back to attention_head_dim (which SD configs use for the head count).
@@ -94,6 +106,20 @@ public final class PipelineFolder {
     }
     this.topAttentionHeads = topAttention ? (heads != null ? heads : 8) : 0;
     this.forceZerosForEmptyPrompt = index.bool("force_zeros_for_empty_prompt", xl);
+  }
+
+  /** diffusers' layers_per_block: one count for every block, or a list with one per block; 2 when unstated. */
+  private static int[] layersPerBlock(JsonConfig unet, int blocks) {
+    int[] layers = new int[blocks];
+    if (unet.node().path("layers_per_block").isArray()) {
+      int[] listed = unet.integers("layers_per_block", MAX_BLOCKS, 1, 64);
+      if (listed.length != blocks) {
+        throw unet.bad("layers_per_block", "one entry per block (" + blocks + ")", unet.node().get("layers_per_block"));
+      }
+      return listed;
+    }
+    java.util.Arrays.fill(layers, unet.integer("layers_per_block", 2, 1, 64));
+    return layers;
   }
 
   /** Diffusers models have 1 to 4 blocks; 8 leaves room without letting 2^(blocks - 1) overflow a size. */
@@ -130,6 +156,21 @@ public final class PipelineFolder {
 
   public boolean hasVaeEncoder() {
     return Files.isRegularFile(model(PipelineLayout.VAE_ENCODER));
+  }
+
+  /** True when the folder holds {@code controlnet/model.onnx} (a diffusers ControlNet pipeline). */
+  public boolean hasControlNet() {
+    return hasControlNet;
+  }
+
+  /** The UNet config's block_out_channels, or null when the config does not state them. */
+  int[] unetBlockChannels() {
+    return unetBlockChannels == null ? null : unetBlockChannels.clone();
+  }
+
+  /** The UNet config's layers_per_block, one per block, or null when block_out_channels is unstated. */
+  int[] unetLayersPerBlock() {
+    return unetLayersPerBlock == null ? null : unetLayersPerBlock.clone();
   }
 
   public boolean xl() {

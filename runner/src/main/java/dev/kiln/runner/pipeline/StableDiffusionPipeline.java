@@ -12,6 +12,8 @@ import dev.kiln.runner.noise.TorchGenerator;
 import dev.kiln.runner.scheduler.Scheduler;
 import dev.kiln.runner.scheduler.SchedulerKind;
 import dev.kiln.runner.tokenizer.ClipTokenizer;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Consumer;
@@ -38,6 +40,8 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   private final List<AutoCloseable> owned = new ArrayList<>();
   private final PromptEncoder promptEncoder;
   private final Unet unet;
+  /** The pipeline's own controlnet/ (when it has one), then each extra ControlNet folder, in the order controls pair with. */
+  private final List<ControlNet> controlNets = new ArrayList<>();
   private final VaeDecoder vaeDecoder;
   /** Opened on the first img2img request (under {@link #lazyLock}), then read without locking. */
   private volatile VaeEncoder vaeEncoder;
@@ -45,7 +49,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   private final StageTimings loadTimings = new StageTimings();
   private final GenerationLimits limits;
 
-  private StableDiffusionPipeline(PipelineFolder folder, Device requested, int threads, Consumer<String> warnings) {
+  private StableDiffusionPipeline(PipelineFolder folder, Device requested, int threads, Consumer<String> warnings, List<Path> extraControlNets) {
     this.folder = folder;
     // FATAL: ORT's own coloured log lines (warnings, and errors it also throws) would break Kiln's one-line output.
     this.environment = OrtEnvironment.getEnvironment(OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL);
@@ -61,6 +65,22 @@ public final class StableDiffusionPipeline implements AutoCloseable {
           ? new TextEncoder(load(PipelineLayout.TEXT_ENCODER_2), ClipTokenizer.load(folder.root().resolve(PipelineLayout.TOKENIZER_2))) : null;
       this.promptEncoder = new PromptEncoder(first, second, folder.forceZerosForEmptyPrompt());
       this.unet = new Unet(load(PipelineLayout.UNET), folder);
+      if (folder.hasControlNet()) {
+        controlNets.add(new ControlNet(load(PipelineLayout.CONTROLNET), folder.model(PipelineLayout.CONTROLNET), unet));
+      }
+      for (Path extra : extraControlNets) {
+        Path file = Files.isDirectory(extra) ? extra.resolve(PipelineLayout.MODEL_FILE) : extra;
+        if (!Files.isRegularFile(file)) {
+          throw new KilnException.BadInput("controlnet " + extra + " has no " + PipelineLayout.MODEL_FILE
+              + " (expected a folder holding model.onnx and config.json)");
+        }
+        OnnxModel model = OnnxModel.open(PipelineLayout.CONTROLNET, file, environment, options, device);
+        synchronized (lazyLock) {
+          owned.add(model);
+          loadTimings.add("load_" + PipelineLayout.CONTROLNET, model.creationNanos());
+        }
+        controlNets.add(new ControlNet(model, file, unet));
+      }
       this.vaeDecoder = new VaeDecoder(load(PipelineLayout.VAE_DECODER), folder.vaeScalingFactor());
       this.limits = GenerationLimits.ofThisMachine(folder, promptEncoder.hiddenWidth());
     } catch (OrtException e) {
@@ -74,7 +94,16 @@ public final class StableDiffusionPipeline implements AutoCloseable {
 
   /** Opens every session of the pipeline once. {@code threads} 0 means one per core. */
   public static StableDiffusionPipeline open(PipelineFolder folder, Device device, int threads, Consumer<String> warnings) {
-    return new StableDiffusionPipeline(folder, device, threads, warnings);
+    return new StableDiffusionPipeline(folder, device, threads, warnings, List.of());
+  }
+
+  /**
+   * Opens the pipeline with extra ControlNets (folders holding model.onnx, or the model files), which follow the
+   * pipeline's own controlnet/ in the order a request's controls pair with them.
+   */
+  public static StableDiffusionPipeline open(PipelineFolder folder, Device device, int threads, Consumer<String> warnings,
+      List<Path> extraControlNets) {
+    return new StableDiffusionPipeline(folder, device, threads, warnings, List.copyOf(extraControlNets));
   }
 
   private Device configureDevice(Device requested, Consumer<String> warnings) throws OrtException {
@@ -139,6 +168,11 @@ public final class StableDiffusionPipeline implements AutoCloseable {
     return unet.model();
   }
 
+  /** The ControlNets a request's controls pair with, in order (the pipeline's own first); empty when it has none. */
+  public List<Path> controlNets() {
+    return controlNets.stream().map(ControlNet::file).toList();
+  }
+
   public GenerationResult generate(GenerationRequest request) {
     return generate(request, StepListener.NONE);
   }
@@ -158,9 +192,12 @@ public final class StableDiffusionPipeline implements AutoCloseable {
     List<String> notes = new ArrayList<>();
     int factor = folder.vaeScaleFactor();
     int multiple = folder.sizeMultiple();
-    int width = request.width() != null ? request.width() : request.initImage() != null ? request.initImage().width()
+    checkControls(request);
+    // As diffusers: the init image's size, else the (first) control image's, else the pipeline's.
+    RgbImage sizing = request.initImage() != null ? request.initImage() : request.controls().isEmpty() ? null : request.controls().get(0).image();
+    int width = request.width() != null ? request.width() : sizing != null ? sizing.width()
         : folder.staticWidth() > 0 ? folder.staticWidth() : folder.defaultSize();
-    int height = request.height() != null ? request.height() : request.initImage() != null ? request.initImage().height()
+    int height = request.height() != null ? request.height() : sizing != null ? sizing.height()
         : folder.staticHeight() > 0 ? folder.staticHeight() : folder.defaultSize();
     for (String side : List.of("width", "height")) {
       int fixed = side.equals("width") ? folder.staticWidth() : folder.staticHeight();
@@ -176,7 +213,8 @@ public final class StableDiffusionPipeline implements AutoCloseable {
       if (value <= 0 || value % multiple != 0) {
         throw new InvalidRequest(side, "must be one of the positive multiples of " + multiple + " for this pipeline (VAE scale factor " + factor
             + (multiple != factor ? " x UNet downsampling " + multiple / factor : "") + "), got " + value
-            + (request.width() == null && request.height() == null && request.initImage() != null ? " (the init image's size)" : ""));
+            + (request.width() == null && request.height() == null && sizing != null
+                ? (request.initImage() != null ? " (the init image's size)" : " (the control image's size)") : ""));
       }
     }
     SchedulerKind kind = request.scheduler() != null ? request.scheduler() : folder.defaultScheduler();
@@ -220,13 +258,19 @@ public final class StableDiffusionPipeline implements AutoCloseable {
         latents[index] = (float) (latents[index] * sigma);
       }
     }
+    List<Tensor> controlImages = new ArrayList<>();
+    for (ControlImage control : request.controls()) {
+      controlImages.add(controlTensor(control.image().resized(width, height)));
+    }
     double[] timesteps = scheduler.timesteps();
     // PNDM evaluates the UNet once more than its step count; every other scheduler once per step.
     int evaluations = timesteps.length;
     for (int step = firstStep; step < evaluations; step++) {
       long start = System.nanoTime();
       float[] input = scheduler.scaleModelInput(latents, step);
-      float[] noisePrediction = unet.predict(new Tensor(input, latentShape), timesteps[step], conditioning, guided, guidance, listener, step);
+      Tensor sample = new Tensor(input, latentShape);
+      Residuals residuals = controlResiduals(request, controlImages, sample, timesteps[step], conditioning, guided, timings);
+      float[] noisePrediction = unet.predict(sample, timesteps[step], conditioning, residuals, guided, guidance, listener, step);
       latents = scheduler.step(noisePrediction, step, latents, generator);
       timings.add("unet_step", System.nanoTime() - start);
       listener.latentsAfterStep(step, latents);
@@ -238,9 +282,93 @@ public final class StableDiffusionPipeline implements AutoCloseable {
     for (int image = 0; image < batch; image++) {
       Tensor row = finalLatents.rows(image, image + 1);
       images.add(timings.time("vae_decoder", () -> vaeDecoder.decode(row)));
-      parameters.add(GenerationParameters.format(request, kind, steps, guidance, width, height, folder.name(), batch, image));
+      parameters.add(GenerationParameters.format(request, kind, steps, guidance, width, height, folder.name(), batch, image,
+          controlNetNames()));
     }
     return new GenerationResult(images, parameters, finalLatents, timings, kind, steps, width, height, request.seed(), guidance, List.copyOf(notes));
+  }
+
+  /** Refuses controls this pipeline cannot honour: none of its own, or not one per ControlNet. */
+  private void checkControls(GenerationRequest request) {
+    int given = request.controls().size();
+    if (given == 0) {
+      return;
+    }
+    if (controlNets.isEmpty()) {
+      throw new InvalidRequest("controls", "needs a ControlNet: pipeline " + folder.root() + " has no " + PipelineLayout.CONTROLNET
+          + "/model.onnx and none was added (a ControlNet pipeline's unet takes " + Unet.DOWN_RESIDUAL + "K inputs; this one's "
+          + (unet.takesResiduals() ? "does" : "does not") + ")");
+    }
+    if (given != controlNets.size()) {
+      throw new InvalidRequest("controls", "must give one control image per ControlNet: " + controlNets.size() + " ControlNet"
+          + (controlNets.size() == 1 ? "" : "s") + " (" + controlNets.stream().map(net -> net.file().toString()).toList() + "), got "
+          + given + " image" + (given == 1 ? "" : "s"));
+    }
+  }
+
+  /** The ControlNets' folder names, for the PNG's parameters. */
+  private List<String> controlNetNames() {
+    return controlNets.stream().map(net -> net.file().getParent() == null ? net.file().toString()
+        : net.file().getParent().getFileName().toString()).toList();
+  }
+
+  /** A control image as diffusers' ControlNet image processor gives it: [1, 3, H, W] RGB in [0, 1], not normalized to [-1, 1]. */
+  static Tensor controlTensor(RgbImage image) {
+    int plane = image.width() * image.height();
+    float[] values = new float[3 * plane];
+    byte[] pixels = image.pixels();
+    for (int pixel = 0; pixel < plane; pixel++) {
+      for (int channel = 0; channel < 3; channel++) {
+        values[channel * plane + pixel] = (pixels[pixel * 3 + channel] & 0xff) / 255f;
+      }
+    }
+    return new Tensor(values, new long[] {1, 3, image.height(), image.width()});
+  }
+
+  /**
+   * The summed residuals of every ControlNet for this step, as diffusers' StableDiffusionControlNetPipeline: each net on
+   * its own image at its own scale over both guidance halves, or in guess mode over the conditional half only (the
+   * unconditional half gets zeros) with its residuals scaled by logspace(-1, 0, N + 1) times the scale. Null without
+   * controls: the UNet then gets zero residuals, exactly the UNet without control.
+   */
+  private Residuals controlResiduals(GenerationRequest request, List<Tensor> images, Tensor input, double timestep,
+      Unet.Conditioning conditioning, boolean guided, StageTimings timings) {
+    if (request.controls().isEmpty()) {
+      return null;
+    }
+    long start = System.nanoTime();
+    int batch = (int) input.dimension(0);
+    boolean guess = request.guessMode();
+    boolean bothHalves = guided && !guess;
+    Tensor sample = bothHalves ? Tensor.concatenate(List.of(input, input)) : input;
+    int rows = (int) sample.dimension(0);
+    int conditioningFrom = guided && guess ? batch : 0;
+    List<long[]> expected = unet.residualShapes(input.dimension(2), input.dimension(3));
+    Residuals sum = null;
+    for (int index = 0; index < controlNets.size(); index++) {
+      float scale = (float) request.controls().get(index).scale();
+      Residuals residuals = controlNets.get(index).run(sample, timestep, conditioning, conditioningFrom, images.get(index).repeat(rows),
+          guess ? 1f : scale, expected);
+      if (guess) {
+        residuals = residuals.scaled(guessFactors(expected.size(), scale));
+      }
+      sum = sum == null ? residuals : sum.plus(residuals);
+    }
+    if (guided && guess) {
+      sum = sum.afterZeroRows();
+    }
+    timings.add("controlnet", System.nanoTime() - start);
+    return sum;
+  }
+
+  /** Guess mode's per-residual scales: torch.logspace(-1, 0, count) (0.1 for down_0 up to 1 for mid), each times {@code scale}. */
+  static float[] guessFactors(int count, float scale) {
+    float[] factors = new float[count];
+    for (int index = 0; index < count; index++) {
+      float base = (float) Math.pow(10, -1 + (double) index / (count - 1));
+      factors[index] = base * scale;
+    }
+    return factors;
   }
 
   /** diffusers' LatentConsistencyModelPipeline default: the scale the LCM UNet's guidance embedding was distilled around. */
