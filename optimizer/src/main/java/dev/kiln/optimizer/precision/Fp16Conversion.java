@@ -114,7 +114,7 @@ public final class Fp16Conversion {
     halfNodes.addAll(half);
     GraphEditor editor = new GraphEditor(graph);
     Boundary boundary = new Boundary(editor, graph);
-    Map<String, Long> clamped = new TreeMap<>();
+    ClampCounts clamped = new ClampCounts();
     long bytesBefore = floatBytes(graph);
     // Outputs of float16 nodes become float16.
     Set<Value> halfValues = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
@@ -153,17 +153,14 @@ public final class Fp16Conversion {
       if (!halfReader) {
         continue;
       }
-      Tensor source = initializer.initializer();
-      long count = HalfTensors.clampedCount(source);
-      if (count > 0) {
-        clamped.put(initializer.name(), count);
-      }
+      // Converted (and its clamps counted) when the writer streams it: the report's counts are read after that.
+      Tensor converted = HalfTensors.lazyHalf(initializer.initializer(), initializer.name(), clamped);
       if (!floatReader) {
-        initializer.setInitializer(HalfTensors.lazyHalf(source));
+        initializer.setInitializer(converted);
         initializer.setType(DataType.FLOAT16, initializer.shape());
         halfValues.add(initializer);
       } else {
-        Value copy = editor.addInitializer(initializer.name() + "_fp16", HalfTensors.lazyHalf(source));
+        Value copy = editor.addInitializer(initializer.name() + "_fp16", converted);
         copy.setType(DataType.FLOAT16, initializer.shape());
         halfInitializers.put(initializer, copy);
       }
