@@ -74,9 +74,11 @@ public final class Fp16Conversion {
     Map<String, Integer> untouched = new TreeMap<>();
     boolean anyFloat = false;
     boolean anyHalf = false;
+    boolean floatInitializers = false;
     for (Value initializer : graph.initializers()) {
       DataType type = initializer.initializer().dataType();
       anyFloat |= type == DataType.FLOAT;
+      floatInitializers |= type == DataType.FLOAT;
       anyHalf |= type == DataType.FLOAT16;
       if (type == DataType.BFLOAT16 || type == DataType.INT8 || type == DataType.UINT8) {
         untouched.merge(type.name(), 1, Integer::sum);
@@ -101,6 +103,11 @@ public final class Fp16Conversion {
       if (anyHalf) {
         notes.add("the model is already float16: converted as is");
       }
+      return PrecisionReport.of(graph, 0, float32, Map.of(), 0, 0, 0, notes);
+    }
+    if (anyHalf && !floatInitializers && float32.isEmpty() && interfaceCastsOnly(half, graph)) {
+      // A float16 model with a float32 interface (what --keep-io-types makes): converting it again changes nothing.
+      notes.add("the model is already float16 (float32 only at its interface Casts): converted as is");
       return PrecisionReport.of(graph, 0, float32, Map.of(), 0, 0, 0, notes);
     }
     // Constants and casts from integers follow their readers: float16 only when every reader takes float16 there.
@@ -222,6 +229,23 @@ public final class Fp16Conversion {
       }
     }
     return false;
+  }
+
+  /** Whether every float node is a Cast from a graph input to float16 or from float16 to a graph output. */
+  private static boolean interfaceCastsOnly(List<Node> nodes, Graph graph) {
+    for (Node node : nodes) {
+      if (!node.is(Onnx.CAST) || node.input(0) == null || node.output() == null) {
+        return false;
+      }
+      long to = node.intAttribute("to", 0);
+      boolean inputCast = to == DataType.FLOAT16.number() && graph.inputs().contains(node.input(0));
+      boolean outputCast = to == DataType.FLOAT.number() && node.output().isGraphOutput()
+          && node.input(0).dataType() == DataType.FLOAT16;
+      if (!inputCast && !outputCast) {
+        return false;
+      }
+    }
+    return true;
   }
 
   private static String reasonToKeep(Node node, Map<Node, String> keep, Options options) {
