@@ -11,6 +11,10 @@ import java.nio.IntBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.StandardOpenOption;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 
 /**
  * float32 → float16 tensor conversion with sign-preserving clamping into ±[{@value #SMALLEST}, {@value #LARGEST}]:
@@ -20,7 +24,7 @@ import java.nio.file.StandardOpenOption;
  *
  * <p>One pass: clamping, rounding and counting the clamped values happen together, on the bit pattern, in fixed
  * {@value #CHUNK_FLOATS}-element chunks; an external weight streams from its file through two reused direct buffers
- * to the writer's channel, so a 3.4 GB UNet converts without its weights, or garbage the size of them, on the heap.
+ * to the writer's channel (written on a background thread while the next chunk converts), so a 3.4 GB UNet converts without its weights, or garbage the size of them, on the heap.
  */
 final class HalfTensors {
   private HalfTensors() {}
@@ -28,8 +32,8 @@ final class HalfTensors {
   static final float LARGEST = 65504f;
   static final float SMALLEST = 5.96e-8f;
 
-  /** Floats per conversion chunk: 4 MiB read, 2 MiB written per system call, far above per-call overhead. */
-  static final int CHUNK_FLOATS = 1 << 20;
+  /** Floats per conversion chunk: 2 MiB read, 1 MiB written per system call, far above per-call overhead. */
+  static final int CHUNK_FLOATS = 1 << 19;
 
   private static final int LARGEST_BITS = Float.floatToRawIntBits(LARGEST); // 0x477fe000
   private static final int SMALLEST_BITS = Float.floatToRawIntBits(SMALLEST);
@@ -48,7 +52,9 @@ final class HalfTensors {
 
   private static final class Scratch {
     final ByteBuffer floats = ByteBuffer.allocateDirect(CHUNK_FLOATS * 4).order(ByteOrder.LITTLE_ENDIAN);
-    final ByteBuffer halves = ByteBuffer.allocateDirect(CHUNK_FLOATS * 2).order(ByteOrder.LITTLE_ENDIAN);
+    /** Two output buffers: the writer thread writes one while the next chunk is converted into the other. */
+    final ByteBuffer[] halves = {ByteBuffer.allocateDirect(CHUNK_FLOATS * 2).order(ByteOrder.LITTLE_ENDIAN),
+        ByteBuffer.allocateDirect(CHUNK_FLOATS * 2).order(ByteOrder.LITTLE_ENDIAN)};
     final int[] bits = new int[CHUNK_FLOATS];
     final short[] converted = new short[CHUNK_FLOATS];
   }
@@ -178,19 +184,83 @@ final class HalfTensors {
     }, channel -> {
       Scratch scratch = SCRATCH.get();
       long[] clamped = {0};
-      forEachChunk(source, scratch, chunk -> {
-        // A chunk holds at most CHUNK_FLOATS floats (the scratch's or a slice of an in-memory buffer).
-        while (chunk.hasRemaining()) {
-          ByteBuffer piece = chunk.slice().order(ByteOrder.LITTLE_ENDIAN);
-          piece.limit(Math.min(piece.limit(), CHUNK_FLOATS * 4));
-          chunk.position(chunk.position() + piece.limit());
-          ByteBuffer halves = scratch.halves.clear();
-          clamped[0] += convert(piece, halves, scratch);
-          write(channel, halves.flip());
-        }
-      });
+      Writes writes = new Writes(channel);
+      try {
+        forEachChunk(source, scratch, chunk -> {
+          // A chunk holds at most CHUNK_FLOATS floats (the scratch's or a slice of an in-memory buffer).
+          while (chunk.hasRemaining()) {
+            ByteBuffer piece = chunk.slice().order(ByteOrder.LITTLE_ENDIAN);
+            piece.limit(Math.min(piece.limit(), CHUNK_FLOATS * 4));
+            chunk.position(chunk.position() + piece.limit());
+            ByteBuffer halves = scratch.halves[writes.count() % 2].clear();
+            clamped[0] += convert(piece, halves, scratch);
+            writes.submit(halves.flip());
+          }
+        });
+      } finally {
+        writes.finish();
+      }
       counts.record(name, clamped[0]);
     });
+  }
+
+  /** One background thread for all conversions' writes; a daemon, so it never keeps the JVM alive. */
+  private static final ExecutorService WRITER = Executors.newSingleThreadExecutor(task -> {
+    Thread thread = new Thread(task, "kiln-fp16-writer");
+    thread.setDaemon(true);
+    return thread;
+  });
+
+  /**
+   * A tensor's writes, in order, on the writer thread: chunk k is written while chunk k+1 is read and converted
+   * (the page-cache copy of a write costs about as much as the conversion). At most one write is in flight, so two
+   * buffers suffice and the bytes land in the channel in exactly the order, and at exactly the positions, that
+   * writing them inline would give; {@link #finish} returns only when all are written.
+   */
+  private static final class Writes {
+    private final WritableByteChannel channel;
+    private Future<?> pending;
+    private int count;
+
+    Writes(WritableByteChannel channel) {
+      this.channel = channel;
+    }
+
+    int count() {
+      return count;
+    }
+
+    void submit(ByteBuffer data) throws IOException {
+      await();
+      count++;
+      pending = WRITER.submit(() -> {
+        write(channel, data);
+        return null;
+      });
+    }
+
+    void finish() throws IOException {
+      await();
+    }
+
+    private void await() throws IOException {
+      if (pending == null) {
+        return;
+      }
+      Future<?> last = pending;
+      pending = null;
+      try {
+        last.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("interrupted while writing float16 data");
+      } catch (ExecutionException e) {
+        if (e.getCause() instanceof IOException io) {
+          throw io;
+        }
+        throw new IOException("cannot write float16 data: " + e.getCause(), e.getCause());
+      }
+    }
   }
 
   private interface ChunkConsumer {
