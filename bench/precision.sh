@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Precision benchmark on the full-size SD 1.5 UNet (random weights, ~860 M parameters, 3.4 GB external data), one
-# table from one run: `cp` of the data file (the anchor), `kiln optimize --target cuda --precision fp16` (weights
-# converted in one pass while the writer streams them) and `--precision mixed` (calibrated on ORT CPU at 32x32 and
-# 24x24 latents, batch 1): wall, CPU time, peak RSS, output bytes, ORT sessions of the mixed search, ratios.
+# table from one run: `cp` of the data file (the anchor), `kiln optimize --target cuda` (fp32, the floor), then
+# `--precision fp16` (weights converted in one pass while the writer streams them) and `--precision mixed`
+# (calibrated on ORT CPU at 32x32 and 24x24 latents, batch 1): wall, CPU time, peak RSS, output bytes, ORT sessions
+# of the mixed search, ratios against cp and fp16.
 # Goals: fp16 within 2x of the copy's wall time and <= 1 GB RSS, a data file about half the size; mixed within 3x of
 # fp16's wall time. The machine may be shared: CPU time is the steadier number (the load average is printed).
 # Calibration inputs (ONNX test-data layout, never committed) are generated once with /usr/bin/python3 (numpy, onnx)
@@ -66,6 +67,8 @@ measure() {  # name, output folder, command...: appends "name wall cpu rss_mb by
 }
 
 measure cp-data "$out/copy" cp "$model.data" "$out/copy/model.onnx.data"
+# fp32 (fusions and layout only) is the floor under fp16: the same read, fusions and OHWI transposes, no conversion.
+measure optimize-fp32 "$out/fp32" "${kiln[@]}" optimize "$model" -o "$out/fp32/model.onnx" --target cuda --json
 measure optimize-fp16 "$out/fp16" "${kiln[@]}" optimize "$model" -o "$out/fp16/model.onnx" --target cuda --precision fp16 --json
 if [ "${1:-}" != fp16 ]; then
   measure optimize-mixed "$out/mixed" "${kiln[@]}" optimize "$model" -o "$out/mixed/model.onnx" --target cuda \
@@ -88,7 +91,7 @@ print("|---|---|---|---|---|---|---|---|---|")
 for name, wall, cpu, rss, size, status in rows:
     precision = report(name)
     sessions = precision["sessions"] if precision and precision["precision"] == "mixed" else ""
-    fp16 = f"{float(wall) / walls['optimize-fp16']:.2f}x" if "optimize-fp16" in walls and name != "cp-data" else ""
+    fp16 = f"{float(wall) / walls['optimize-fp16']:.2f}x" if "optimize-fp16" in walls and name.startswith("optimize") else ""
     print(f"| {name} | {wall} | {cpu} | {rss} | {size} | {sessions} | {float(wall) / walls['cp-data']:.2f}x | {fp16} | {status} |")
 for name in ("optimize-fp16", "optimize-mixed"):
     p = report(name)
