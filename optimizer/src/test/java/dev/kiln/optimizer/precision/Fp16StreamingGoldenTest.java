@@ -104,6 +104,31 @@ class Fp16StreamingGoldenTest {
     return model;
   }
 
+  @Test
+  void conversionsWrittenConcurrentlyShareTheWriterThreadAndStillWriteTheGoldenBytes() throws Exception {
+    Path source = folder.resolve("source.onnx");
+    ModelWriter.write(fixture(1 << 20, 1000), source, WriteOptions.externalAbove(1024).withDataFileName("source.data"));
+    Fp16Conversion.Options blockSub = new Fp16Conversion.Options(true, java.util.Set.of(), java.util.Set.of("/sub"));
+    java.util.List<java.util.concurrent.Future<String>> digests = new java.util.ArrayList<>();
+    java.util.concurrent.ExecutorService threads = java.util.concurrent.Executors.newFixedThreadPool(3);
+    try {
+      for (int i = 0; i < 3; i++) {
+        Path target = folder.resolve("half" + i).resolve("model.onnx");
+        digests.add(threads.submit(() -> {
+          Model read = ModelReader.read(source);
+          Fp16Conversion.convert(read, Map.of(), blockSub);
+          ModelWriter.write(read, target);
+          return sha256(target) + " " + sha256(target.resolveSibling("model.onnx.data"));
+        }));
+      }
+      for (java.util.concurrent.Future<String> digest : digests) {
+        assertEquals(MODEL_SHA256 + " " + DATA_SHA256, digest.get());
+      }
+    } finally {
+      threads.shutdownNow();
+    }
+  }
+
   static String sha256(Path file) throws Exception {
     MessageDigest digest = MessageDigest.getInstance("SHA-256");
     digest.update(Files.readAllBytes(file));
