@@ -11,14 +11,26 @@ public final class ComputedTensor implements Tensor {
   private final DataType dataType;
   private final long[] dims;
   private final Supplier<ByteBuffer> source;
+  private final Streamer streamer;
+
+  /** Writes a computed tensor's bytes (exactly those its supplier answers) to a channel in bounded pieces. */
+  @FunctionalInterface
+  public interface Streamer {
+    void writeTo(WritableByteChannel channel) throws IOException;
+  }
 
   ComputedTensor(DataType dataType, long[] dims, Supplier<ByteBuffer> source) {
+    this(dataType, dims, source, null);
+  }
+
+  ComputedTensor(DataType dataType, long[] dims, Supplier<ByteBuffer> source, Streamer streamer) {
     if (dataType == DataType.STRING || dataType == DataType.UNDEFINED) {
       throw new IllegalArgumentException("computed tensors hold fixed-size elements, not " + dataType);
     }
     this.dataType = dataType;
     this.dims = dims.clone();
     this.source = source;
+    this.streamer = streamer;
   }
 
   @Override
@@ -46,9 +58,16 @@ public final class ComputedTensor implements Tensor {
     return data.asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
   }
 
-  /** Writes in bounded slices, so the JDK's staging buffer for heap-to-channel writes stays small. */
+  /**
+   * Writes through the tensor's streamer when it has one (its bytes are then never whole in memory), else in bounded
+   * slices, so the JDK's staging buffer for heap-to-channel writes stays small.
+   */
   @Override
   public void writeTo(WritableByteChannel channel) throws IOException {
+    if (streamer != null) {
+      streamer.writeTo(channel);
+      return;
+    }
     ByteBuffer data = bytes();
     while (data.hasRemaining()) {
       ByteBuffer slice = data.duplicate();

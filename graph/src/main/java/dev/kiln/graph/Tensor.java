@@ -189,6 +189,14 @@ public sealed interface Tensor permits InlineTensor, ExternalTensor, ComputedTen
     return new ComputedTensor(type, dims, bytes);
   }
 
+  /**
+   * A computed tensor that also streams itself: {@code writer} writes exactly the bytes {@code bytes} answers, in
+   * bounded pieces, so a model writer never holds it whole (fp16 conversion of a large external weight).
+   */
+  static ComputedTensor streamed(DataType type, long[] dims, Supplier<ByteBuffer> bytes, ComputedTensor.Streamer writer) {
+    return new ComputedTensor(type, dims, bytes, writer);
+  }
+
   /** Raw bytes and metadata equal: storage does not matter. */
   static boolean contentEquals(Tensor a, Tensor b) {
     if (a.dataType() != b.dataType() || !Arrays.equals(a.dims(), b.dims())) {

@@ -77,19 +77,36 @@ final class ChannelsLast {
       ByteBuffer source = oihw.readBytes().order(ByteOrder.LITTLE_ENDIAN);
       ByteBuffer target = ByteBuffer.allocate(Math.toIntExact(oihw.byteSize())).order(ByteOrder.LITTLE_ENDIAN);
       int base = source.position();
+      int plane = height * width;
+      // Whole elements move with one typed access each (a byte at a time made this transpose the slowest step of a
+      // full-size UNet's fp16 conversion for CUDA: 9 s of 31).
+      int to = 0;
       for (int o = 0; o < out; o++) {
-        for (int y = 0; y < height; y++) {
-          for (int x = 0; x < width; x++) {
-            for (int i = 0; i < in; i++) {
-              int from = base + (((o * in + i) * height + y) * width + x) * elementSize;
-              for (int b = 0; b < elementSize; b++) {
-                target.put(source.get(from + b));
+        for (int pixel = 0; pixel < plane; pixel++) {
+          int from = base + (o * in * plane + pixel) * elementSize;
+          int stride = plane * elementSize;
+          switch (elementSize) {
+            case 4 -> {
+              for (int i = 0; i < in; i++, from += stride, to += 4) {
+                target.putInt(to, source.getInt(from));
+              }
+            }
+            case 2 -> {
+              for (int i = 0; i < in; i++, from += stride, to += 2) {
+                target.putShort(to, source.getShort(from));
+              }
+            }
+            default -> {
+              for (int i = 0; i < in; i++, from += stride) {
+                for (int b = 0; b < elementSize; b++) {
+                  target.put(to++, source.get(from + b));
+                }
               }
             }
           }
         }
       }
-      return target.flip();
+      return target;
     });
   }
 

@@ -74,9 +74,11 @@ public final class Fp16Conversion {
     Map<String, Integer> untouched = new TreeMap<>();
     boolean anyFloat = false;
     boolean anyHalf = false;
+    boolean floatInitializers = false;
     for (Value initializer : graph.initializers()) {
       DataType type = initializer.initializer().dataType();
       anyFloat |= type == DataType.FLOAT;
+      floatInitializers |= type == DataType.FLOAT;
       anyHalf |= type == DataType.FLOAT16;
       if (type == DataType.BFLOAT16 || type == DataType.INT8 || type == DataType.UINT8) {
         untouched.merge(type.name(), 1, Integer::sum);
@@ -103,6 +105,11 @@ public final class Fp16Conversion {
       }
       return PrecisionReport.of(graph, 0, float32, Map.of(), 0, 0, 0, notes);
     }
+    if (anyHalf && !floatInitializers && float32.isEmpty() && interfaceCastsOnly(half, graph)) {
+      // A float16 model with a float32 interface (what --keep-io-types makes): converting it again changes nothing.
+      notes.add("the model is already float16 (float32 only at its interface Casts): converted as is");
+      return PrecisionReport.of(graph, 0, float32, Map.of(), 0, 0, 0, notes);
+    }
     // Constants and casts from integers follow their readers: float16 only when every reader takes float16 there.
     for (Node node : new ArrayList<>(half)) {
       if (isSource(node, types) && !readersAllHalf(node, half, opset)) {
@@ -114,7 +121,7 @@ public final class Fp16Conversion {
     halfNodes.addAll(half);
     GraphEditor editor = new GraphEditor(graph);
     Boundary boundary = new Boundary(editor, graph);
-    Map<String, Long> clamped = new TreeMap<>();
+    ClampCounts clamped = new ClampCounts();
     long bytesBefore = floatBytes(graph);
     // Outputs of float16 nodes become float16.
     Set<Value> halfValues = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
@@ -153,17 +160,14 @@ public final class Fp16Conversion {
       if (!halfReader) {
         continue;
       }
-      Tensor source = initializer.initializer();
-      long count = HalfTensors.clampedCount(source);
-      if (count > 0) {
-        clamped.put(initializer.name(), count);
-      }
+      // Converted (and its clamps counted) when the writer streams it: the report's counts are read after that.
+      Tensor converted = HalfTensors.lazyHalf(initializer.initializer(), initializer.name(), clamped);
       if (!floatReader) {
-        initializer.setInitializer(HalfTensors.lazyHalf(source));
+        initializer.setInitializer(converted);
         initializer.setType(DataType.FLOAT16, initializer.shape());
         halfValues.add(initializer);
       } else {
-        Value copy = editor.addInitializer(initializer.name() + "_fp16", HalfTensors.lazyHalf(source));
+        Value copy = editor.addInitializer(initializer.name() + "_fp16", converted);
         copy.setType(DataType.FLOAT16, initializer.shape());
         halfInitializers.put(initializer, copy);
       }
@@ -225,6 +229,23 @@ public final class Fp16Conversion {
       }
     }
     return false;
+  }
+
+  /** Whether every float node is a Cast from a graph input to float16 or from float16 to a graph output. */
+  private static boolean interfaceCastsOnly(List<Node> nodes, Graph graph) {
+    for (Node node : nodes) {
+      if (!node.is(Onnx.CAST) || node.input(0) == null || node.output() == null) {
+        return false;
+      }
+      long to = node.intAttribute("to", 0);
+      boolean inputCast = to == DataType.FLOAT16.number() && graph.inputs().contains(node.input(0));
+      boolean outputCast = to == DataType.FLOAT.number() && node.output().isGraphOutput()
+          && node.input(0).dataType() == DataType.FLOAT16;
+      if (!inputCast && !outputCast) {
+        return false;
+      }
+    }
+    return true;
   }
 
   private static String reasonToKeep(Node node, Map<Node, String> keep, Options options) {

@@ -50,6 +50,12 @@ public final class MixedPrecision {
   /** Refinement rounds at most, and rounds without a better worst output before the search gives up. */
   private static final int MAX_REFINEMENTS = 12;
   private static final int PATIENCE = 3;
+  /**
+   * Exposed tensors fetched per calibration run. All at once, the fused full-size SD 1.5 UNet's ~2,000 float
+   * intermediates would all be alive together in ORT and again as Java arrays; 256 per run bounds that to a few
+   * hundred MB at 32×32 latents, for one graph run per chunk.
+   */
+  static final int CALIBRATION_CHUNK = 256;
 
   /** Per-tensor calibration statistics. */
   static final class Range {
@@ -127,11 +133,14 @@ public final class MixedPrecision {
     List<String> outputNames = model.graph().outputs().stream().map(Value::name).toList();
     try (OrtCpu session = new OrtCpu(calibrating)) {
       sessions[0]++;
+      // Each exposed tensor is reduced to its range as it arrives, a chunk of them per run: a full-size UNet exposes
+      // thousands, which together would not fit in memory (see CALIBRATION_CHUNK).
       for (CalibrationSets.Set set : calibration) {
-        session.run(set.feeds()).forEach((name, values) -> ranges.computeIfAbsent(name, key -> new Range()).add(values));
+        session.runEach(set.feeds(), CALIBRATION_CHUNK,
+            (name, values) -> ranges.computeIfAbsent(name, key -> new Range()).add(values));
       }
       for (CalibrationSets.Set set : heldOut) {
-        Map<String, float[]> all = session.run(set.feeds());
+        Map<String, float[]> all = session.run(set.feeds(), new java.util.LinkedHashSet<>(outputNames));
         Map<String, float[]> outputs = new LinkedHashMap<>();
         outputNames.forEach(name -> outputs.put(name, all.get(name)));
         referenceOutputs.add(outputs);

@@ -16,7 +16,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.LinkedHashSet;
 import java.util.Map;
+import java.util.Set;
+import java.util.function.BiConsumer;
 
 /**
  * One ORT CPU session over a model file, for calibration and verification: ORT's graph optimizations off (the graph
@@ -40,6 +43,40 @@ final class OrtCpu implements AutoCloseable {
 
   /** Every float output by name (in the session's output order). */
   Map<String, float[]> run(Map<String, CalibrationSets.Feed> feeds) {
+    Map<String, float[]> outputs = new LinkedHashMap<>();
+    run(feeds, null, outputs::put);
+    return outputs;
+  }
+
+  /** The float outputs named {@code requested}, by name. */
+  Map<String, float[]> run(Map<String, CalibrationSets.Feed> feeds, Set<String> requested) {
+    Map<String, float[]> outputs = new LinkedHashMap<>();
+    run(feeds, requested, outputs::put);
+    return outputs;
+  }
+
+  /**
+   * Hands every float output to {@code each}, {@code chunk} outputs per run of the session: a graph with thousands of
+   * exposed intermediates (the calibration graph of a full-size UNet) then never has more than {@code chunk} of them
+   * alive at once, in ORT or on the heap, at the price of running the graph once per chunk. Outputs come in the
+   * session's output order; each array is the consumer's to keep or drop.
+   */
+  void runEach(Map<String, CalibrationSets.Feed> feeds, int chunk, BiConsumer<String, float[]> each) {
+    List<String> names = new ArrayList<>(outputNames());
+    for (int start = 0; start < names.size(); start += chunk) {
+      run(feeds, new LinkedHashSet<>(names.subList(start, Math.min(names.size(), start + chunk))), each);
+    }
+  }
+
+  List<String> outputNames() {
+    try {
+      return new ArrayList<>(session.getOutputNames());
+    } catch (Exception e) {
+      throw new KilnException.ValidationFailed("ONNX Runtime lists no outputs: " + e.getMessage());
+    }
+  }
+
+  private void run(Map<String, CalibrationSets.Feed> feeds, Set<String> requested, BiConsumer<String, float[]> each) {
     List<OnnxTensor> tensors = new ArrayList<>();
     try {
       Map<String, OnnxTensor> feed = new LinkedHashMap<>();
@@ -59,19 +96,17 @@ final class OrtCpu implements AutoCloseable {
         tensors.add(tensor);
         feed.put(name, tensor);
       }
-      Map<String, float[]> outputs = new LinkedHashMap<>();
-      try (OrtSession.Result result = session.run(feed)) {
+      try (OrtSession.Result result = requested == null ? session.run(feed) : session.run(feed, requested)) {
         for (Map.Entry<String, OnnxValue> entry : result) {
           if (entry.getValue() instanceof OnnxTensor tensor && tensor.getInfo().type == ai.onnxruntime.OnnxJavaType.FLOAT) {
             TensorInfo info = tensor.getInfo();
             float[] values = new float[Math.toIntExact(info.getNumElements())];
             ByteBuffer bytes = tensor.getByteBuffer().order(ByteOrder.nativeOrder());
             bytes.asFloatBuffer().get(values);
-            outputs.put(entry.getKey(), values);
+            each.accept(entry.getKey(), values);
           }
         }
       }
-      return outputs;
     } catch (OrtException e) {
       throw new KilnException.ValidationFailed("ONNX Runtime failed to run a precision check: " + e.getMessage());
     } finally {

@@ -22,7 +22,8 @@ public record PrecisionReport(String precision, int float16Nodes, int float32Nod
       int removed, long bytesSaved, List<String> notes) {
     Map<String, KeptNode> kept = new LinkedHashMap<>();
     float32.forEach((node, reason) -> kept.put(node.name(), new KeptNode(node.opType().key(), reason, null)));
-    return new PrecisionReport("fp16", half, float32.size(), kept, Map.copyOf(clamped), inserted, removed, bytesSaved,
+    // Not copied: the clamp counts fill in as the writer converts the weights (see ClampCounts).
+    return new PrecisionReport("fp16", half, float32.size(), kept, clamped, inserted, removed, bytesSaved,
         List.copyOf(notes), Map.of(), 0, null);
   }
 
