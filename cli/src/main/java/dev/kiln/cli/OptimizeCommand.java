@@ -104,7 +104,7 @@ public final class OptimizeCommand implements Callable<Integer> {
       + "weights (weights-only int8: smaller, not faster on ORT CPU). Default: ${DEFAULT-VALUE}.")
   String int8Scheme;
 
-  @Option(names = "--int8-ranges", defaultValue = "percentile", description = "--precision int8: activation ranges from "
+  @Option(names = "--int8-ranges", defaultValue = "minmax", description = "--precision int8: activation ranges from "
       + "calibration by minmax or percentile (99.99th, outliers saturate). Default: ${DEFAULT-VALUE}.")
   String int8Ranges;
 

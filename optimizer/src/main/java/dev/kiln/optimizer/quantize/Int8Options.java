@@ -15,8 +15,8 @@ import java.util.Locale;
 public record Int8Options(Scheme scheme, RangeMethod ranges, boolean signedActivations, boolean keepDefaults,
     boolean layerError) {
 
-  /** Hybrid, percentile ranges, uint8 activations, default kept layers: see the README's int8 section for the numbers. */
-  public static final Int8Options DEFAULT = new Int8Options(Scheme.HYBRID, RangeMethod.PERCENTILE, false, true, false);
+  /** Hybrid, MinMax ranges, uint8 activations, default kept layers: see the README's int8 section for the numbers. */
+  public static final Int8Options DEFAULT = new Int8Options(Scheme.HYBRID, RangeMethod.MINMAX, false, true, false);
 
   public enum Scheme {
     /** int8 weights and activations for convolutions and projection MatMuls. */
