@@ -61,7 +61,27 @@ public final class Int8Quantization {
    * @param source where the sets came from, for the report
    */
   public static Int8Report quantize(Model model, List<CalibrationSets.Set> sets, String source, Int8Options options) {
-    if (sets.isEmpty()) {
+    List<CalibrationSets.Set> calibration = new ArrayList<>();
+    List<CalibrationSets.Set> heldOut = new ArrayList<>();
+    boolean separate = sets.size() >= 4;
+    for (int index = 0; index < sets.size(); index++) {
+      if (!separate || index % 2 == 0) {
+        calibration.add(sets.get(index));
+      }
+      if (!separate || index % 2 == 1) {
+        heldOut.add(sets.get(index));
+      }
+    }
+    return quantize(model, calibration, heldOut, source, options);
+  }
+
+  /**
+   * As {@link #quantize(Model, List, String, Int8Options)} with an explicit split: ranges from {@code calibration},
+   * parity on {@code heldOut} (the same sets when the caller has no others: the report says so).
+   */
+  public static Int8Report quantize(Model model, List<CalibrationSets.Set> calibration, List<CalibrationSets.Set> heldOut,
+      String source, Int8Options options) {
+    if (calibration.isEmpty()) {
       throw new KilnException.BadInput("--precision int8 needs calibration inputs (--calibration DIR in the ONNX "
           + "test-data layout, or test_data_set_N folders next to the model)");
     }
@@ -77,25 +97,15 @@ public final class Int8Quantization {
       throw new UncheckedIOException(e);
     }
     try {
-      return quantize(model, sets, source, options, scratch);
+      return quantize(model, calibration, heldOut.isEmpty() ? calibration : heldOut, source, options, scratch);
     } finally {
       deleteTree(scratch);
     }
   }
 
-  private static Int8Report quantize(Model model, List<CalibrationSets.Set> sets, String source, Int8Options options,
-      Path scratch) {
-    List<CalibrationSets.Set> calibration = new ArrayList<>();
-    List<CalibrationSets.Set> heldOut = new ArrayList<>();
-    boolean separate = sets.size() >= 4;
-    for (int index = 0; index < sets.size(); index++) {
-      if (!separate || index % 2 == 0) {
-        calibration.add(sets.get(index));
-      }
-      if (!separate || index % 2 == 1) {
-        heldOut.add(sets.get(index));
-      }
-    }
+  private static Int8Report quantize(Model model, List<CalibrationSets.Set> calibration, List<CalibrationSets.Set> heldOut,
+      String source, Int8Options options, Path scratch) {
+    boolean separate = heldOut.stream().noneMatch(calibration::contains);
     long bytesBefore = initializerBytes(model);
     List<Node> candidates = candidates(model);
     Map<Node, String> kept = options.keepDefaults() ? FloatKeptLayers.decide(candidates) : Map.of();
@@ -157,7 +167,7 @@ public final class Int8Quantization {
         .filter(node -> !node.is(Onnx.QUANTIZE_LINEAR) && !node.is(Onnx.DEQUANTIZE_LINEAR)).count() - plan.size();
     List<String> notes = new ArrayList<>();
     if (!separate) {
-      notes.add("fewer than 4 calibration sets: parity is measured on the calibration inputs themselves, not held-out ones");
+      notes.add("no held-out calibration sets (fewer than 4 given): parity is measured on the calibration inputs themselves");
     }
     if (options.scheme() != Int8Options.Scheme.FULL && weightsOnly > 0) {
       notes.add("weights-only layers: ORT 1.22's CPU provider dequantizes their int8 weights at every run and computes "
