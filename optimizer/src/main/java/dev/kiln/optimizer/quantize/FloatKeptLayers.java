@@ -17,7 +17,9 @@ import java.util.Map;
  * (GroupNorm) and the time embedding's Gemms are never candidates. Attention score MatMuls and softmax never reach
  * this list either: both operands are activations, which the quantizer leaves float.
  * A layer is recognised by structure where structure says it (the conv reading a graph input, the conv writing a
- * graph output) and by the module scope exporters keep in node names otherwise.
+ * graph output) and by the module scope exporters keep in node names otherwise (a VAE encoder's conv_out feeds
+ * quant_conv: alone it adds 0.32 of the latent parameters' scale, whose mean and log-variance channels share one
+ * per-tensor activation range).
  */
 final class FloatKeptLayers {
   private FloatKeptLayers() {}
@@ -43,7 +45,7 @@ final class FloatKeptLayers {
       return "first conv (conv_in): reads the latents or pixels directly; alone it adds 0.061 of the tiny UNet's "
           + "output scale, 8x the median conv";
     }
-    if (node.is(Onnx.CONV) && writesGraphOutput(node)) {
+    if (node.is(Onnx.CONV) && (writesGraphOutput(node) || name.contains("/conv_out/"))) {
       return "last conv (conv_out): its rounding is the output's error, undamped by any later layer; alone it adds "
           + "0.214 of the tiny UNet's output scale, 30x the median conv";
     }
