@@ -132,7 +132,7 @@ public final class OptimizeCommand implements Callable<Integer> {
   List<String> blockOps = new ArrayList<>();
 
   @Option(names = "--block-node", showDefaultValue = Visibility.NEVER, description = "Keep this node float32 "
-      + "(repeatable); a name that matches no node is an error (exit 2).")
+      + "(repeatable; with --precision int8: not quantized); a name that matches no node is an error (exit 2).")
   List<String> blockNodes = new ArrayList<>();
 
   @Option(names = "--calibration", description = "--precision mixed or int8: a folder of test_data_set_N/input_K.pb (for a pipeline, "

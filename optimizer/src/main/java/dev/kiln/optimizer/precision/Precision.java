@@ -48,16 +48,19 @@ public final class Precision {
             + "(--precision int8 needs real inputs for it: --calibration DIR in the ONNX test-data layout)");
       }
       report = PrecisionReport.ofInt8(Int8Quantization.quantize(model, fitting(sets.heldIn(), model, source),
-          fitting(sets.heldOut(), model, source), recorded.describe(), options.int8()));
+          fitting(sets.heldOut(), model, source), recorded.describe(), options.int8(), options.conversion().blockNodes()));
     } else {
       report = switch (options.mode()) {
         case FP32 -> null;
         case FP16 -> Fp16Conversion.convert(model, Map.of(), options.conversion());
         case MIXED -> MixedPrecision.convert(model, calibrationSets(model, source, componentFolder, options),
             options.conversion(), options.tolerance());
-        case INT8 -> PrecisionReport.ofInt8(Int8Quantization.quantize(model,
-            calibrationSets(model, source, componentFolder, options), calibrationSource(source, componentFolder, options),
-            options.int8()));
+        case INT8 -> {
+          List<CalibrationSets.Set> sets = calibrationSets(model, source, componentFolder, options);
+          List<List<CalibrationSets.Set>> split = Int8Quantization.split(sets);
+          yield PrecisionReport.ofInt8(Int8Quantization.quantize(model, split.get(0), split.get(1),
+              calibrationSource(source, componentFolder, options), options.int8(), options.conversion().blockNodes()));
+        }
       };
     }
     if (report != null) {

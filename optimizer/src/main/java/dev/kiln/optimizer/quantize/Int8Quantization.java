@@ -62,6 +62,12 @@ public final class Int8Quantization {
    * @param source where the sets came from, for the report
    */
   public static Int8Report quantize(Model model, List<CalibrationSets.Set> sets, String source, Int8Options options) {
+    List<List<CalibrationSets.Set>> split = split(sets);
+    return quantize(model, split.get(0), split.get(1), source, options);
+  }
+
+  /** Calibration and held-out sets: even and odd ones from four sets on, else all of them for both. */
+  public static List<List<CalibrationSets.Set>> split(List<CalibrationSets.Set> sets) {
     List<CalibrationSets.Set> calibration = new ArrayList<>();
     List<CalibrationSets.Set> heldOut = new ArrayList<>();
     boolean separate = sets.size() >= 4;
@@ -73,7 +79,7 @@ public final class Int8Quantization {
         heldOut.add(sets.get(index));
       }
     }
-    return quantize(model, calibration, heldOut, source, options);
+    return List.of(calibration, heldOut);
   }
 
   /**
@@ -82,6 +88,20 @@ public final class Int8Quantization {
    */
   public static Int8Report quantize(Model model, List<CalibrationSets.Set> calibration, List<CalibrationSets.Set> heldOut,
       String source, Int8Options options) {
+    return quantize(model, calibration, heldOut, source, options, Set.of());
+  }
+
+  /**
+   * As {@link #quantize(Model, List, List, String, Int8Options)}, keeping the nodes named in {@code blockNodes}
+   * ({@code --block-node}) float too; a name that matches no node is refused.
+   */
+  public static Int8Report quantize(Model model, List<CalibrationSets.Set> calibration, List<CalibrationSets.Set> heldOut,
+      String source, Int8Options options, Set<String> blockNodes) {
+    for (String name : new java.util.TreeSet<>(blockNodes)) {
+      if (model.graph().findNode(name) == null) {
+        throw new KilnException.BadInput("--block-node " + Printable.quoted(name) + ": no node of that name in the model");
+      }
+    }
     if (calibration.isEmpty()) {
       throw new KilnException.BadInput("--precision int8 needs calibration inputs (--calibration DIR in the ONNX "
           + "test-data layout, or test_data_set_N folders next to the model)");
@@ -98,18 +118,23 @@ public final class Int8Quantization {
       throw new UncheckedIOException(e);
     }
     try {
-      return quantize(model, calibration, heldOut.isEmpty() ? calibration : heldOut, source, options, scratch);
+      return quantize(model, calibration, heldOut.isEmpty() ? calibration : heldOut, source, options, blockNodes, scratch);
     } finally {
       deleteTree(scratch);
     }
   }
 
   private static Int8Report quantize(Model model, List<CalibrationSets.Set> calibration, List<CalibrationSets.Set> heldOut,
-      String source, Int8Options options, Path scratch) {
+      String source, Int8Options options, Set<String> blockNodes, Path scratch) {
     boolean separate = heldOut.stream().noneMatch(calibration::contains);
     long bytesBefore = initializerBytes(model);
     List<Node> candidates = candidates(model);
     Map<Node, String> kept = new LinkedHashMap<>(options.keepDefaults() ? FloatKeptLayers.decide(candidates) : Map.of());
+    for (Node node : candidates) {
+      if (blockNodes.contains(node.name())) {
+        kept.put(node, "--block-node");
+      }
+    }
     Set<String> tensors = new LinkedHashSet<>();
     for (Node node : candidates) {
       // Every candidate's tensors, kept ones too: the per-layer measurement quantizes each of them alone.

@@ -222,4 +222,20 @@ class QdqPlacementTest {
     Value unused = model.graph().findValue("w");
     assertEquals(DataType.FLOAT, unused.initializer().dataType());
   }
+
+  @Test
+  void aConvWritingTheGraphOutputKeepsTheOutputNameAndStillFuses() {
+    Model model = SmallGraphs.convWritingOutput();
+    Int8Report report = quantize(model, 10, ALL_LAYERS.withScheme(Int8Options.Scheme.FULL));
+    Verifier.verify(model);
+    Value output = model.graph().outputs().get(0);
+    assertEquals("y", output.name());
+    assertTrue(output.producer().is(Onnx.DEQUANTIZE_LINEAR));
+    assertEquals(DataType.FLOAT, output.dataType());
+    assertEquals(1, report.ortKernels().get("QLinearConv"));
+    assertTrue(report.parity().get("y") < 0.03, "parity " + report.parity());
+    // Kept by default: it writes the graph output.
+    Model again = SmallGraphs.convWritingOutput();
+    assertTrue(quantize(again, 10, Int8Options.DEFAULT).floatKept().get("/out/Conv").reason().startsWith("last conv"));
+  }
 }

@@ -42,6 +42,22 @@ final class SmallGraphs {
     return model(graph);
   }
 
+  /** x[1,3,8,8] → Relu → Conv(3×3) '/out/Conv' → y: a conv writing the graph output, sharing its weight with none. */
+  static Model convWritingOutput() {
+    Random random = new Random(13);
+    Graph graph = new Graph("last");
+    Value x = graph.addInput("x", DataType.FLOAT, Shape.of(1, 3, 8, 8));
+    Node relu = Node.create(Onnx.RELU, "/in/Relu", List.of(x), "r");
+    graph.append(relu);
+    Value w = graph.addInitializer("w", Tensor.ofFloats(new long[] {2, 3, 3, 3}, gaussian(random, 54, 0.3f)));
+    Node conv = Node.create(Onnx.CONV, "/out/Conv", List.of(relu.output(), w), "y");
+    conv.setAttribute(Attribute.ofInts("pads", 1, 1, 1, 1));
+    graph.append(conv);
+    conv.output().setType(DataType.FLOAT, Shape.of(1, 2, 8, 8));
+    graph.addOutput(conv.output());
+    return model(graph);
+  }
+
   /**
    * x[1,8,4] → MatMul(W[4,6]) '/attn/to_q/MatMul' = q → MatMul(q, Transpose(q)) '/attn/MatMul' (attention scores:
    * both operands activations) → y[1,8,8].
