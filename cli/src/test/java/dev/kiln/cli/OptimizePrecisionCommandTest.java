@@ -101,4 +101,25 @@ class OptimizePrecisionCommandTest {
     assertEquals(2, run.exitCode());
     assertTrue(run.err().contains("--int8-scheme int4: expected full, hybrid or weights"), run.err());
   }
+
+  @Test
+  void int8OnTheTinyPipelineCalibratesFromTheRunner() throws Exception {
+    Path output = folder.resolve("tiny-int8");
+    var run = InspectCommandTest.run("optimize", ROOT.resolve("testdata/pipelines/tiny-sd").toString(), "-o",
+        output.toString(), "--target", "cpu", "--precision", "int8", "--json");
+    assertEquals(0, run.exitCode(), run.err());
+    JsonNode precision = new ObjectMapper().readTree(run.out()).get("precision");
+    JsonNode unet = precision.get(output.resolve("unet/model.onnx").toString()).get("int8");
+    assertTrue(unet.get("calibration").get("source").asText().startsWith("calibrated from the runner"), unet.toString());
+    assertTrue(unet.get("calibration").get("heldOut").asBoolean());
+    assertEquals(26, unet.get("ortKernels").get("QLinearConv").asInt(), unet.toString());
+    assertEquals(40, unet.get("weightOnlyNodes").asInt());
+    // Measured 0.033 on the held-out prompts.
+    assertTrue(unet.get("parity").get("out_sample").asDouble() < 0.05, unet.toString());
+    JsonNode decoder = precision.get(output.resolve("vae_decoder/model.onnx").toString()).get("int8");
+    assertEquals(24, decoder.get("ortKernels").get("QLinearConv").asInt(), decoder.toString());
+    JsonNode textEncoder = precision.get(output.resolve("text_encoder/model.onnx").toString()).get("int8");
+    assertEquals(9, textEncoder.get("weightOnlyNodes").asInt(), textEncoder.toString());
+    assertTrue(textEncoder.get("parity").get("last_hidden_state").asDouble() < 0.01, textEncoder.toString());
+  }
 }
