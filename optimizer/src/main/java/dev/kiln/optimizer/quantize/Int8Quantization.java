@@ -149,6 +149,17 @@ public final class Int8Quantization {
     ModelWriter.write(model, reference);
     Calibration.Result calibrated = Calibration.run(reference, tensors, calibration, heldOut, scratch);
     Map<String, QuantizationParameters> parameters = parameters(calibrated.histograms(), options);
+    Set<Node> unobserved = new java.util.HashSet<>();
+    for (Node node : candidates) {
+      // An activation ORT never handed back (a type the exposure could not infer) has no range: that layer stays float.
+      String missing = treatment(node, options.scheme()) != Treatment.INT8 ? null
+          : !parameters.containsKey(node.input(0).name()) ? node.input(0).name()
+          : node.is(Onnx.CONV) && !parameters.containsKey(node.output(0).name()) ? node.output(0).name() : null;
+      if (missing != null) {
+        unobserved.add(node);
+        kept.putIfAbsent(node, "no calibration values were observed for " + Printable.quoted(missing));
+      }
+    }
 
     List<Int8Report.LayerError> layerErrors = new ArrayList<>();
     if (options.layerError()) {
@@ -156,7 +167,7 @@ public final class Int8Quantization {
       for (Node node : candidates) {
         Model single = ModelReader.read(reference);
         Node copy = single.graph().findNode(node.name());
-        if (copy == null) {
+        if (copy == null || unobserved.contains(node)) {
           continue;
         }
         Treatment treatment = treatment(node, options.scheme());
