@@ -9,11 +9,13 @@ import java.util.Map;
 /**
  * What a precision conversion did: how many nodes compute in float16 and float32, each float32 node with its reason
  * (and, for the mixed search, the measured range), values clamped per initializer, Casts added and removed, bytes
- * saved, notes (inputs left alone), and for mixed precision the parity per output and the ORT sessions used.
+ * saved, notes (inputs left alone), and for mixed precision the parity per output, the ORT sessions the search used,
+ * and the comparison with ModelOpt AutoCast's fixed 512 threshold (see {@link AutoCastRule}): how many nodes it would
+ * keep float32 and the parity that set gives under the same emulation.
  */
 public record PrecisionReport(String precision, int float16Nodes, int float32Nodes, Map<String, KeptNode> float32,
     Map<String, Long> clampedValues, int castsInserted, int castsRemoved, long bytesSaved, List<String> notes,
-    Map<String, Double> parity, int sessions, Integer threshold512Count) {
+    Map<String, Double> parity, int sessions, Integer threshold512Count, Map<String, Double> threshold512Parity) {
 
   /** A node kept float32: why, and the largest |value| it reads or writes on the calibration inputs (null if unmeasured). */
   public record KeptNode(String op, String reason, Double maxAbs) {}
@@ -23,17 +25,23 @@ public record PrecisionReport(String precision, int float16Nodes, int float32Nod
     Map<String, KeptNode> kept = new LinkedHashMap<>();
     float32.forEach((node, reason) -> kept.put(node.name(), new KeptNode(node.opType().key(), reason, null)));
     return new PrecisionReport("fp16", half, float32.size(), kept, Map.copyOf(clamped), inserted, removed, bytesSaved,
-        List.copyOf(notes), Map.of(), 0, null);
+        List.copyOf(notes), Map.of(), 0, null, null);
   }
 
   PrecisionReport withNotes(List<String> notes) {
     return new PrecisionReport(precision, float16Nodes, float32Nodes, float32, clampedValues, castsInserted, castsRemoved,
-        bytesSaved, List.copyOf(notes), parity, sessions, threshold512Count);
+        bytesSaved, List.copyOf(notes), parity, sessions, threshold512Count, threshold512Parity);
   }
 
   PrecisionReport withSearch(String precision, Map<String, KeptNode> float32, Map<String, Double> parity, int sessions,
       Integer threshold512Count) {
     return new PrecisionReport(precision, float16Nodes, float32Nodes, float32, clampedValues, castsInserted, castsRemoved,
-        bytesSaved, notes, parity, sessions, threshold512Count);
+        bytesSaved, notes, parity, sessions, threshold512Count, threshold512Parity);
+  }
+
+  /** The fixed-threshold comparison's parity per output (its float32 set converted and verified the same way). */
+  PrecisionReport withThreshold(Map<String, Double> parity) {
+    return new PrecisionReport(precision, float16Nodes, float32Nodes, float32, clampedValues, castsInserted, castsRemoved,
+        bytesSaved, notes, this.parity, sessions, threshold512Count, parity);
   }
 }
