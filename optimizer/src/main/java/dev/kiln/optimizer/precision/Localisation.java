@@ -33,14 +33,15 @@ final class Localisation {
   static final double INPUT_SHARE = 0.1;
 
   private final Path reference;
-  private final Set<String> modelNodes;
+  private final Map<String, Node> modelNodes;
   private final List<CalibrationSets.Set> verification;
   private final double tolerance;
   private final Path scratch;
   private final int[] sessions;
   private final Map<Integer, Map<String, float[]>> referenceValues = new HashMap<>();
 
-  Localisation(Path reference, Set<String> modelNodes, List<CalibrationSets.Set> verification, double tolerance,
+  /** @param modelNodes the float32 model's nodes by name (the candidates add Casts and rename graph outputs' makers) */
+  Localisation(Path reference, Map<String, Node> modelNodes, List<CalibrationSets.Set> verification, double tolerance,
       Path scratch, int[] sessions) {
     this.reference = reference;
     this.modelNodes = modelNodes;
@@ -79,8 +80,14 @@ final class Localisation {
         if (error <= tolerance) {
           continue;
         }
+        // A Cast the conversion or the emulation added carries its source's value: judge the node that made it.
+        Node origin = node;
+        while (origin.is(Onnx.CAST) && !modelNodes.containsKey(origin.name()) && origin.input(0) != null
+            && origin.input(0).producer() != null) {
+          origin = origin.input(0).producer();
+        }
         double inherited = 0;
-        for (Value input : node.inputs()) {
+        for (Value input : origin.inputs()) {
           inherited = Math.max(inherited, inputError(input, expected, actual));
         }
         boolean overflow = !allFinite(actual.get(output.name())) && allFinite(expected.get(output.name()))
@@ -88,33 +95,34 @@ final class Localisation {
         if (!overflow && inherited > INPUT_SHARE * tolerance) {
           return null;
         }
-        String owner = MixedPrecision.owner(node.name(), fused);
-        Node blamed = original.get(owner != null ? owner : node.name());
-        if (blamed == null || !modelNodes.contains(blamed.name())) {
+        String owner = MixedPrecision.owner(origin.name(), fused);
+        Node blamed = original.get(owner != null ? owner : origin.name());
+        if (blamed == null || !modelNodes.containsKey(blamed.name())) {
           // A Cast the conversion put at a precision boundary: not a node of the model; look further.
           continue;
         }
         String where = owner != null ? String.format(Locale.ROOT, "inside fused %s, its %s intermediate %s",
-            quoted(owner), node.opType().key(), quoted(output.name())) : "its output " + quoted(output.name());
+            quoted(owner), origin.opType().key(), quoted(output.name())) : "its output " + quoted(output.name());
         String reason = String.format(Locale.ROOT, "verification: %s is where the divergence starts on %s (%s, "
             + "relative error %.3g from inputs within %.3g)", where, set, overflow ? "overflow where stored as float16"
             : "born here", error, inherited);
         if (!kept.containsKey(blamed.name())) {
           return new AbstractMap.SimpleEntry<>(blamed.name(), new PrecisionReport.KeptNode(blamed.opType().key(), reason,
-              MixedPrecision.rangeOf(blamed, ranges)));
+              MixedPrecision.rangeOf(modelNodes.get(blamed.name()), ranges)));
         }
         // Already float32 and still diverging from nearly exact inputs: the rounding of what it reads is amplified
         // (a Sin of a large argument, a normalisation of a value far from its mean); keep a producer of its inputs.
         for (Value input : blamed.inputs()) {
           Node producer = input == null || input.isInitializer() ? null : input.producer();
-          while (producer != null && producer.is(Onnx.CAST) && !modelNodes.contains(producer.name())) {
+          while (producer != null && producer.is(Onnx.CAST) && !modelNodes.containsKey(producer.name())) {
             producer = producer.input(0).producer();
           }
           if (producer != null && !kept.containsKey(producer.name()) && !producer.is(Onnx.CONSTANT)
-              && modelNodes.contains(producer.name())) {
+              && modelNodes.containsKey(producer.name())) {
             return new AbstractMap.SimpleEntry<>(producer.name(), new PrecisionReport.KeptNode(producer.opType().key(),
                 "verification: makes an input of float32 " + quoted(blamed.name()) + ", which still diverges ("
-                    + reason.substring("verification: ".length()) + ")", MixedPrecision.rangeOf(producer, ranges)));
+                    + reason.substring("verification: ".length()) + ")",
+                MixedPrecision.rangeOf(modelNodes.get(producer.name()), ranges)));
           }
         }
         return null;

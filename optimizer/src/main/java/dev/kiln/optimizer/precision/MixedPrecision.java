@@ -139,11 +139,12 @@ public final class MixedPrecision {
     Map<String, Range> ranges = measured.ranges();
     Map<String, PrecisionReport.KeptNode> kept = KeepRules.decide(model, ranges, measured.internals());
     Map<String, PrecisionReport.KeptNode> fixedThreshold = AutoCastRule.keep(model, ranges, AutoCastRule.DATA_MAX);
-    Set<String> modelNodes = new HashSet<>();
-    model.graph().nodes().forEach(node -> modelNodes.add(node.name()));
+    Map<String, Node> modelNodes = new HashMap<>();
+    model.graph().nodes().forEach(node -> modelNodes.putIfAbsent(node.name(), node));
     Localisation localisation = new Localisation(reference, modelNodes, verification, tolerance, scratch, sessions);
     boolean localising = true;
     double beforeLocal = Double.POSITIVE_INFINITY;
+    int unimproved = 0;
     Verification verified = null;
     String lastBlame = null;
     List<Group> groups = null;
@@ -156,8 +157,10 @@ public final class MixedPrecision {
       }
       // A divergence with one origin (an overflow where a value is stored, or an error that appears at one node,
       // also inside a fused op) is repaired there; an error accumulated over many roundings is spread by module.
-      // A local repair that did not lower the worst output means the error is not local: stop localising.
-      localising &= verified.worst() < beforeLocal;
+      // Local repairs that twice in a row do not lower the worst output (the second may keep the producer of what
+      // a float32 node reads) mean the error is not local: stop localising.
+      unimproved = verified.worst() < beforeLocal ? 0 : unimproved + 1;
+      localising &= unimproved < 2;
       Map.Entry<String, PrecisionReport.KeptNode> blame = localising
           ? localisation.localise(candidate, verified.failing(), kept, ranges) : null;
       if (blame != null) {
