@@ -156,12 +156,11 @@ final class Localisation {
     ModelWriter.write(exposedCopy(ModelReader.read(reference), false), file);
     try (OrtCpu session = new OrtCpu(file)) {
       sessions[0]++;
-      // One session serves every set that needs localising later: run them all now.
-      for (int index = 0; index < verification.size(); index++) {
-        referenceValues.put(index, session.run(verification.get(index).feeds()));
-      }
+      // Every intermediate of one set: a full-size UNet's are gigabytes, so only the set that failed is kept.
+      cached = session.run(verification.get(set).feeds());
     }
-    return referenceValues.get(set);
+    referenceValues.put(set, cached);
+    return cached;
   }
 
   /**
