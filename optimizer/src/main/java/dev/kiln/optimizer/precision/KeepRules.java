@@ -145,7 +145,7 @@ final class KeepRules {
             argument.maxAbs, argument.maxAbs * HALF_EPSILON, effect, ABSOLUTE_ERROR_LIMIT), argument.maxAbs);
       }
     }
-    // A fused attention's softmax reads its scores from q·kᵀ, which an float16 kernel may store as float16.
+    // A fused attention's softmax reads its scores from q·kᵀ, which a float16 kernel may store as float16.
     for (Internal value : internal) {
       if (isScores(value, internal) && value.range().maxAbs * HALF_EPSILON > ABSOLUTE_ERROR_LIMIT) {
         return new PrecisionReport.KeptNode(op, String.format(Locale.ROOT, "absolute error inside the fused op: its "
