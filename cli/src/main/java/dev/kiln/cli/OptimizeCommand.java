@@ -304,8 +304,13 @@ public final class OptimizeCommand implements Callable<Integer> {
     StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "  precision %s: %d float16 nodes, %d float32, %d bytes saved",
         converted.precision(), converted.float16Nodes(), converted.float32Nodes(), converted.bytesSaved()));
     if (converted.precision().equals("mixed")) {
-      line.append(String.format(Locale.ROOT, ", %d ORT sessions (a fixed 512 threshold would keep %d)", converted.sessions(),
+      line.append(String.format(Locale.ROOT, ", %d ORT sessions (a fixed 512 threshold would keep %d", converted.sessions(),
           converted.threshold512Count()));
+      if (converted.threshold512Parity() != null) {
+        line.append(String.format(Locale.ROOT, ", worst output %.3g",
+            converted.threshold512Parity().values().stream().mapToDouble(Double::doubleValue).max().orElse(0)));
+      }
+      line.append(')');
     }
     out.println(line);
     converted.parity().forEach((name, error) -> out.println(String.format(Locale.ROOT, "  parity %s: %.3g relative to its scale%s",
@@ -314,8 +319,9 @@ public final class OptimizeCommand implements Callable<Integer> {
         out.println(String.format(Locale.ROOT, "  clamped %d value(s) of %s into float16's range", count, Printable.quoted(name))));
     converted.notes().forEach(note -> out.println("  note: " + Printable.line(note)));
     if (explain) {
-      converted.float32().forEach((name, node) -> out.println(String.format(Locale.ROOT, "  float32 %s (%s): %s", Printable.quoted(name),
-          Printable.name(node.op()), Printable.line(node.reason()))));
+      converted.float32().forEach((name, node) -> out.println(String.format(Locale.ROOT, "  float32 %s (%s%s): %s", Printable.quoted(name),
+          Printable.name(node.op()), node.maxAbs() == null ? "" : String.format(Locale.ROOT, ", max |x| %.4g", node.maxAbs()),
+          Printable.line(node.reason()))));
     }
   }
 

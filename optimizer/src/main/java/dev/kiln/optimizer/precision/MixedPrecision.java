@@ -42,20 +42,25 @@ import java.util.stream.Stream;
 public final class MixedPrecision {
   private MixedPrecision() {}
 
-  public static final double MARGIN = 2.0;
-  static final double FP16_MAX = 65504;
-  /** Half of float16's relative spacing (2^-11): the largest relative rounding error of a stored value. */
-  private static final double HALF_EPSILON = 0x1p-11;
-  private static final double PHASE_TOLERANCE = 1e-2;
-  /** Refinement rounds at most, and rounds without a better worst output before the search gives up. */
+  public static final double MARGIN = KeepRules.MARGIN;
+  static final double FP16_MAX = KeepRules.FP16_MAX;
+  /** Refinement rounds (verification sessions after the first) at most. */
   private static final int MAX_REFINEMENTS = 12;
-  private static final int PATIENCE = 3;
   /**
    * Exposed tensors fetched per calibration run. All at once, the fused full-size SD 1.5 UNet's ~2,000 float
    * intermediates would all be alive together in ORT and again as Java arrays; 256 per run bounds that to a few
    * hundred MB at 32×32 latents, for one graph run per chunk.
    */
   static final int CALIBRATION_CHUNK = 256;
+  /**
+   * Modules measured one by one at most, one session each: above it the first scope level is used (a UNet's
+   * down/mid/up blocks: about a dozen sessions), at or below it the second (its resnets and attentions).
+   */
+  private static final int MAX_GROUPS = 16;
+  /** Graph-order run length that stands for a module when node names carry no scope. */
+  private static final int UNSCOPED_RUN = 32;
+  /** The share of the tolerance the module prediction aims at. */
+  static final double TARGET_SHARE = 0.8;
 
   /** Per-tensor calibration statistics. */
   static final class Range {
@@ -92,19 +97,32 @@ public final class MixedPrecision {
           + "test-data layout, or test_data_set_N folders next to the model)");
     }
     List<CalibrationSets.Set> calibration = new ArrayList<>();
-    List<CalibrationSets.Set> heldOut = new ArrayList<>();
+    List<CalibrationSets.Set> verification = new ArrayList<>();
     if (sets.size() >= 4) {
       for (int i = 0; i < sets.size(); i++) {
-        (i % 2 == 0 ? calibration : heldOut).add(sets.get(i));
+        (i % 2 == 0 ? calibration : verification).add(sets.get(i));
       }
     } else {
-      // Too few sets to split: verify on the mirror images of the calibration inputs (same distribution, other values).
+      // Too few sets to split: verify on the calibration inputs themselves and on their mirror images (same
+      // distribution, other values); the first decisions come from ranges only, so seen inputs still test them.
       calibration.addAll(sets);
+      verification.addAll(sets);
       for (CalibrationSets.Set set : sets) {
-        heldOut.add(mirrored(set));
+        verification.add(mirrored(set));
       }
     }
-    return convert(model, calibration, heldOut, options, tolerance);
+    return convert(model, calibration, verification, options, tolerance);
+  }
+
+  /** What calibration measured: ranges per value, fused nodes' internal values, float32 outputs per verification set. */
+  private record Calibration(Map<String, Range> ranges, Map<String, List<KeepRules.Internal>> internals,
+      List<Map<String, float[]>> referenceOutputs) {}
+
+  /** The outcome of running a candidate under emulation on the verification sets. */
+  private record Verification(Map<String, Double> parity, int failing) {
+    double worst() {
+      return parity.values().stream().mapToDouble(Double::doubleValue).max().orElse(0);
+    }
   }
 
   /**
@@ -131,231 +149,309 @@ public final class MixedPrecision {
   }
 
   private static PrecisionReport search(Model model, List<CalibrationSets.Set> calibration,
-      List<CalibrationSets.Set> heldOut, Fp16Conversion.Options options, double tolerance, Path scratch) {
+      List<CalibrationSets.Set> verification, Fp16Conversion.Options options, double tolerance, Path scratch) {
     int[] sessions = {0};
     Path reference = scratch.resolve("reference.onnx");
     ModelWriter.write(model, reference);
-    List<String> floatValues = floatValueNames(model);
+    List<String> outputNames = model.graph().outputs().stream().map(Value::name).toList();
+    Calibration measured = calibrate(model, reference, calibration, verification, outputNames, scratch, sessions);
+    Map<String, Range> ranges = measured.ranges();
+    Map<String, PrecisionReport.KeptNode> kept = KeepRules.decide(model, ranges, measured.internals());
+    Map<String, PrecisionReport.KeptNode> fixedThreshold = AutoCastRule.keep(model, ranges, AutoCastRule.DATA_MAX);
+    Map<String, Node> modelNodes = new HashMap<>();
+    model.graph().nodes().forEach(node -> modelNodes.putIfAbsent(node.name(), node));
+    Localisation localisation = new Localisation(reference, modelNodes, verification, tolerance, scratch, sessions);
+    boolean localising = true;
+    double beforeLocal = Double.POSITIVE_INFINITY;
+    int unimproved = 0;
+    Verification verified = null;
+    String lastBlame = null;
+    List<Group> groups = null;
+    Verification beforeGroups = null;
+    for (int round = 0; round <= MAX_REFINEMENTS; round++) {
+      Model candidate = candidate(reference, kept, options);
+      verified = verify(candidate, verification, measured.referenceOutputs(), outputNames, tolerance, scratch, sessions);
+      if (verified.failing() < 0 || round == MAX_REFINEMENTS) {
+        break;
+      }
+      // A divergence with one origin (an overflow where a value is stored, or an error that appears at one node,
+      // also inside a fused op) is repaired there; an error accumulated over many roundings is spread by module.
+      // Local repairs that twice in a row do not lower the worst output (the second may keep the producer of what
+      // a float32 node reads) mean the error is not local: stop localising.
+      unimproved = verified.worst() < beforeLocal ? 0 : unimproved + 1;
+      localising &= unimproved < 2;
+      Map.Entry<String, PrecisionReport.KeptNode> blame = localising
+          ? localisation.localise(candidate, verified.failing(), kept, ranges) : null;
+      if (blame != null) {
+        beforeLocal = verified.worst();
+        kept.put(blame.getKey(), blame.getValue());
+        lastBlame = blame.getKey();
+        continue;
+      }
+      localising = false;
+      if (groups == null) {
+        groups = contributions(reference, kept, options, verification, measured.referenceOutputs(), outputNames,
+            scratch, sessions);
+        beforeGroups = verified;
+      }
+      String chosen = keepGroups(groups, kept, ranges, verified, beforeGroups, tolerance);
+      if (chosen == null) {
+        break;
+      }
+      lastBlame = chosen;
+    }
+    Map<String, Double> parity = verified.parity();
+    // The comparison: the same conversion with the fixed threshold's float32 set, verified the same way (one
+    // session, not counted in the search's).
+    Model thresholdCandidate = candidate(reference, fixedThreshold, options);
+    Map<String, Double> thresholdParity = verify(thresholdCandidate, verification, measured.referenceOutputs(),
+        outputNames, tolerance, scratch, new int[1]).parity();
+    PrecisionReport report = Fp16Conversion.convert(model, byNode(model, kept), options);
+    if (parity.values().stream().anyMatch(error -> !(error <= tolerance))) {
+      List<String> notes = new ArrayList<>(report.notes());
+      notes.add(String.format(Locale.ROOT, "parity over --fp16-tolerance %.3g after %d sessions; to blame: %s", tolerance,
+          sessions[0], lastBlame == null ? "no single tensor (rounding accumulated over the graph)"
+              : quoted(lastBlame) + " (" + (kept.containsKey(lastBlame) ? kept.get(lastBlame).reason() : "module") + ")"));
+      report = report.withNotes(notes);
+    }
+    return report.withSearch("mixed", orderedKept(report, kept), parity, sessions[0], fixedThreshold.size())
+        .withThreshold(thresholdParity);
+  }
+
+  /**
+   * Runs the float32 graph with every float value exposed — the fused graph's values, and, after lowering (attention
+   * decomposed to MatMul/Softmax so that its scores are seen), the values inside each fused op — over the calibration
+   * sets (ranges) and the verification sets (reference outputs).
+   */
+  private static Calibration calibrate(Model model, Path reference, List<CalibrationSets.Set> calibration,
+      List<CalibrationSets.Set> verification, List<String> outputNames, Path scratch, int[] sessions) {
     Path calibrating = scratch.resolve("calibrate.onnx");
-    Model calibrationGraph = ModelReader.read(reference);
-    expose(calibrationGraph, Set.copyOf(floatValues));
-    Lowering.forOrtCpu().lower(calibrationGraph);
-    ModelWriter.write(calibrationGraph, calibrating);
+    Model graph = ModelReader.read(reference);
+    expose(graph, Set.copyOf(floatValueNames(graph)));
+    Set<String> fusedNodes = new HashSet<>();
+    graph.graph().nodes().forEach(node -> fusedNodes.add(node.name()));
+    try {
+      Lowering.decomposingAttention().lower(graph);
+    } catch (KilnException.Unsupported e) {
+      // An attention form the decomposition refuses: calibrate without its internals.
+      graph = ModelReader.read(reference);
+      expose(graph, Set.copyOf(floatValueNames(graph)));
+      Lowering.forOrtCpu().lower(graph);
+    }
+    Map<String, List<KeepRules.Internal>> internals = new LinkedHashMap<>();
+    ShapeInference types = ShapeInference.of(graph);
+    Set<String> internalValues = new HashSet<>();
+    Map<String, KeepRules.Internal> byValue = new LinkedHashMap<>();
+    Map<String, String> ownerOf = new LinkedHashMap<>();
+    for (Node node : graph.graph().nodes()) {
+      String owner = owner(node.name(), fusedNodes);
+      if (owner == null) {
+        continue;
+      }
+      for (Value output : node.outputs()) {
+        if (output != null && types.dataType(output) == DataType.FLOAT && !output.isGraphOutput()) {
+          internalValues.add(output.name());
+          String firstInput = node.inputCount() > 0 && node.input(0) != null ? node.input(0).name() : "";
+          byValue.put(output.name(), new KeepRules.Internal(output.name(), node.opType().key(), firstInput, null));
+          ownerOf.put(output.name(), owner);
+        }
+      }
+    }
+    expose(graph, internalValues);
+    ModelWriter.write(graph, calibrating);
     Map<String, Range> ranges = new HashMap<>();
     List<Map<String, float[]>> referenceOutputs = new ArrayList<>();
-    List<String> outputNames = model.graph().outputs().stream().map(Value::name).toList();
     try (OrtCpu session = new OrtCpu(calibrating)) {
       sessions[0]++;
       // Each exposed tensor is reduced to its range as it arrives, a chunk of them per run: a full-size UNet exposes
       // thousands, which together would not fit in memory (see CALIBRATION_CHUNK).
       for (CalibrationSets.Set set : calibration) {
+        set.feeds().forEach((name, feed) -> {
+          if (feed.values() instanceof float[] values) {
+            ranges.computeIfAbsent(name, key -> new Range()).add(values);
+          }
+        });
         session.runEach(set.feeds(), CALIBRATION_CHUNK,
             (name, values) -> ranges.computeIfAbsent(name, key -> new Range()).add(values));
       }
-      for (CalibrationSets.Set set : heldOut) {
+      for (CalibrationSets.Set set : verification) {
         Map<String, float[]> all = session.run(set.feeds(), new java.util.LinkedHashSet<>(outputNames));
         Map<String, float[]> outputs = new LinkedHashMap<>();
         outputNames.forEach(name -> outputs.put(name, all.get(name)));
         referenceOutputs.add(outputs);
       }
     }
-    Map<String, PrecisionReport.KeptNode> kept = decide(model, ranges);
-    int threshold512 = countOver(model, ranges, 512);
-    Map<String, Double> parity = Map.of();
-    double best = Double.POSITIVE_INFINITY;
-    int stale = 0;
-    String lastBlame = null;
-    for (int round = 0; round <= MAX_REFINEMENTS; round++) {
-      Model candidate = ModelReader.read(reference);
-      Fp16Conversion.convert(candidate, byNode(candidate, kept), options);
-      Set<String> stored = halfValueNames(candidate);
-      Path emulated = scratch.resolve("emulated.onnx");
-      Model emulation = emulate(candidate, Set.of());
-      ModelWriter.write(emulation, emulated);
-      List<Map<String, float[]>> candidateOutputs = new ArrayList<>();
-      try (OrtCpu session = new OrtCpu(emulated)) {
-        sessions[0]++;
-        for (CalibrationSets.Set set : heldOut) {
-          candidateOutputs.add(session.run(set.feeds()));
-        }
+    byValue.forEach((name, value) -> {
+      Range range = ranges.get(name);
+      if (range != null) {
+        internals.computeIfAbsent(ownerOf.get(name), key -> new ArrayList<>())
+            .add(new KeepRules.Internal(value.value(), value.op(), value.firstInput(), range));
       }
-      parity = new LinkedHashMap<>();
-      int failing = -1;
-      for (int index = 0; index < heldOut.size(); index++) {
+    });
+    return new Calibration(ranges, internals, referenceOutputs);
+  }
+
+  /**
+   * The fused node a lowering node stands for: lowerings name their nodes under the replaced node's name
+   * ({@code /mid_block/attn/MultiHeadAttention/Softmax}); null for a node of the graph itself.
+   */
+  static String owner(String name, Set<String> fusedNodes) {
+    if (fusedNodes.contains(name)) {
+      return null;
+    }
+    for (int cut = name.lastIndexOf('/'); cut > 0; cut = name.lastIndexOf('/', cut - 1)) {
+      String prefix = name.substring(0, cut);
+      if (fusedNodes.contains(prefix)) {
+        return prefix;
+      }
+    }
+    return null;
+  }
+
+  private static Model candidate(Path reference, Map<String, PrecisionReport.KeptNode> kept,
+      Fp16Conversion.Options options) {
+    Model candidate = ModelReader.read(reference);
+    Fp16Conversion.convert(candidate, byNode(candidate, kept), options);
+    return candidate;
+  }
+
+  private static Verification verify(Model candidate, List<CalibrationSets.Set> verification,
+      List<Map<String, float[]>> referenceOutputs, List<String> outputNames, double tolerance, Path scratch,
+      int[] sessions) {
+    Path emulated = scratch.resolve("emulated.onnx");
+    ModelWriter.write(emulate(candidate, Set.of()), emulated);
+    Map<String, Double> parity = new LinkedHashMap<>();
+    int failing = -1;
+    try (OrtCpu session = new OrtCpu(emulated)) {
+      sessions[0]++;
+      for (int index = 0; index < verification.size(); index++) {
+        Map<String, float[]> outputs = session.run(verification.get(index).feeds());
         for (String name : outputNames) {
-          double error = relativeError(referenceOutputs.get(index).get(name), candidateOutputs.get(index).get(name));
+          double error = relativeError(referenceOutputs.get(index).get(name), outputs.get(name));
           parity.merge(name, error, Math::max);
           if (!(error <= tolerance) && failing < 0) {
             failing = index;
           }
         }
       }
-      double worst = parity.values().stream().mapToDouble(Double::doubleValue).max().orElse(0);
-      stale = worst < best ? 0 : stale + 1;
-      best = Math.min(best, worst);
-      if (failing < 0 || round == MAX_REFINEMENTS || stale >= PATIENCE) {
-        break;
-      }
-      // Localise: the first tensor in graph order that diverges (or overflows where it is stored as float16).
-      Map<String, float[]> referenceAll;
-      try (OrtCpu session = new OrtCpu(calibrating)) {
-        sessions[0]++;
-        referenceAll = session.run(heldOut.get(failing).feeds());
-      }
-      Path exposed = scratch.resolve("localise.onnx");
-      ModelWriter.write(emulate(candidate, Set.copyOf(floatValues)), exposed);
-      Map<String, float[]> candidateAll;
-      try (OrtCpu session = new OrtCpu(exposed)) {
-        sessions[0]++;
-        candidateAll = session.run(heldOut.get(failing).feeds());
-      }
-      String blamed = null;
-      for (String name : floatValues) {
-        float[] expected = referenceAll.get(name);
-        float[] actual = candidateAll.get(name);
-        Node producer = model.graph().findValue(name) == null ? null : model.graph().findValue(name).producer();
-        if (expected == null || actual == null || producer == null) {
-          continue;
-        }
-        double peak = maxAbs(actual);
-        double error = relativeError(expected, actual);
-        if (kept.containsKey(producer.name())) {
-          if (!(error <= tolerance)) {
-            // Already float32 and still diverging: the rounding of what it reads matters; keep those producers too.
-            for (Value input : producer.inputs()) {
-              Node feeder = input == null || input.isInitializer() ? null : input.producer();
-              if (feeder != null && !kept.containsKey(feeder.name()) && floatValues.contains(input.name())) {
-                blamed = feeder.name();
-                kept.put(blamed, new PrecisionReport.KeptNode(feeder.opType().key(), String.format(Locale.ROOT,
-                    "verification: feeds float32 %s whose output %s still diverges (relative error %.3g)",
-                    quoted(producer.name()), quoted(name), error), null));
-              }
-            }
-            if (blamed != null) {
-              break;
-            }
-          }
-          continue;
-        }
-        if (stored.contains(name) && peak > FP16_MAX) {
-          blamed = producer.name();
-          kept.put(blamed, new PrecisionReport.KeptNode(producer.opType().key(), String.format(Locale.ROOT,
-              "verification: stored as float16 its output %s reaches %.4g on held-out %s", quoted(name), peak,
-              heldOut.get(failing).name()), peak));
-          break;
-        }
-        if (!(error <= tolerance)) {
-          blamed = producer.name();
-          kept.put(blamed, new PrecisionReport.KeptNode(producer.opType().key(), String.format(Locale.ROOT,
-              "verification: first diverging tensor %s, relative error %.3g on held-out %s", quoted(name), error,
-              heldOut.get(failing).name()), peak));
-          break;
-        }
-      }
-      if (blamed == null) {
-        break;
-      }
-      lastBlame = blamed;
     }
-    PrecisionReport report = Fp16Conversion.convert(model, byNode(model, kept), options);
-    if (parity.values().stream().anyMatch(error -> !(error <= tolerance))) {
-      List<String> notes = new ArrayList<>(report.notes());
-      notes.add(String.format(Locale.ROOT, "parity over --fp16-tolerance %.3g after %d sessions; to blame: %s", tolerance,
-          sessions[0], lastBlame == null ? "no single tensor (rounding accumulated over the graph)"
-              : "node " + quoted(lastBlame) + " (" + kept.get(lastBlame).reason() + ")"));
-      report = report.withNotes(notes);
-    }
-    return report.withSearch("mixed", orderedKept(report, kept), parity, sessions[0], threshold512);
+    return new Verification(parity, failing);
   }
 
-  /** The first decisions, from the measured ranges, with a reason each. */
-  static Map<String, PrecisionReport.KeptNode> decide(Model model, Map<String, Range> ranges) {
+  /** A module of the graph (the first two levels of its nodes' scope) and how far rounding it alone moves the outputs. */
+  record Group(String scope, List<Node> nodes, double contribution) {}
+
+  /**
+   * Measures, per module, the output error of a candidate in which only that module's nodes compute in float16 —
+   * one session each. Rounding errors this small add up nearly linearly, so the contributions rank the modules and
+   * predict what keeping each float32 buys.
+   */
+  private static List<Group> contributions(Path reference, Map<String, PrecisionReport.KeptNode> kept,
+      Fp16Conversion.Options options, List<CalibrationSets.Set> verification,
+      List<Map<String, float[]>> referenceOutputs, List<String> outputNames, Path scratch, int[] sessions) {
+    Model model = ModelReader.read(reference);
     ShapeInference types = ShapeInference.of(model);
-    double limit = FP16_MAX / MARGIN;
-    Map<String, PrecisionReport.KeptNode> kept = new LinkedHashMap<>();
+    List<Node> eligible = new ArrayList<>();
     for (Node node : model.graph().nodes()) {
-      if (!Fp16Conversion.computesInFloat(node, types)) {
-        continue;
-      }
-      String op = node.opType().key();
-      for (Value output : node.outputs()) {
-        Range range = output == null ? null : ranges.get(output.name());
-        if (range == null) {
-          continue;
-        }
-        if (range.maxAbs > limit) {
-          kept.put(node.name(), new PrecisionReport.KeptNode(op, String.format(Locale.ROOT,
-              "%s output %s reaches %.4g (float16 max 65504, kept above 65504/%.0f)", op, quoted(output.name()),
-              range.maxAbs, MARGIN), range.maxAbs));
-        } else if (node.is(Onnx.REDUCE_MEAN) && node.inputCount() > 0 && ranges.containsKey(node.input(0).name())) {
-          // The mean's running sum over n elements reaches |mean|·n before the division.
-          long reduced = Math.max(1, ranges.get(node.input(0).name()).elements / Math.max(1, range.elements));
-          double sum = range.maxAbs * reduced;
-          if (sum > limit) {
-            kept.put(node.name(), new PrecisionReport.KeptNode(op, String.format(Locale.ROOT,
-                "reduction over %d elements: its sum reaches %.4g", reduced, sum), sum));
-          }
-        }
-        if (range.nonFinite > 0 && !kept.containsKey(node.name())) {
-          kept.put(node.name(), new PrecisionReport.KeptNode(op, String.format(Locale.ROOT,
-              "output %s is already non-finite in float32 (%d values)", quoted(output.name()), range.nonFinite), range.maxAbs));
-        }
-      }
-      if (kept.containsKey(node.name())) {
-        continue;
-      }
-      if ((node.is(Onnx.SIN) || node.is(Onnx.COS) || node.is(Onnx.EXP)) && node.input(0) != null) {
-        // sin, cos and exp turn an absolute input error into an output error of the same size (relative, for
-        // exp): float16's spacing at |x| is |x|·2^-11, over the 1e-2 tolerance from |x| ≈ 20 (a timestep embedding's
-        // arguments reach 1000). The node and the producer of its argument stay float32.
-        Range argument = ranges.get(node.input(0).name());
-        if (argument != null && argument.maxAbs * HALF_EPSILON > PHASE_TOLERANCE) {
-          String reason = String.format(Locale.ROOT, "%s argument %s reaches %.4g: float16's spacing there (%.3g) is "
-              + "an output error of the same size", op, quoted(node.input(0).name()), argument.maxAbs,
-              argument.maxAbs * HALF_EPSILON);
-          kept.put(node.name(), new PrecisionReport.KeptNode(op, reason, argument.maxAbs));
-          Node producer = node.input(0).producer();
-          if (producer != null && !kept.containsKey(producer.name())) {
-            kept.put(producer.name(), new PrecisionReport.KeptNode(producer.opType().key(), "makes the argument of "
-                + quoted(node.name()) + ": " + reason, argument.maxAbs));
-          }
-          continue;
-        }
-      }
-      for (Value input : node.inputs()) {
-        Range range = input == null || input.isInitializer() ? null : ranges.get(input.name());
-        if (range != null && range.maxAbs > limit) {
-          kept.put(node.name(), new PrecisionReport.KeptNode(op, String.format(Locale.ROOT,
-              "reads %s reaching %.4g: stored as float16 it would overflow", quoted(input.name()), range.maxAbs), range.maxAbs));
-          break;
-        }
+      if (Fp16Conversion.computesInFloat(node, types) && !node.is(Onnx.CONSTANT) && !kept.containsKey(node.name())) {
+        eligible.add(node);
       }
     }
-    return kept;
+    Map<String, List<Node>> modules = modules(eligible, 2);
+    if (modules.size() > MAX_GROUPS) {
+      modules = modules(eligible, 1);
+    }
+    List<Group> groups = new ArrayList<>();
+    for (Map.Entry<String, List<Node>> module : modules.entrySet()) {
+      Set<Node> members = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+      members.addAll(module.getValue());
+      Map<String, PrecisionReport.KeptNode> others = new LinkedHashMap<>(kept);
+      for (Node node : eligible) {
+        if (!members.contains(node)) {
+          others.put(node.name(), new PrecisionReport.KeptNode(node.opType().key(), "", null));
+        }
+      }
+      Verification alone = verify(candidate(reference, others, options), verification, referenceOutputs, outputNames,
+          Double.POSITIVE_INFINITY, scratch, sessions);
+      groups.add(new Group(module.getKey(), module.getValue(), alone.worst()));
+    }
+    // Largest contribution first; ties in graph order (the sort is stable).
+    groups.sort(Comparator.comparingDouble((Group group) -> group.contribution()).reversed());
+    return groups;
+  }
+
+  /** Nodes by scope: the first {@code depth} levels of their names ({@code /down_blocks.0/resnets.1/...}). */
+  private static Map<String, List<Node>> modules(List<Node> nodes, int depth) {
+    Map<String, List<Node>> modules = new LinkedHashMap<>();
+    int index = 0;
+    for (Node node : nodes) {
+      String[] parts = node.name().split("/");
+      List<String> scope = new ArrayList<>();
+      for (String part : parts) {
+        if (!part.isEmpty()) {
+          scope.add(part);
+        }
+      }
+      String key;
+      if (node.name().startsWith("/") && scope.size() > 1) {
+        key = "/" + String.join("/", scope.subList(0, Math.min(depth, scope.size() - 1)));
+      } else {
+        // Unscoped names: consecutive runs of nodes in graph order.
+        key = String.format(Locale.ROOT, "nodes %d-%d", index / UNSCOPED_RUN * UNSCOPED_RUN,
+            index / UNSCOPED_RUN * UNSCOPED_RUN + UNSCOPED_RUN - 1);
+      }
+      modules.computeIfAbsent(key, name -> new ArrayList<>()).add(node);
+      index++;
+    }
+    return modules;
   }
 
   /**
-   * How many float nodes a fixed threshold would keep (ModelOpt AutoCast's 512), by the same rule as ours: a value
-   * the node reads or writes exceeds it.
+   * Keeps float32 the modules with the largest measured contributions: on the first call as many as the prediction
+   * (the current error scaled by the share of the contributions left in float16) needs to fall to
+   * {@value #TARGET_SHARE} of the tolerance — the rest is margin for inputs the search did not see; afterwards one
+   * more module per call. Returns the last module kept, or null when none is left.
    */
-  static int countOver(Model model, Map<String, Range> ranges, double threshold) {
-    ShapeInference types = ShapeInference.of(model);
-    int count = 0;
-    for (Node node : model.graph().nodes()) {
-      if (!Fp16Conversion.computesInFloat(node, types)) {
+  private static String keepGroups(List<Group> groups, Map<String, PrecisionReport.KeptNode> kept,
+      Map<String, Range> ranges, Verification current, Verification start, double tolerance) {
+    double total = groups.stream().mapToDouble(Group::contribution).sum();
+    double left = groups.stream().filter(group -> !kept.containsKey(group.nodes().get(0).name()))
+        .mapToDouble(Group::contribution).sum();
+    boolean first = current == start;
+    String last = null;
+    for (Group group : groups) {
+      if (kept.containsKey(group.nodes().get(0).name())) {
         continue;
       }
-      List<Value> values = new ArrayList<>(node.outputs());
-      node.inputs().stream().filter(input -> input != null && !input.isInitializer()).forEach(values::add);
-      for (Value value : values) {
-        Range range = value == null ? null : ranges.get(value.name());
-        if (range != null && range.maxAbs > threshold) {
-          count++;
-          break;
-        }
+      if (first && last != null && total > 0 && start.worst() * left / total <= TARGET_SHARE * tolerance) {
+        break;
+      }
+      double predicted = total > 0 ? start.worst() * (left - group.contribution()) / total : 0;
+      String reason = String.format(Locale.ROOT, "verification: rounding module %s alone moves the outputs by %.3g "
+          + "(the largest left of %.3g over all modules; worst output %.3g over --fp16-tolerance, predicted %.3g "
+          + "with it float32)", quoted(group.scope()), group.contribution(), total, current.worst(), predicted);
+      for (Node node : group.nodes()) {
+        kept.put(node.name(), new PrecisionReport.KeptNode(node.opType().key(), reason, rangeOf(node, ranges)));
+      }
+      left -= group.contribution();
+      last = group.scope();
+      if (!first) {
+        break;
       }
     }
-    return count;
+    return last;
+  }
+
+  /** The largest |value| the node writes on the calibration inputs (null when none of its outputs was measured). */
+  static Double rangeOf(Node node, Map<String, Range> ranges) {
+    Double peak = null;
+    for (Value output : node.outputs()) {
+      Range range = output == null ? null : ranges.get(output.name());
+      if (range != null) {
+        peak = peak == null ? range.maxAbs : Math.max(peak, range.maxAbs);
+      }
+    }
+    return peak;
   }
 
   private static Map<String, PrecisionReport.KeptNode> orderedKept(PrecisionReport report,
@@ -381,7 +477,7 @@ public final class MixedPrecision {
    * graph outputs' names), contrib ops lowered to their specification, then fp16 storage emulated — an exposed
    * float16 value is read after its rounding, so an overflow shows as Inf where it happens.
    */
-  private static Model emulate(Model candidate, Set<String> exposed) {
+  static Model emulate(Model candidate, Set<String> exposed) {
     Model copy = copy(candidate);
     expose(copy, exposed);
     Lowering.forOrtCpu().lower(copy);
@@ -389,7 +485,7 @@ public final class MixedPrecision {
     return copy;
   }
 
-  private static Model copy(Model model) {
+  static Model copy(Model model) {
     try {
       Path folder = Files.createTempDirectory("kiln-precision-copy-");
       try {
@@ -418,26 +514,13 @@ public final class MixedPrecision {
     return names;
   }
 
-  private static Set<String> halfValueNames(Model model) {
-    ShapeInference types = ShapeInference.of(model);
-    Set<String> names = new HashSet<>();
-    for (Node node : model.graph().nodes()) {
-      for (Value output : node.outputs()) {
-        if (output != null && types.dataType(output) == DataType.FLOAT16) {
-          names.add(output.name());
-        }
-      }
-    }
-    return names;
-  }
-
-  /** Adds the named float values as graph outputs (kept at their names through lowering and emulation). */
+  /** Adds the named float values (null: every one) as graph outputs (kept at their names through lowering and emulation). */
   public static void expose(Model model, Set<String> names) {
     ShapeInference types = ShapeInference.of(model);
     List<Value> extra = new ArrayList<>();
     for (Node node : model.graph().nodes()) {
       for (Value output : node.outputs()) {
-        if (output != null && names.contains(output.name()) && !output.isGraphOutput()) {
+        if (output != null && (names == null || names.contains(output.name())) && !output.isGraphOutput()) {
           DataType type = types.dataType(output);
           if (type == DataType.FLOAT || type == DataType.FLOAT16) {
             output.setType(type, null);
@@ -471,14 +554,6 @@ public final class MixedPrecision {
   /** max|a − b| / max|a|; NaN or Inf anywhere in b where a is finite gives infinity. */
   static double relativeError(float[] expected, float[] actual) {
     return Metrics.scaleRelativeError(expected, actual);
-  }
-
-  private static double maxAbs(float[] values) {
-    double peak = 0;
-    for (float value : values) {
-      peak = Math.max(peak, Float.isNaN(value) ? Double.POSITIVE_INFINITY : Math.abs(value));
-    }
-    return peak;
   }
 
   private static String quoted(String name) {

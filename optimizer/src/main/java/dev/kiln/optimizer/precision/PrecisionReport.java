@@ -10,12 +10,15 @@ import java.util.Map;
 /**
  * What a precision conversion did: how many nodes compute in float16 and float32, each float32 node with its reason
  * (and, for the mixed search, the measured range), values clamped per initializer, Casts added and removed, bytes
- * saved, notes (inputs left alone), and for mixed precision the parity per output and the ORT sessions used; for
- * int8 the quantizer's own report ({@code int8}, null otherwise).
+ * saved, notes (inputs left alone), and for mixed precision the parity per output, the ORT sessions the search used,
+ * and the comparison with ModelOpt AutoCast's fixed 512 threshold (see {@link AutoCastRule}): how many nodes it would
+ * keep float32 and the parity that set gives under the same emulation; for int8 the quantizer's own report
+ * ({@code int8}, null otherwise).
  */
 public record PrecisionReport(String precision, int float16Nodes, int float32Nodes, Map<String, KeptNode> float32,
     Map<String, Long> clampedValues, int castsInserted, int castsRemoved, long bytesSaved, List<String> notes,
-    Map<String, Double> parity, int sessions, Integer threshold512Count, Int8Report int8) {
+    Map<String, Double> parity, int sessions, Integer threshold512Count, Map<String, Double> threshold512Parity,
+    Int8Report int8) {
 
   /** A node kept float32: why, and the largest |value| it reads or writes on the calibration inputs (null if unmeasured). */
   public record KeptNode(String op, String reason, Double maxAbs) {}
@@ -26,23 +29,29 @@ public record PrecisionReport(String precision, int float16Nodes, int float32Nod
     float32.forEach((node, reason) -> kept.put(node.name(), new KeptNode(node.opType().key(), reason, null)));
     // Not copied: the clamp counts fill in as the writer converts the weights (see ClampCounts).
     return new PrecisionReport("fp16", half, float32.size(), kept, clamped, inserted, removed, bytesSaved,
-        List.copyOf(notes), Map.of(), 0, null, null);
+        List.copyOf(notes), Map.of(), 0, null, null, null);
   }
 
   /** The precision report of an int8 quantization: float nodes, bytes saved and parity from the quantizer's report. */
   static PrecisionReport ofInt8(Int8Report report) {
     return new PrecisionReport("int8", 0, report.floatNodes(), Map.of(), Map.of(), 0, 0,
-        report.bytesBefore() - report.bytesAfter(), report.notes(), report.parity(), 0, null, report);
+        report.bytesBefore() - report.bytesAfter(), report.notes(), report.parity(), 0, null, null, report);
   }
 
   PrecisionReport withNotes(List<String> notes) {
     return new PrecisionReport(precision, float16Nodes, float32Nodes, float32, clampedValues, castsInserted, castsRemoved,
-        bytesSaved, List.copyOf(notes), parity, sessions, threshold512Count, int8);
+        bytesSaved, List.copyOf(notes), parity, sessions, threshold512Count, threshold512Parity, int8);
   }
 
   PrecisionReport withSearch(String precision, Map<String, KeptNode> float32, Map<String, Double> parity, int sessions,
       Integer threshold512Count) {
     return new PrecisionReport(precision, float16Nodes, float32Nodes, float32, clampedValues, castsInserted, castsRemoved,
-        bytesSaved, notes, parity, sessions, threshold512Count, int8);
+        bytesSaved, notes, parity, sessions, threshold512Count, threshold512Parity, int8);
+  }
+
+  /** The fixed-threshold comparison's parity per output (its float32 set converted and verified the same way). */
+  PrecisionReport withThreshold(Map<String, Double> parity) {
+    return new PrecisionReport(precision, float16Nodes, float32Nodes, float32, clampedValues, castsInserted, castsRemoved,
+        bytesSaved, notes, this.parity, sessions, threshold512Count, parity, int8);
   }
 }

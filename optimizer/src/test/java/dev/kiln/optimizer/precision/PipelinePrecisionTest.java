@@ -24,8 +24,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * Every fixture pipeline converts to fp16 for cpu and cuda: each component passes the verifier, and where the
  * component has stored test data its emulated fp16 outputs stay finite and close to float32 (numbers in the log).
- * (Mixed precision on these UNets takes 11 ORT sessions each, too slow for the suite: the measured numbers are in
- * the README.)
+ * (Mixed precision on these UNets takes 18–22 ORT sessions each, 40–75 s of CPU, too slow for the suite: the
+ * measured numbers are in the README; MixedSearchTest covers the search on small graphs.)
  */
 class PipelinePrecisionTest {
   private static final Path PIPELINES = Path.of(System.getProperty("kiln.root", "..")).resolve("testdata/pipelines");
@@ -60,7 +60,7 @@ class PipelinePrecisionTest {
         double error = MixedPrecision.relativeError(values, actual.get(name));
         System.err.printf("fp16 %s %s %s %s: %.3g%n", pipeline, target, component, name, error);
         // Naive fp16 of the UNets: 0.026-0.03 (sd15, sd2) and 0.22 for SDXL, whose time embeddings (arguments up to
-        // 1000) lose their phase in float16 — what the mixed search below repairs. Everything else stays under 1e-2.
+        // 1000) lose their phase in float16 — what mixed precision repairs. Everything else stays under 1e-2.
         double bound = component.equals("unet") ? (pipeline.equals("sdxl") ? 0.3 : 0.04) : 1e-2;
         assertTrue(error <= bound, pipeline + " " + component + " " + name + ": " + error);
       });
