@@ -203,8 +203,46 @@ public final class PipelineCalibration {
     return capture(pipeline, options, Listener.NONE);
   }
 
-  /** Runs the pipeline in {@code pipeline} (float32, on the CPU, one thread) and records its components' inputs. */
+  /** The last capture and what it was made from: optimizing one folder for several targets records it once. */
+  private static Object lastKey;
+  private static Capture lastCapture;
+
+  /**
+   * Runs the pipeline in {@code pipeline} (float32, on the CPU, one thread) and records its components' inputs. The
+   * result depends only on the folder's files and the options, so the last one is reused while neither changed.
+   */
   public static Capture capture(Path pipeline, Options options, Listener listener) {
+    Object key = List.of(options, contentKey(pipeline));
+    synchronized (PipelineCalibration.class) {
+      if (key.equals(lastKey)) {
+        return lastCapture;
+      }
+    }
+    Capture capture = record(pipeline, options, listener);
+    synchronized (PipelineCalibration.class) {
+      lastKey = key;
+      lastCapture = capture;
+    }
+    return capture;
+  }
+
+  /** Every file under the folder (links followed) with its size and modification time. */
+  private static List<String> contentKey(Path pipeline) {
+    List<String> files = new ArrayList<>();
+    try (java.util.stream.Stream<Path> paths = Files.walk(pipeline, java.nio.file.FileVisitOption.FOLLOW_LINKS)) {
+      for (Path path : (Iterable<Path>) paths.sorted()::iterator) {
+        if (Files.isRegularFile(path)) {
+          files.add(path.toRealPath() + ":" + Files.size(path) + ":" + Files.getLastModifiedTime(path).toMillis());
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot read pipeline folder " + pipeline + ": " + e.getMessage(), e);
+    }
+    return files;
+  }
+
+  /** A fresh recording (no reuse). */
+  static Capture record(Path pipeline, Options options, Listener listener) {
     PipelineFolder folder = PipelineFolder.open(pipeline);
     List<Size> sizes = options.sizes().isEmpty() ? defaultSizes(folder) : options.sizes();
     Recorder recorder = new Recorder();
