@@ -359,8 +359,8 @@ public final class PipelineCalibration {
   private static final class Recorder {
     private final Map<String, List<CalibrationSets.Set>> heldIn = new TreeMap<>();
     private final Map<String, List<CalibrationSets.Set>> heldOut = new TreeMap<>();
-    /** Content of every set kept per component: a prompt encoded again (the same negative, another size) is kept once. */
-    private final Map<String, java.util.Set<String>> seen = new TreeMap<>();
+    /** Every set kept per component by fingerprint: a prompt encoded again (another size) is kept once. */
+    private final Map<String, Map<String, List<CalibrationSets.Set>>> seen = new TreeMap<>();
     private final List<Call> unetCalls = new ArrayList<>();
     private String label;
     private boolean heldOutNow;
@@ -421,9 +421,13 @@ public final class PipelineCalibration {
     }
 
     private void keep(String component, CalibrationSets.Set set) {
-      if (!seen.computeIfAbsent(component, key -> new java.util.HashSet<>()).add(fingerprint(set))) {
+      List<CalibrationSets.Set> alike = seen.computeIfAbsent(component, key -> new java.util.HashMap<>())
+          .computeIfAbsent(fingerprint(set), key -> new ArrayList<>());
+      // A fingerprint is a hash: the same one is a repeat only when every value is equal too.
+      if (alike.stream().anyMatch(other -> sameValues(other, set))) {
         return;
       }
+      alike.add(set);
       (heldOutNow ? heldOut : heldIn).computeIfAbsent(component, key -> new ArrayList<>()).add(set);
     }
 
@@ -436,6 +440,20 @@ public final class PipelineCalibration {
       }
       return result;
     }
+  }
+
+  private static boolean sameValues(CalibrationSets.Set a, CalibrationSets.Set b) {
+    if (!a.feeds().keySet().equals(b.feeds().keySet())) {
+      return false;
+    }
+    for (Map.Entry<String, CalibrationSets.Feed> entry : a.feeds().entrySet()) {
+      CalibrationSets.Feed other = b.feeds().get(entry.getKey());
+      if (!Arrays.equals(entry.getValue().shape(), other.shape())
+          || !Arrays.deepEquals(new Object[] {entry.getValue().values()}, new Object[] {other.values()})) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Shapes and values of every feed (a prompt repeated at another size encodes to the same set). */
