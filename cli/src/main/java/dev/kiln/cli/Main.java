@@ -28,7 +28,7 @@ import picocli.CommandLine.Command;
     subcommands = {
       // Each helper adds its command class here, one line each.
       GenerateCommand.class, TokenizeCommand.class, DemoCommand.class,
-      OptimizeCommand.class,
+      OptimizeCommand.class, CalibrateCommand.class,
       ValidateCommand.class,
       InspectCommand.class,
       ExportCommand.class,

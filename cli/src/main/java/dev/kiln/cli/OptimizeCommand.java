@@ -136,7 +136,9 @@ public final class OptimizeCommand implements Callable<Integer> {
   List<String> blockNodes = new ArrayList<>();
 
   @Option(names = "--calibration", description = "--precision mixed or int8: a folder of test_data_set_N/input_K.pb (for a pipeline, "
-      + "one such folder per component sub-folder). Default: the test_data_set_N folders next to each model.")
+      + "one such folder per component sub-folder). Default: for a pipeline folder, real inputs recorded from the runner "
+      + "(prompts, UNet inputs at early/middle/late steps, final latents; see `kiln calibrate`); for a model file, the "
+      + "test_data_set_N folders next to it.")
   Path calibration;
 
   @Option(names = "--fp16-tolerance", defaultValue = "1e-2", description = "--precision mixed: the largest accepted "

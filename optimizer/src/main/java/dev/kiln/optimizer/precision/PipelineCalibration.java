@@ -203,8 +203,46 @@ public final class PipelineCalibration {
     return capture(pipeline, options, Listener.NONE);
   }
 
-  /** Runs the pipeline in {@code pipeline} (float32, on the CPU, one thread) and records its components' inputs. */
+  /** The last capture and what it was made from: optimizing one folder for several targets records it once. */
+  private static Object lastKey;
+  private static Capture lastCapture;
+
+  /**
+   * Runs the pipeline in {@code pipeline} (float32, on the CPU, one thread) and records its components' inputs. The
+   * result depends only on the folder's files and the options, so the last one is reused while neither changed.
+   */
   public static Capture capture(Path pipeline, Options options, Listener listener) {
+    Object key = List.of(options, contentKey(pipeline));
+    synchronized (PipelineCalibration.class) {
+      if (key.equals(lastKey)) {
+        return lastCapture;
+      }
+    }
+    Capture capture = record(pipeline, options, listener);
+    synchronized (PipelineCalibration.class) {
+      lastKey = key;
+      lastCapture = capture;
+    }
+    return capture;
+  }
+
+  /** Every file under the folder (links followed) with its size and modification time. */
+  private static List<String> contentKey(Path pipeline) {
+    List<String> files = new ArrayList<>();
+    try (java.util.stream.Stream<Path> paths = Files.walk(pipeline, java.nio.file.FileVisitOption.FOLLOW_LINKS)) {
+      for (Path path : (Iterable<Path>) paths.sorted()::iterator) {
+        if (Files.isRegularFile(path)) {
+          files.add(path.toRealPath() + ":" + Files.size(path) + ":" + Files.getLastModifiedTime(path).toMillis());
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot read pipeline folder " + pipeline + ": " + e.getMessage(), e);
+    }
+    return files;
+  }
+
+  /** A fresh recording (no reuse). */
+  static Capture record(Path pipeline, Options options, Listener listener) {
     PipelineFolder folder = PipelineFolder.open(pipeline);
     List<Size> sizes = options.sizes().isEmpty() ? defaultSizes(folder) : options.sizes();
     Recorder recorder = new Recorder();
@@ -321,8 +359,8 @@ public final class PipelineCalibration {
   private static final class Recorder {
     private final Map<String, List<CalibrationSets.Set>> heldIn = new TreeMap<>();
     private final Map<String, List<CalibrationSets.Set>> heldOut = new TreeMap<>();
-    /** Content of every set kept per component: a prompt encoded again (the same negative, another size) is kept once. */
-    private final Map<String, java.util.Set<String>> seen = new TreeMap<>();
+    /** Every set kept per component by fingerprint: a prompt encoded again (another size) is kept once. */
+    private final Map<String, Map<String, List<CalibrationSets.Set>>> seen = new TreeMap<>();
     private final List<Call> unetCalls = new ArrayList<>();
     private String label;
     private boolean heldOutNow;
@@ -383,9 +421,13 @@ public final class PipelineCalibration {
     }
 
     private void keep(String component, CalibrationSets.Set set) {
-      if (!seen.computeIfAbsent(component, key -> new java.util.HashSet<>()).add(fingerprint(set))) {
+      List<CalibrationSets.Set> alike = seen.computeIfAbsent(component, key -> new java.util.HashMap<>())
+          .computeIfAbsent(fingerprint(set), key -> new ArrayList<>());
+      // A fingerprint is a hash: the same one is a repeat only when every value is equal too.
+      if (alike.stream().anyMatch(other -> sameValues(other, set))) {
         return;
       }
+      alike.add(set);
       (heldOutNow ? heldOut : heldIn).computeIfAbsent(component, key -> new ArrayList<>()).add(set);
     }
 
@@ -398,6 +440,20 @@ public final class PipelineCalibration {
       }
       return result;
     }
+  }
+
+  private static boolean sameValues(CalibrationSets.Set a, CalibrationSets.Set b) {
+    if (!a.feeds().keySet().equals(b.feeds().keySet())) {
+      return false;
+    }
+    for (Map.Entry<String, CalibrationSets.Feed> entry : a.feeds().entrySet()) {
+      CalibrationSets.Feed other = b.feeds().get(entry.getKey());
+      if (!Arrays.equals(entry.getValue().shape(), other.shape())
+          || !Arrays.deepEquals(new Object[] {entry.getValue().values()}, new Object[] {other.values()})) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Shapes and values of every feed (a prompt repeated at another size encodes to the same set). */

@@ -3,6 +3,7 @@ package dev.kiln.optimizer.precision;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.kiln.common.OutputTarget;
@@ -77,6 +78,16 @@ class PipelineCalibrationTest {
   }
 
   @Test
+  void anUnchangedFolderWithTheSameOptionsIsRecordedOnce() {
+    PipelineCalibration.Options options = PipelineCalibration.Options.defaults().withSteps(3).withImageToImage(false)
+        .withSizes(List.of(new PipelineCalibration.Size(32, 32)));
+    PipelineCalibration.Capture first = PipelineCalibration.capture(Fixtures.pipeline("tiny-sd"), options);
+    assertSame(first, PipelineCalibration.capture(Fixtures.pipeline("tiny-sd"), options));
+    // Other options: recorded again.
+    assertNotEquals(first, PipelineCalibration.capture(Fixtures.pipeline("tiny-sd"), options.withSeed(5)));
+  }
+
+  @Test
   void theSetsDifferBetweenHalvesAndDecodedLatentsAreFinite() {
     float[] first = (float[]) capture.component("vae_decoder").heldIn().get(0).feeds().get("latent_sample").values();
     float[] other = (float[]) capture.component("vae_decoder").heldOut().get(0).feeds().get("latent_sample").values();
@@ -98,7 +109,9 @@ class PipelineCalibrationTest {
         .withSizes(List.of(new PipelineCalibration.Size(48, 32))).withPrompts(PipelineCalibration.DEFAULT_PROMPTS.subList(1, 3));
     PipelineCalibration.write(PipelineCalibration.capture(Fixtures.pipeline("tiny-sd"), small), OutputTarget.folder(two, "calibrate"));
     Path three = temporary.resolve("three");
-    PipelineCalibration.write(PipelineCalibration.capture(Fixtures.pipeline("tiny-sd"), small), OutputTarget.folder(three, "calibrate"));
+    // Recorded afresh (capture would hand back the run above).
+    PipelineCalibration.write(PipelineCalibration.record(Fixtures.pipeline("tiny-sd"), small, PipelineCalibration.Listener.NONE),
+        OutputTarget.folder(three, "calibrate"));
     List<Path> files = files(two);
     assertEquals(files, files(three));
     assertEquals(6 * 3 + 2 + 2 + 4, files.size());

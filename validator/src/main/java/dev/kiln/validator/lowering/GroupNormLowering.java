@@ -86,11 +86,14 @@ final class GroupNormLowering implements OpLowering {
       scale = emitter.reshape(scale, perChannel);
       shift = emitter.reshape(shift, perChannel);
     }
-    Value affine = emitter.op(Onnx.ADD, emitter.op(Onnx.MUL, restored, scale), shift);
+    Value affine = emitter.castTo(emitter.op(Onnx.ADD, emitter.op(Onnx.MUL, restored, scale), shift), type);
     if (activation == 1) {
+      // SiLU in x's own type, after the statistics: ORT's optimizer (level 2 and up) fuses x * Sigmoid(x) into
+      // QuickGelu, which has no float64 kernel, so a float64 SiLU made the lowered graph unloadable with
+      // optimizations on (as the runner opens models).
       affine = emitter.op(Onnx.MUL, affine, emitter.op(Onnx.SIGMOID, affine));
     }
-    return emitter.castTo(affine, type);
+    return affine;
   }
 
   /** C from gamma's static shape [C]. */
