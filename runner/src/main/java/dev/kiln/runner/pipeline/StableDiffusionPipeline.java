@@ -58,9 +58,8 @@ public final class StableDiffusionPipeline implements AutoCloseable {
     owned.add(options);
     try {
       options.setIntraOpNumThreads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
-      // EXTENDED, not ALL: on CPU the layout pass of ALL costs ~10 s of session creation for ~1.5 % speed.
-      options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.EXTENDED_OPT);
       this.device = configureDevice(requested, warnings);
+      options.setOptimizationLevel(ThreadIndependentOptimization.levelFor(device));
       TextEncoder first = new TextEncoder(load(PipelineLayout.TEXT_ENCODER), ClipTokenizer.load(folder.root().resolve(PipelineLayout.TOKENIZER)));
       TextEncoder second = folder.xl()
           ? new TextEncoder(load(PipelineLayout.TEXT_ENCODER_2), ClipTokenizer.load(folder.root().resolve(PipelineLayout.TOKENIZER_2))) : null;

@@ -71,7 +71,7 @@ public final class RunnerBenchmark {
     }
   }
 
-  /** One SD 1.5 UNet step (batch 2 for CFG) at SIZE x SIZE pixels, EXTENDED optimization like the runner. */
+  /** One SD 1.5 UNet step (batch 2 for CFG) at SIZE x SIZE pixels, the optimization level the runner uses on the CPU. */
   static void unetStep(Path folder, int size, int threads, int runs) throws Exception {
     Path model = folder.resolve("model.onnx");
     System.out.println();
@@ -85,7 +85,7 @@ public final class RunnerBenchmark {
     OrtEnvironment environment = OrtEnvironment.getEnvironment();
     try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
       options.setIntraOpNumThreads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
-      options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.EXTENDED_OPT);
+      options.setOptimizationLevel(ThreadIndependentOptimization.levelFor(Device.CPU));
       try (OnnxModel unet = OnnxModel.open("unet", model, environment, options)) {
         int latent = size / 8;
         long[] contextShape = unet.inputShape("encoder_hidden_states");
@@ -108,7 +108,7 @@ public final class RunnerBenchmark {
             times.add((System.nanoTime() - start) / 1e6);
           }
         }
-        System.out.printf(Locale.ROOT, "## SD 1.5 UNet (%s), %dx%d, batch 2, ORT CPU EXTENDED, median of %d (after 1 warm-up)%n%n", folder, size, size, runs);
+        System.out.printf(Locale.ROOT, "## SD 1.5 UNet (%s), %dx%d, batch 2, ORT CPU %s, median of %d (after 1 warm-up)%n%n", folder, size, size, ThreadIndependentOptimization.levelFor(Device.CPU), runs);
         System.out.println("| measure | ms |");
         System.out.println("|---|---:|");
         System.out.printf(Locale.ROOT, "| session creation | %.0f |%n", unet.creationNanos() / 1e6);
