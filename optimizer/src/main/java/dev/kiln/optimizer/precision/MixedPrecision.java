@@ -157,8 +157,7 @@ public final class MixedPrecision {
       Fp16Conversion.convert(candidate, byNode(candidate, kept), options);
       Set<String> stored = halfValueNames(candidate);
       Path emulated = scratch.resolve("emulated.onnx");
-      Model emulation = emulate(candidate, Set.of());
-      ModelWriter.write(emulation, emulated);
+      emulate(candidate, Set.of(), emulated, scratch);
       List<Map<String, float[]>> candidateOutputs = new ArrayList<>();
       try (OrtCpu session = new OrtCpu(emulated)) {
         sessions[0]++;
@@ -190,7 +189,7 @@ public final class MixedPrecision {
         referenceAll = session.run(heldOut.get(failing).feeds());
       }
       Path exposed = scratch.resolve("localise.onnx");
-      ModelWriter.write(emulate(candidate, Set.copyOf(floatValues)), exposed);
+      emulate(candidate, Set.copyOf(floatValues), exposed, scratch);
       Map<String, float[]> candidateAll;
       try (OrtCpu session = new OrtCpu(exposed)) {
         sessions[0]++;
@@ -364,31 +363,39 @@ public final class MixedPrecision {
   }
 
   /**
-   * The CPU-runnable proof graph of a candidate: the named values exposed as outputs (before lowering, which keeps
-   * graph outputs' names), contrib ops lowered to their specification, then fp16 storage emulated — an exposed
-   * float16 value is read after its rounding, so an overflow shows as Inf where it happens.
+   * Writes the CPU-runnable proof graph of a candidate to {@code target}: the named values exposed as outputs
+   * (before lowering, which keeps graph outputs' names), contrib ops lowered to their specification, then fp16
+   * storage emulated — an exposed float16 value is read after its rounding, so an overflow shows as Inf where it
+   * happens. The candidate itself is left as it is: the rewrite works on a copy whose weights stay in a data file
+   * inside {@code scratch} (a full-size UNet's float16 weights are 1.7 GB), deleted once the proof graph is written.
    */
-  private static Model emulate(Model candidate, Set<String> exposed) {
-    Model copy = copy(candidate);
-    expose(copy, exposed);
-    Lowering.forOrtCpu().lower(copy);
-    Fp16StorageEmulation.apply(copy);
-    return copy;
-  }
-
-  private static Model copy(Model model) {
+  private static void emulate(Model candidate, Set<String> exposed, Path target, Path scratch) {
+    Path folder;
     try {
-      Path folder = Files.createTempDirectory("kiln-precision-copy-");
-      try {
-        Path file = folder.resolve("model.onnx");
-        ModelWriter.write(model, file, dev.kiln.graph.WriteOptions.allInline());
-        return ModelReader.read(file);
-      } finally {
-        deleteTree(folder);
-      }
+      folder = Files.createTempDirectory(scratch, "copy-");
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+    try {
+      Model copy = copy(candidate, folder);
+      expose(copy, exposed);
+      Lowering.forOrtCpu().lower(copy);
+      Fp16StorageEmulation.apply(copy);
+      ModelWriter.write(copy, target);
+    } finally {
+      deleteTree(folder);
+    }
+  }
+
+  /**
+   * An independent copy of {@code model}, read back from {@code folder}: tensors from 1 MiB on go to a data file
+   * there and are read back mapped (lazily), so neither the write nor the copy holds the weights on the heap. The
+   * copy reads from {@code folder} until it is written elsewhere; the caller deletes the folder.
+   */
+  private static Model copy(Model model, Path folder) {
+    Path file = folder.resolve("model.onnx");
+    ModelWriter.write(model, file, dev.kiln.graph.WriteOptions.externalAbove(dev.kiln.graph.WriteOptions.DEFAULT_COMPUTED_THRESHOLD));
+    return ModelReader.read(file);
   }
 
   /** Names of the float values nodes make, in graph order. */
