@@ -55,9 +55,8 @@ final class Localisation {
   Map.Entry<String, PrecisionReport.KeptNode> localise(Model candidate, int failing, Map<String,
       PrecisionReport.KeptNode> kept, Map<String, MixedPrecision.Range> ranges) {
     Map<String, float[]> expected = referenceValues(failing);
-    Model exposed = exposedCopy(candidate, true);
     Path file = scratch.resolve("localise.onnx");
-    ModelWriter.write(exposed, file);
+    MixedPrecision.writeCopy(candidate, scratch, file, copy -> exposed(copy, true));
     Map<String, float[]> actual;
     try (OrtCpu session = new OrtCpu(file)) {
       sessions[0]++;
@@ -153,7 +152,7 @@ final class Localisation {
       return cached;
     }
     Path file = scratch.resolve("localise-reference.onnx");
-    ModelWriter.write(exposedCopy(ModelReader.read(reference), false), file);
+    MixedPrecision.writeCopy(ModelReader.read(reference), scratch, file, copy -> exposed(copy, false));
     try (OrtCpu session = new OrtCpu(file)) {
       sessions[0]++;
       // Every intermediate of one set: a full-size UNet's are gigabytes, so only the set that failed is kept.
@@ -164,12 +163,11 @@ final class Localisation {
   }
 
   /**
-   * {@code model} with every float value exposed: the fused graph's (before lowering, which keeps graph outputs'
+   * {@code copy} (a model's disk-backed copy, rewritten in place) with every float value exposed: the fused graph's (before lowering, which keeps graph outputs'
    * names), then the lowering's own; then, for a candidate, fp16 storage emulated, so an exposed float16 value is
    * read after its rounding.
    */
-  private static Model exposedCopy(Model model, boolean emulate) {
-    Model copy = MixedPrecision.copy(model);
+  private static Model exposed(Model copy, boolean emulate) {
     Set<String> fusedNodes = new HashSet<>();
     copy.graph().nodes().forEach(node -> fusedNodes.add(node.name()));
     MixedPrecision.expose(copy, null);

@@ -319,7 +319,7 @@ public final class MixedPrecision {
       List<Map<String, float[]>> referenceOutputs, List<String> outputNames, double tolerance, Path scratch,
       int[] sessions) {
     Path emulated = scratch.resolve("emulated.onnx");
-    ModelWriter.write(emulate(candidate, Set.of()), emulated);
+    emulate(candidate, Set.of(), emulated, scratch);
     Map<String, Double> parity = new LinkedHashMap<>();
     int failing = -1;
     try (OrtCpu session = new OrtCpu(emulated)) {
@@ -473,30 +473,56 @@ public final class MixedPrecision {
   }
 
   /**
-   * The CPU-runnable proof graph of a candidate: the named values exposed as outputs (before lowering, which keeps
-   * graph outputs' names), contrib ops lowered to their specification, then fp16 storage emulated — an exposed
-   * float16 value is read after its rounding, so an overflow shows as Inf where it happens.
+   * Writes the CPU-runnable proof graph of a candidate to {@code target}: the named values exposed as outputs
+   * (before lowering, which keeps graph outputs' names), contrib ops lowered to their specification, then fp16
+   * storage emulated — an exposed float16 value is read after its rounding, so an overflow shows as Inf where it
+   * happens. The candidate itself is left as it is: the rewrite works on a copy whose weights stay in a data file
+   * inside {@code scratch} (a full-size UNet's float16 weights are 1.7 GB), deleted once the proof graph is written.
    */
-  static Model emulate(Model candidate, Set<String> exposed) {
-    Model copy = copy(candidate);
-    expose(copy, exposed);
-    Lowering.forOrtCpu().lower(copy);
-    Fp16StorageEmulation.apply(copy);
-    return copy;
-  }
-
-  static Model copy(Model model) {
+  static void emulate(Model candidate, Set<String> exposed, Path target, Path scratch) {
+    Path folder;
     try {
-      Path folder = Files.createTempDirectory("kiln-precision-copy-");
-      try {
-        Path file = folder.resolve("model.onnx");
-        ModelWriter.write(model, file, dev.kiln.graph.WriteOptions.allInline());
-        return ModelReader.read(file);
-      } finally {
-        deleteTree(folder);
-      }
+      folder = Files.createTempDirectory(scratch, "copy-");
     } catch (IOException e) {
       throw new UncheckedIOException(e);
+    }
+    try {
+      Model copy = copy(candidate, folder);
+      expose(copy, exposed);
+      Lowering.forOrtCpu().lower(copy);
+      Fp16StorageEmulation.apply(copy);
+      ModelWriter.write(copy, target);
+    } finally {
+      deleteTree(folder);
+    }
+  }
+
+  /**
+   * An independent copy of {@code model}, read back from {@code folder}: tensors from 1 MiB on go to a data file
+   * there and are read back mapped (lazily), so neither the write nor the copy holds the weights on the heap. The
+   * copy reads from {@code folder} until it is written elsewhere; the caller deletes the folder.
+   */
+  static Model copy(Model model, Path folder) {
+    Path file = folder.resolve("model.onnx");
+    ModelWriter.write(model, file, dev.kiln.graph.WriteOptions.externalAbove(dev.kiln.graph.WriteOptions.DEFAULT_COMPUTED_THRESHOLD));
+    return ModelReader.read(file);
+  }
+
+  /**
+   * Writes {@code build(copy)} to {@code target}, where the copy is {@code model}'s, disk-backed in a folder under
+   * {@code scratch} that is deleted once the result is written.
+   */
+  static void writeCopy(Model model, Path scratch, Path target, java.util.function.UnaryOperator<Model> build) {
+    Path folder;
+    try {
+      folder = Files.createTempDirectory(scratch, "copy-");
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    try {
+      ModelWriter.write(build.apply(copy(model, folder)), target);
+    } finally {
+      deleteTree(folder);
     }
   }
 

@@ -73,7 +73,15 @@ class Fp16StorageEmulationTest {
     // x_half, scaled, twice: the three tensors the candidate stores as float16.
     assertEquals(3, Fp16StorageEmulation.apply(model));
     assertEquals(List.of(), Verifier.check(model));
-    assertFalse(model.graph().initializers().stream().anyMatch(value -> value.initializer().dataType() == DataType.FLOAT16));
+    // The float16 weight stays float16 (a full-size model's weights stay half size, on disk) and is read through
+    // one exact Cast(float32): both multiplications read the widened value, nothing reads the weight directly.
+    Value factor = model.graph().findValue("factor");
+    assertEquals(DataType.FLOAT16, factor.initializer().dataType());
+    assertEquals(1, factor.uses().size());
+    Node widen = factor.uses().get(0).node();
+    assertTrue(widen.is(Onnx.CAST));
+    assertEquals(DataType.FLOAT.number(), widen.intAttribute("to", 0));
+    assertEquals(2, widen.output().uses().size());
     Map<String, float[]> outputs;
     try (OrtRun run = new OrtRun(CpuForm.bytes(model), "emulated")) {
       outputs = run.run(Map.of("x", new Input(new long[] {1, 4}, new float[] {1f, 0.5f, 0.1f, -1f})));
