@@ -56,7 +56,7 @@ final class Localisation {
       PrecisionReport.KeptNode> kept, Map<String, MixedPrecision.Range> ranges) {
     Map<String, float[]> expected = referenceValues(failing);
     Path file = scratch.resolve("localise.onnx");
-    MixedPrecision.writeCopy(candidate, scratch, file, copy -> exposed(copy, true));
+    Model exposed = MixedPrecision.writeCopy(candidate, scratch, file, copy -> exposed(copy, true));
     Map<String, float[]> actual;
     try (OrtCpu session = new OrtCpu(file)) {
       sessions[0]++;

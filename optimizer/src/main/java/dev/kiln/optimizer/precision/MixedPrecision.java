@@ -510,9 +510,10 @@ public final class MixedPrecision {
 
   /**
    * Writes {@code build(copy)} to {@code target}, where the copy is {@code model}'s, disk-backed in a folder under
-   * {@code scratch} that is deleted once the result is written.
+   * {@code scratch} that is deleted once the result is written. Returns the written model for its graph only: the
+   * weights it would read lazily are gone with the folder.
    */
-  static void writeCopy(Model model, Path scratch, Path target, java.util.function.UnaryOperator<Model> build) {
+  static Model writeCopy(Model model, Path scratch, Path target, java.util.function.UnaryOperator<Model> build) {
     Path folder;
     try {
       folder = Files.createTempDirectory(scratch, "copy-");
@@ -520,7 +521,9 @@ public final class MixedPrecision {
       throw new UncheckedIOException(e);
     }
     try {
-      ModelWriter.write(build.apply(copy(model, folder)), target);
+      Model built = build.apply(copy(model, folder));
+      ModelWriter.write(built, target);
+      return built;
     } finally {
       deleteTree(folder);
     }
