@@ -11,6 +11,8 @@ import dev.kiln.optimizer.specialize.Specialization;
 import dev.kiln.optimizer.OptimizerListener;
 import dev.kiln.optimizer.precision.PrecisionOptions;
 import dev.kiln.optimizer.precision.PrecisionReport;
+import dev.kiln.optimizer.quantize.Int8Options;
+import dev.kiln.optimizer.quantize.Int8Report;
 import dev.kiln.optimizer.profiles.Component;
 import dev.kiln.optimizer.profiles.Target;
 import java.io.PrintWriter;
@@ -92,9 +94,32 @@ public final class OptimizeCommand implements Callable<Integer> {
   List<String> keepOutputs = new ArrayList<>();
 
   @Option(names = "--precision", defaultValue = "fp32", description = "fp32 (default: no change), fp16 (every float node "
-      + "that can, after fusion; weights clamped into float16's range) or mixed (calibrated on ORT CPU, float32 where "
-      + "values would overflow float16, verified under fp16-storage emulation). Default: ${DEFAULT-VALUE}.")
+      + "that can, after fusion; weights clamped into float16's range), mixed (calibrated on ORT CPU, float32 where "
+      + "values would overflow float16, verified under fp16-storage emulation) or int8 (--target cpu: calibrated "
+      + "QDQ quantization for ORT's CPU int8 kernels). Default: ${DEFAULT-VALUE}.")
   String precision;
+
+  @Option(names = "--int8-scheme", defaultValue = "hybrid", description = "--precision int8: full (int8 weights and "
+      + "activations for convolutions and MatMuls), hybrid (full int8 convolutions, weights-only int8 MatMuls) or "
+      + "weights (weights-only int8: smaller, not faster on ORT CPU). Default: ${DEFAULT-VALUE}.")
+  String int8Scheme;
+
+  @Option(names = "--int8-ranges", defaultValue = "minmax", description = "--precision int8: activation ranges from "
+      + "calibration by minmax or percentile (99.99th, outliers saturate). Default: ${DEFAULT-VALUE}.")
+  String int8Ranges;
+
+  @Option(names = "--int8-activations", defaultValue = "uint8", description = "--precision int8: uint8 (u8s8 kernels) or "
+      + "int8 (s8s8) activations. Default: ${DEFAULT-VALUE}.")
+  String int8Activations;
+
+  @Option(names = "--int8-keep-defaults", negatable = true, defaultValue = "true", fallbackValue = "true",
+      description = "--precision int8: keep the sensitive layers float (time embedding, first and last conv, residual "
+          + "shortcuts; --explain lists each with its reason). Default: ${DEFAULT-VALUE}.")
+  boolean int8KeepDefaults = true;
+
+  @Option(names = "--int8-layer-error", description = "--precision int8: also measure the error each candidate layer "
+      + "adds quantized alone (one ORT session per layer) into the report.")
+  boolean int8LayerError;
 
   @Option(names = "--keep-io-types", negatable = true, defaultValue = "true", fallbackValue = "true",
       description = "Graph inputs and outputs stay float32 behind Casts (a drop-in for float32 callers); "
@@ -109,7 +134,7 @@ public final class OptimizeCommand implements Callable<Integer> {
       + "(repeatable); a name that matches no node is an error (exit 2).")
   List<String> blockNodes = new ArrayList<>();
 
-  @Option(names = "--calibration", description = "--precision mixed: a folder of test_data_set_N/input_K.pb (for a pipeline, "
+  @Option(names = "--calibration", description = "--precision mixed or int8: a folder of test_data_set_N/input_K.pb (for a pipeline, "
       + "one such folder per component sub-folder). Default: the test_data_set_N folders next to each model.")
   Path calibration;
 
@@ -144,7 +169,7 @@ public final class OptimizeCommand implements Callable<Integer> {
             .withStaticDims(SpecializationOptions.dims("--static", staticDims)).withClipSkip(clipSkip)
             .withKeepOutputs(keepOutputs))
         .withPrecision(PrecisionOptions.of(PrecisionOptions.Mode.parse(precision), keepIoTypes, new HashSet<>(blockOps),
-            new HashSet<>(blockNodes), calibration, fp16Tolerance));
+            new HashSet<>(blockNodes), calibration, fp16Tolerance).withInt8(int8Options()));
     if (clipSkip != null && clipSkip < 0) {
       throw new KilnException.BadInput("--clip-skip " + clipSkip + ": must be at least 0");
     }
@@ -172,7 +197,7 @@ public final class OptimizeCommand implements Callable<Integer> {
 
         @Override
         public void precisionStarted(String mode) {
-          progress.describe("precision " + mode + (mode.equals("mixed") ? " (calibrating and verifying on ORT)" : ""));
+          progress.describe("precision " + mode + (mode.equals("mixed") || mode.equals("int8") ? " (calibrating and verifying on ORT)" : ""));
         }
       };
       result = Optimizer.optimize(input, outputTarget, progress.drawing() ? options.withListener(listener) : options);
@@ -225,11 +250,56 @@ public final class OptimizeCommand implements Callable<Integer> {
 
   /** Mixed precision could not bring an output within --fp16-tolerance: the report names the node to blame. */
   private boolean parityFailed(OptimizationReport result) {
-    return result.precision().values().stream().flatMap(each -> each.parity().values().stream())
-        .anyMatch(error -> !(error <= fp16Tolerance));
+    return result.precision().values().stream().filter(each -> each.precision().equals("mixed"))
+        .flatMap(each -> each.parity().values().stream()).anyMatch(error -> !(error <= fp16Tolerance));
+  }
+
+  private Int8Options int8Options() {
+    if (!int8Activations.equals("uint8") && !int8Activations.equals("int8")) {
+      throw new KilnException.BadInput("--int8-activations " + int8Activations + ": expected uint8 or int8");
+    }
+    if (precision.equals("int8") && !target.equals("cpu")) {
+      throw new KilnException.BadInput("--precision int8 --target " + target + ": int8 QDQ targets ONNX Runtime's CPU "
+          + "provider; use --target cpu");
+    }
+    return new Int8Options(Int8Options.Scheme.parse(int8Scheme), Int8Options.RangeMethod.parse(int8Ranges),
+        int8Activations.equals("int8"), int8KeepDefaults, int8LayerError);
+  }
+
+  private void printInt8(PrintWriter out, Int8Report report) {
+    out.println(String.format(Locale.ROOT, "  int8 %s (%s ranges, %s activations): %d int8 nodes, %d weight-only, %d float; "
+        + "%d QuantizeLinear, %d DequantizeLinear; initializers %d -> %d bytes", report.scheme(), report.ranges(),
+        report.activations(), report.int8Nodes(), report.weightOnlyNodes(), report.floatNodes(), report.quantizeNodes(),
+        report.dequantizeNodes(), report.bytesBefore(), report.bytesAfter()));
+    out.println(String.format(Locale.ROOT, "  calibration: %s, %d set(s), parity on %s", Printable.line(report.calibration().source()),
+        report.calibration().calibrationSets().size(), report.calibration().heldOut()
+            ? report.calibration().heldOutSets().size() + " held-out set(s)" : "the calibration sets"));
+    StringBuilder kernels = new StringBuilder();
+    report.ortKernels().forEach((op, count) -> kernels.append(kernels.length() == 0 ? "" : ", ")
+        .append(Printable.name(op.replace("com.microsoft:", ""))).append('=').append(count));
+    out.println("  ORT CPU kernels: " + (kernels.length() == 0 ? "none" : kernels));
+    report.parity().forEach((name, error) -> out.println(String.format(Locale.ROOT, "  parity %s: %.3g relative to its scale",
+        Printable.quoted(name), error)));
+    report.notes().forEach(note -> out.println("  note: " + Printable.line(note)));
+    if (explain) {
+      report.floatKept().forEach((name, layer) -> out.println(String.format(Locale.ROOT, "  float %s (%s): %s",
+          Printable.quoted(name), Printable.name(layer.op()), Printable.line(layer.reason()))));
+    }
+    if (!report.layerErrors().isEmpty()) {
+      out.println("  per-layer added error (each layer quantized alone, worst output):");
+      for (Int8Report.LayerError layer : explain ? report.layerErrors() : report.layerErrors().subList(0,
+          Math.min(10, report.layerErrors().size()))) {
+        out.println(String.format(Locale.ROOT, "    %.3g %s %s (%s)%s", layer.addedError(), layer.treatment(),
+            Printable.quoted(layer.node()), Printable.name(layer.op()), layer.keptByDefault() ? " kept float" : ""));
+      }
+    }
   }
 
   private void printPrecision(PrintWriter out, PrecisionReport converted) {
+    if (converted.int8() != null) {
+      printInt8(out, converted.int8());
+      return;
+    }
     StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "  precision %s: %d float16 nodes, %d float32, %d bytes saved",
         converted.precision(), converted.float16Nodes(), converted.float32Nodes(), converted.bytesSaved()));
     if (converted.precision().equals("mixed")) {

@@ -24,4 +24,11 @@ public final class Microsoft {
   public static final OpType PACKED_MULTI_HEAD_ATTENTION = OpType.microsoft("PackedMultiHeadAttention");
   public static final OpType FUSED_CONV = OpType.microsoft("FusedConv");
   public static final OpType FUSED_MAT_MUL = OpType.microsoft("FusedMatMul");
+  // ORT's int8 kernels its QDQ fusions select on CPU (Kiln counts them in ORT's optimized graph).
+  public static final OpType MAT_MUL_INTEGER_TO_FLOAT = OpType.microsoft("MatMulIntegerToFloat");
+  public static final OpType DYNAMIC_QUANTIZE_MAT_MUL = OpType.microsoft("DynamicQuantizeMatMul");
+  public static final OpType Q_GEMM = OpType.microsoft("QGemm");
+  public static final OpType Q_LINEAR_CONV = OpType.microsoft("QLinearConv");
+  public static final OpType Q_LINEAR_ADD = OpType.microsoft("QLinearAdd");
+  public static final OpType Q_LINEAR_MUL = OpType.microsoft("QLinearMul");
 }

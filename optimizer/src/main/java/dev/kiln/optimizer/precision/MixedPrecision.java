@@ -410,7 +410,7 @@ public final class MixedPrecision {
   }
 
   /** Adds the named float values as graph outputs (kept at their names through lowering and emulation). */
-  private static void expose(Model model, Set<String> names) {
+  public static void expose(Model model, Set<String> names) {
     ShapeInference types = ShapeInference.of(model);
     List<Value> extra = new ArrayList<>();
     for (Node node : model.graph().nodes()) {

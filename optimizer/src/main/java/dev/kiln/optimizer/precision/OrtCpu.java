@@ -20,15 +20,24 @@ import java.util.Map;
 
 /**
  * One ORT CPU session over a model file, for calibration and verification: ORT's graph optimizations off (the graph
- * as written is measured, and ORT may not remove the emulation's Cast pairs), one thread (deterministic).
+ * as written is measured, and ORT may not remove the emulation's Cast pairs), one thread (deterministic). int8
+ * verification asks for ORT's optimizations (its QDQ fusions are what selects the int8 kernels).
  */
-final class OrtCpu implements AutoCloseable {
+public final class OrtCpu implements AutoCloseable {
   private final OrtEnvironment environment = OrtEnvironment.getEnvironment();
   private final OrtSession session;
 
-  OrtCpu(Path model) {
+  public OrtCpu(Path model) {
+    this(model, OrtSession.SessionOptions.OptLevel.NO_OPT, null);
+  }
+
+  /** A session at ORT optimization {@code level}; {@code optimizedModel}, when not null, receives ORT's optimized graph. */
+  public OrtCpu(Path model, OrtSession.SessionOptions.OptLevel level, Path optimizedModel) {
     try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
-      options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.NO_OPT);
+      options.setOptimizationLevel(level);
+      if (optimizedModel != null) {
+        options.setOptimizedModelFilePath(optimizedModel.toString());
+      }
       options.setIntraOpNumThreads(1);
       options.setInterOpNumThreads(1);
       options.setSessionLogLevel(ai.onnxruntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL);
@@ -39,7 +48,7 @@ final class OrtCpu implements AutoCloseable {
   }
 
   /** Every float output by name (in the session's output order). */
-  Map<String, float[]> run(Map<String, CalibrationSets.Feed> feeds) {
+  public Map<String, float[]> run(Map<String, CalibrationSets.Feed> feeds) {
     List<OnnxTensor> tensors = new ArrayList<>();
     try {
       Map<String, OnnxTensor> feed = new LinkedHashMap<>();

@@ -3,6 +3,7 @@ package dev.kiln.optimizer.precision;
 import dev.kiln.common.KilnException;
 import dev.kiln.graph.Model;
 import dev.kiln.graph.Verifier;
+import dev.kiln.optimizer.quantize.Int8Quantization;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -24,6 +25,9 @@ public final class Precision {
       case FP16 -> Fp16Conversion.convert(model, Map.of(), options.conversion());
       case MIXED -> MixedPrecision.convert(model, calibrationSets(model, source, componentFolder, options),
           options.conversion(), options.tolerance());
+      case INT8 -> PrecisionReport.ofInt8(Int8Quantization.quantize(model,
+          calibrationSets(model, source, componentFolder, options), calibrationSource(source, componentFolder, options),
+          options.int8()));
     };
     if (report != null) {
       Verifier.verify(model);
@@ -39,6 +43,13 @@ public final class Precision {
     }
   }
 
+  private static String calibrationSource(Path source, String componentFolder, PrecisionOptions options) {
+    if (options.calibration() == null) {
+      return realParent(source).toString();
+    }
+    return (componentFolder == null ? options.calibration() : options.calibration().resolve(componentFolder)).toString();
+  }
+
   private static List<CalibrationSets.Set> calibrationSets(Model model, Path source, String componentFolder,
       PrecisionOptions options) {
     // A pipeline component may be a link to its model elsewhere; its test data sit beside the real file.
@@ -52,7 +63,7 @@ public final class Precision {
     List<CalibrationSets.Set> sets = CalibrationSets.read(folder, model);
     if (sets.isEmpty()) {
       throw new KilnException.BadInput(folder + ": no test_data_set_N folders to calibrate " + source + " with "
-          + "(--precision mixed needs real inputs: --calibration DIR in the ONNX test-data layout)");
+          + "(--precision " + options.mode().id() + " needs real inputs: --calibration DIR in the ONNX test-data layout)");
     }
     return sets;
   }

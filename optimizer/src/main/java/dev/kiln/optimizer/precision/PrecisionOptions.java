@@ -1,6 +1,8 @@
 package dev.kiln.optimizer.precision;
 
 import dev.kiln.common.KilnException;
+import dev.kiln.optimizer.quantize.Int8Options;
+import dev.kiln.optimizer.quantize.Int8Quantization;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Set;
@@ -12,10 +14,12 @@ import java.util.Set;
  * @param calibration a folder of test_data_set_N (for a pipeline: one such folder per component sub-folder name);
  *     null = the test_data_set_N folders next to each model
  * @param tolerance mixed: the largest accepted max|fp16 − fp32| / max|fp32| per output
+ * @param int8 int8: scheme, range method and activation type ({@link Int8Quantization})
  */
-public record PrecisionOptions(Mode mode, Fp16Conversion.Options conversion, Path calibration, double tolerance) {
+public record PrecisionOptions(Mode mode, Fp16Conversion.Options conversion, Path calibration, double tolerance,
+    Int8Options int8) {
   public enum Mode {
-    FP32, FP16, MIXED;
+    FP32, FP16, MIXED, INT8;
 
     public String id() {
       return name().toLowerCase(Locale.ROOT);
@@ -27,7 +31,7 @@ public record PrecisionOptions(Mode mode, Fp16Conversion.Options conversion, Pat
           return mode;
         }
       }
-      throw new KilnException.BadInput("--precision " + text + ": expected fp32, fp16 or mixed");
+      throw new KilnException.BadInput("--precision " + text + ": expected fp32, fp16, mixed or int8");
     }
   }
 
@@ -35,7 +39,12 @@ public record PrecisionOptions(Mode mode, Fp16Conversion.Options conversion, Pat
   public static final PrecisionOptions FP32 = new PrecisionOptions(Mode.FP32, Fp16Conversion.Options.defaults(), null,
       DEFAULT_TOLERANCE);
 
+  public PrecisionOptions(Mode mode, Fp16Conversion.Options conversion, Path calibration, double tolerance) {
+    this(mode, conversion, calibration, tolerance, Int8Options.DEFAULT);
+  }
+
   public PrecisionOptions {
+    int8 = int8 == null ? Int8Options.DEFAULT : int8;
     if (!(tolerance > 0)) {
       throw new KilnException.BadInput("--fp16-tolerance " + tolerance + ": must be a positive number");
     }
@@ -44,5 +53,9 @@ public record PrecisionOptions(Mode mode, Fp16Conversion.Options conversion, Pat
   public static PrecisionOptions of(Mode mode, boolean keepIoTypes, Set<String> blockOps, Set<String> blockNodes,
       Path calibration, double tolerance) {
     return new PrecisionOptions(mode, new Fp16Conversion.Options(keepIoTypes, blockOps, blockNodes), calibration, tolerance);
+  }
+
+  public PrecisionOptions withInt8(Int8Options int8) {
+    return new PrecisionOptions(mode, conversion, calibration, tolerance, int8);
   }
 }
