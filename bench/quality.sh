@@ -7,7 +7,11 @@
 # and the wall time of the comparison.
 # Usage: bench/quality.sh [VARIANT...]   (default: cpu fp16 mixed)
 #   VARIANT: cpu (fp32 cpu profile, the control), fp16, mixed, int8-full, int8-hybrid, int8-weights
-#   env: KILN_BENCH_GRID=full|quick, KILN_BENCH_PIPELINE (default testdata/pipelines/tiny-sd)
+#   env: KILN_BENCH_GRID=full|eval|quick (eval: the 216 with ddim only), KILN_BENCH_PIPELINE (default
+#        testdata/pipelines/tiny-sd), KILN_BENCH_CALIBRATION (mixed/int8: one test_data_set_N folder per component;
+#        default: made here from the tiny pipeline's reference run, reference/*.npy — the UNet's inputs at 8 of its
+#        20 DDIM steps under guidance, the VAE decoder's latents of the last 8 steps, both prompts' token ids, the
+#        reference image and its mirror for the VAE encoder)
 # A variant `kiln optimize` refuses (an option this build lacks) gets a row with its one-line error.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,12 +27,45 @@ echo "# Kiln quality gate — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load 
 echo
 echo "reference: $pipeline (fp32)"
 echo
+calibration="${KILN_BENCH_CALIBRATION:-}"
+if [ -z "$calibration" ]; then
+  calibration="$out/calibration"
+  /usr/bin/python3 - "$pipeline" "$calibration" <<'PY'
+import json, os, sys
+import numpy as np
+from onnx import numpy_helper
+pipeline, out = sys.argv[1], sys.argv[2]
+reference = lambda name: np.load(os.path.join(pipeline, "reference", name))
+run = json.load(open(os.path.join(pipeline, "reference", "reference.json")))
+noise, steps = reference("initial_noise.npy"), reference("latents_per_step.npy")
+context = np.concatenate([reference("uncond_last_hidden_state.npy"), reference("last_hidden_state.npy")]).astype(np.float32)
+timesteps = run.get("timesteps") or [(19 - k) * 50 + 1 for k in range(20)]
+scaling = json.load(open(os.path.join(pipeline, "vae_decoder", "config.json"))).get("scaling_factor", 0.18215)
+def save(component, index, arrays):
+    folder = os.path.join(out, component, "test_data_set_%d" % index)
+    os.makedirs(folder)
+    for k, (name, value) in enumerate(arrays):
+        with open(os.path.join(folder, "input_%d.pb" % k), "wb") as handle:
+            handle.write(numpy_helper.from_array(value, name).SerializeToString())
+for index, step in enumerate([0, 2, 5, 8, 11, 14, 17, 19]):
+    latent = noise if step == 0 else steps[step - 1]
+    save("unet", index, [("sample", np.concatenate([latent, latent]).astype(np.float32)),
+                         ("timestep", np.array([timesteps[step]], dtype=np.int64)), ("encoder_hidden_states", context)])
+for index, step in enumerate(range(12, 20)):
+    save("vae_decoder", index, [("latent_sample", (steps[step] / scaling).astype(np.float32))])
+save("text_encoder", 0, [("input_ids", reference("input_ids.npy").astype(np.int32))])
+save("text_encoder", 1, [("input_ids", reference("uncond_input_ids.npy").astype(np.int32))])
+image = reference("image.npy").astype(np.float32)
+save("vae_encoder", 0, [("sample", image)])
+save("vae_encoder", 1, [("sample", image[:, :, :, ::-1].copy())])
+PY
+fi
 for variant in "${variants[@]}"; do
   case "$variant" in
     cpu) options=(--target cpu) ;;
     fp16) options=(--target cpu --precision fp16) ;;
-    mixed) options=(--target cpu --precision mixed) ;;
-    int8-*) options=(--target cpu --precision int8 --int8-scheme "${variant#int8-}") ;;
+    mixed) options=(--target cpu --precision mixed --calibration "$calibration") ;;
+    int8-*) options=(--target cpu --precision int8 --int8-scheme "${variant#int8-}" --calibration "$calibration") ;;
     *) echo "bench/quality.sh: unknown variant $variant (cpu, fp16, mixed, int8-full, int8-hybrid, int8-weights)" >&2; exit 2 ;;
   esac
   if ! ./kiln optimize "$pipeline" -o "$out/$variant" "${options[@]}" --json > "$out/$variant.optimize.json" 2> "$out/$variant.optimize.err"; then

@@ -26,7 +26,7 @@ import picocli.CommandLine.Spec;
         + "their drops and the PSNR of each candidate image against the reference's. The gate passes when no "
         + "scheduler's colour or shape score drops by more than 2 points.",
         "Grids: full = the 216 images of eval_scores.json with ddim, euler and dpm++2m (648 per pipeline); "
-        + "quick = 12 of them with ddim."},
+        + "eval = the same 216 with ddim only (the evaluation itself); quick = 12 of them with ddim."},
     exitCodeListHeading = "Exit codes:%n",
     exitCodeList = {"0:the gate passed", "1:the gate failed (a score dropped by more than 2 points)",
         "2:bad input or usage (not a pipeline folder, a reference that draws no scenes, a CUDA-only candidate)"})
@@ -39,7 +39,7 @@ public final class CompareCommand implements Callable<Integer> {
   @Parameters(index = "1", paramLabel = "CANDIDATE", description = "The changed pipeline folder (a cpu-target `kiln optimize` output).")
   Path candidate;
 
-  @Option(names = "--grid", defaultValue = "full", description = "full or quick.")
+  @Option(names = "--grid", defaultValue = "full", description = "full, eval or quick.")
   String grid;
 
   @Mixin JsonOption json;

@@ -45,7 +45,7 @@ class CompareCommandTest {
   void badInputExitsTwoWithOneLine() {
     GenerateCommandTest.Run grid = GenerateCommandTest.run("compare", TINY.toString(), TINY.toString(), "--grid", "medium");
     assertEquals(2, grid.exitCode());
-    assertEquals("kiln: --grid: expected full or quick, got \"medium\"", grid.err().strip());
+    assertEquals("kiln: --grid: expected full, eval or quick, got \"medium\"", grid.err().strip());
     GenerateCommandTest.Run missing = GenerateCommandTest.run("compare", TINY.toString(), folder.resolve("nothing").toString());
     assertEquals(2, missing.exitCode());
     assertEquals(1, missing.err().lines().count(), missing.err());

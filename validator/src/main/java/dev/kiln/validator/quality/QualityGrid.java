@@ -15,7 +15,8 @@ import java.util.Locale;
  *
  * <p>{@code full} is exactly the evaluation's grid of {@code testdata/pipelines/tiny-sd/eval_scores.json}: every
  * background × colour × shape (72 prompts, in evaluate.py's order) × seeds 0–2 = 216 images, each drawn with every
- * scheduler of {@link #SCHEDULERS}. {@code quick} is 12 of those 216 (every colour twice, every shape three times,
+ * scheduler of {@link #SCHEDULERS}; {@code eval} is the same 216 with DDIM only, the evaluation's own sampler (a third
+ * of the time). {@code quick} is 12 of those 216 (every colour twice, every shape three times,
  * every background four times, every seed four times), with DDIM only, for the unit tests and a fast look.
  */
 public record QualityGrid(String name, List<Case> cases, List<SchedulerKind> schedulers, int steps, double guidance) {
@@ -41,6 +42,15 @@ public record QualityGrid(String name, List<Case> cases, List<SchedulerKind> sch
 
   /** The judged evaluation's 216 images (72 prompts × seeds 0–2) with every scheduler. */
   public static QualityGrid full() {
+    return new QualityGrid("full", evaluationCases(), SCHEDULERS, STEPS, GUIDANCE);
+  }
+
+  /** The judged evaluation exactly: its 216 images with its sampler, DDIM 20 steps. */
+  public static QualityGrid evaluation() {
+    return new QualityGrid("eval", evaluationCases(), List.of(SchedulerKind.DDIM), STEPS, GUIDANCE);
+  }
+
+  private static List<Case> evaluationCases() {
     List<Case> cases = new ArrayList<>();
     // evaluate.py: prompts ordered background, colour, shape; jobs = prompt-major, then seed.
     for (Background background : Background.values()) {
@@ -52,7 +62,7 @@ public record QualityGrid(String name, List<Case> cases, List<SchedulerKind> sch
         }
       }
     }
-    return new QualityGrid("full", cases, SCHEDULERS, STEPS, GUIDANCE);
+    return cases;
   }
 
   /**
@@ -69,12 +79,13 @@ public record QualityGrid(String name, List<Case> cases, List<SchedulerKind> sch
     return new QualityGrid("quick", cases, List.of(SchedulerKind.DDIM), STEPS, GUIDANCE);
   }
 
-  /** {@code full} or {@code quick}; anything else is bad input. */
+  /** {@code full}, {@code eval} or {@code quick}; anything else is bad input. */
   public static QualityGrid parse(String name) {
     return switch (name.toLowerCase(Locale.ROOT)) {
       case "full" -> full();
+      case "eval" -> evaluation();
       case "quick" -> quick();
-      default -> throw new KilnException.BadInput("--grid: expected full or quick, got \"" + name + "\"");
+      default -> throw new KilnException.BadInput("--grid: expected full, eval or quick, got \"" + name + "\"");
     };
   }
 

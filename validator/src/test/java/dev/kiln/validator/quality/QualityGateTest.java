@@ -50,6 +50,8 @@ class QualityGateTest {
     assertEquals("a red circle on a white background", full.cases().get(0).prompt());
     assertEquals(2, full.cases().get(2).seed());
     assertEquals("a cyan star on a gray background", full.cases().get(215).prompt());
+    assertEquals(full.cases(), QualityGrid.parse("eval").cases());
+    assertEquals(216, QualityGrid.evaluation().images());
     assertEquals(12, GRID.cases().size());
     assertEquals(12, GRID.images());
     assertEquals(full.cases().size(), full.cases().stream().distinct().count());
