@@ -4,7 +4,7 @@
 # eval_scores.json: 72 prompts x seeds 0-2, each with ddim, euler and dpm++2m, 20 steps, guidance 7.5).
 # Per candidate and scheduler: the judge's colour/shape/background scores (reference -> candidate), PSNR of each
 # candidate image against the reference's (mean / min / pooled), the gate (colour and shape drop <= 2 points),
-# and the wall time of the comparison.
+# and the wall time of each candidate's drawing (the reference is drawn once; the reports are kiln compare's).
 # Usage: bench/quality.sh [VARIANT...]   (default: cpu fp16 mixed)
 #   VARIANT: cpu (fp32 cpu profile, the control), fp16, mixed, int8-full, int8-hybrid, int8-weights
 #   env: KILN_BENCH_GRID=full|eval|quick (eval: the 216 with ddim only), KILN_BENCH_PIPELINE (default
@@ -23,6 +23,10 @@ out="$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-quality.XXXXXX")"
 trap 'rm -rf "$out"' EXIT
 cd "$root"
 ./kiln --help >/dev/null   # builds the CLI once, outside the timed runs
+mvn -B -q -o -pl validator -am test-compile dependency:build-classpath -Dmdep.outputFile=target/bench-classpath.txt \
+  -Dmdep.includeScope=test >&2
+classpath="validator/target/test-classes:validator/target/classes:$(cat validator/target/bench-classpath.txt)"
+candidates=()
 echo "# Kiln quality gate — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), grid $grid"
 echo
 echo "reference: $pipeline (fp32)"
@@ -72,24 +76,15 @@ for variant in "${variants[@]}"; do
     echo "{\"variant\": \"$variant\", \"error\": $(head -1 "$out/$variant.optimize.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')}" > "$out/$variant.compare.json"
     continue
   fi
-  start=$(date +%s.%N)
-  set +e
-  ./kiln compare "$pipeline" "$out/$variant" --grid "$grid" --json > "$out/$variant.compare.json" 2> "$out/$variant.compare.err"
-  status=$?
-  set -e
-  echo "$variant $status $(python3 -c "print(round($(date +%s.%N) - $start, 1))")" >> "$out/walls"
-  if [ "$status" -ge 2 ]; then
-    echo "{\"variant\": \"$variant\", \"error\": $(head -1 "$out/$variant.compare.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')}" > "$out/$variant.compare.json"
-  fi
+  candidates+=("$variant=$out/$variant")
 done
+# kiln compare's reports, the reference drawn once for all candidates (QualityBenchmark)
+if [ ${#candidates[@]} -gt 0 ]; then
+  java -Xmx2g -cp "$classpath" dev.kiln.validator.bench.QualityBenchmark "$pipeline" "$grid" "$out" "${candidates[@]}" > "$out/walls"
+fi
 python3 - "$out" "${variants[@]}" <<'PY'
 import json, os, sys
 out, variants = sys.argv[1], sys.argv[2:]
-walls = {}
-if os.path.exists(os.path.join(out, "walls")):
-    for line in open(os.path.join(out, "walls")):
-        name, status, wall = line.split()
-        walls[name] = (int(status), wall)
 print("| candidate | scheduler | colour ref -> cand | shape ref -> cand | background ref -> cand | PSNR mean / min / pooled (dB) | verdicts changed | gate |")
 print("|---|---|---|---|---|---|---|---|")
 for variant in variants:
@@ -104,10 +99,18 @@ for variant in variants:
               f"{row['changedVerdicts']} of {row['images']} | {'pass' if row['passed'] else 'FAIL'} |")
 print()
 for variant in variants:
-    if variant in walls:
-        status, wall = walls[variant]
-        print(f"{variant}: kiln compare exit {status}, {wall} s wall")
     report = json.load(open(os.path.join(out, variant + ".compare.json")))
+    ddim = [row for row in report.get("schedulers", []) if row["scheduler"] == "ddim"]
+    if ddim and report["grid"] in ("full", "eval") and variant == variants[0]:
+        scores = json.load(open(os.path.join(report["reference"], "eval_scores.json")))["main"] \
+            if os.path.exists(os.path.join(report["reference"], "eval_scores.json")) else None
+        if scores:
+            r = ddim[0]["reference"]
+            print(f"reference, ddim, 216 images through the Java runner and judge: colour {r['colour']:.2f} shape {r['shape']:.2f} "
+                  f"background {r['background']:.2f}; eval_scores.json (PyTorch sampler, Python judge): colour {100 * scores['colour']:.2f} "
+                  f"shape {100 * scores['shape']:.2f} background {100 * scores['background']:.2f}")
     for failure in report.get("failures", []):
         print(f"  {variant} FAIL {failure}")
 PY
+echo
+cat "$out/walls" 2>/dev/null || true
