@@ -80,6 +80,9 @@ public final class CompareCommand implements Callable<Integer> {
         + " images x " + result.schedulers().size() + " schedulers, " + result.width() + "x" + result.height() + ", "
         + result.steps() + " steps, guidance " + result.guidance() + "; colour and shape may drop by at most "
         + result.maximumDrop() + " points; " + elapsedMillis + " ms)");
+    if (!result.candidateDrawnAs().equals("as is") || !result.referenceDrawnAs().equals("as is")) {
+      out.println("  drawn: reference " + result.referenceDrawnAs() + "; candidate " + result.candidateDrawnAs());
+    }
     out.println("| scheduler | colour ref -> cand | shape ref -> cand | both ref -> cand | background ref -> cand "
         + "| PSNR mean / min / pooled (dB) | identical | verdicts changed | gate |");
     out.println("|---|---|---|---|---|---|---|---|---|");

@@ -78,8 +78,7 @@ public final class EndToEnd {
     }
   }
 
-  /** Whether a component of this pipeline folder has ops only CUDA runs (the runner cannot draw with it on CPU). */
-  public static boolean needsCpuForm(Path pipeline) throws IOException {
+  private static boolean needsCpuForm(Path pipeline) throws IOException {
     for (Path model : models(pipeline)) {
       if (!CpuForm.prepare(ModelReader.read(model)).unchanged()) {
         return true;

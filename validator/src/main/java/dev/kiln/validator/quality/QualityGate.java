@@ -9,12 +9,18 @@ import dev.kiln.runner.pipeline.PipelineFolder;
 import dev.kiln.runner.pipeline.StableDiffusionPipeline;
 import dev.kiln.runner.scheduler.SchedulerKind;
 import dev.kiln.testdata.ImageJudge;
-import dev.kiln.validator.parity.EndToEnd;
+import dev.kiln.graph.Model;
+import dev.kiln.graph.ModelReader;
+import dev.kiln.graph.ModelWriter;
+import dev.kiln.graph.OpType;
+import dev.kiln.validator.lowering.Lowering;
+import dev.kiln.validator.parity.Fp16StorageEmulation;
 import dev.kiln.validator.quality.QualityReport.ImageResult;
 import dev.kiln.validator.quality.QualityReport.SchedulerResult;
 import dev.kiln.validator.quality.QualityReport.Scores;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -26,6 +32,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.stream.Stream;
 
 /**
  * The image-quality gate for a changed pipeline (int8, fp16, mixed precision, any rewrite): the trained tiny
@@ -49,15 +56,19 @@ public final class QualityGate {
   public static final double IDENTICAL_PSNR = 100;
   private static final int WORST_IMAGES = 3;
 
-  /** The images one pipeline drew, per scheduler in the grid's case order, and what the judge read in each. */
-  public record Drawing(QualityGrid grid, Map<SchedulerKind, List<RgbImage>> images, Map<SchedulerKind, List<ImageJudge.Verdict>> verdicts) {}
+  /**
+   * The images one pipeline drew, per scheduler in the grid's case order, what the judge read in each, and how it
+   * was drawn: "as is", or with fp16 storage emulated (and how many Cast(float16)→Cast(float32) pairs did it).
+   */
+  public record Drawing(QualityGrid grid, Map<SchedulerKind, List<RgbImage>> images, Map<SchedulerKind, List<ImageJudge.Verdict>> verdicts,
+      String drawnAs) {}
 
   private QualityGate() {}
 
   /** Draws the grid with both pipelines (concurrently) and judges them; progress on stderr when it is a terminal and not {@code quiet}. */
   public static QualityReport compare(Path reference, Path candidate, QualityGrid grid, boolean quiet) {
-    PipelineFolder referenceFolder = open(reference, "reference");
-    PipelineFolder candidateFolder = open(candidate, "candidate");
+    check(reference, "reference");
+    check(candidate, "candidate");
     ExecutorService workers = Executors.newFixedThreadPool(2, task -> {
       Thread thread = new Thread(task, "kiln-compare");
       thread.setDaemon(true);
@@ -69,20 +80,52 @@ public final class QualityGate {
           progress.step();
         }
       };
-      Future<Drawing> wanted = workers.submit(() -> draw(referenceFolder, grid, step));
-      Future<Drawing> got = workers.submit(() -> draw(candidateFolder, grid, step));
+      Future<Drawing> wanted = workers.submit(() -> draw(reference, grid, step));
+      Future<Drawing> got = workers.submit(() -> draw(candidate, grid, step));
       return judge(reference.toString(), result(wanted), candidate.toString(), result(got));
     } finally {
       workers.shutdownNow();
     }
   }
 
-  /** Every image of the grid with one pipeline, one ORT thread; {@code onImage} runs after each. */
+  /**
+   * Every image of the grid with one pipeline, one ORT thread; {@code onImage} runs after each. A pipeline that
+   * stores tensors in float16 is drawn as the validator judges every fp16 claim, by {@link Fp16StorageEmulation}:
+   * ORT's CPU provider runs many fp16 nodes in float32 and drops the round trips between them, so drawing the
+   * fp16 files as they are would hide the rounding and overflow a GPU sees. The emulated copy lives in a temporary
+   * folder removed afterwards.
+   */
   public static Drawing draw(Path pipeline, QualityGrid grid, Runnable onImage) {
-    return draw(open(pipeline, "pipeline"), grid, onImage);
+    check(pipeline, "pipeline");
+    Path scratch = null;
+    try {
+      Map<Path, Model> emulated = new LinkedHashMap<>();
+      int pairs = 0;
+      for (Path model : models(pipeline)) {
+        Model read = ModelReader.read(model);
+        if (Fp16StorageEmulation.applies(read)) {
+          pairs += Fp16StorageEmulation.apply(read);
+          emulated.put(pipeline.relativize(model), read);
+        }
+      }
+      Path drawn = pipeline;
+      if (!emulated.isEmpty()) {
+        scratch = Files.createTempDirectory("kiln-compare-fp16-");
+        drawn = emulatedCopy(pipeline, scratch, emulated);
+      }
+      String drawnAs = emulated.isEmpty() ? "as is" : "fp16 storage emulated in float32 (" + emulated.size()
+          + " models, float16 weights widened exactly, " + pairs + " Cast(float16)->Cast(float32) pairs after float16 activations)";
+      return draw(PipelineFolder.open(drawn), grid, onImage, drawnAs);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } finally {
+      if (scratch != null) {
+        deleteTree(scratch);
+      }
+    }
   }
 
-  private static Drawing draw(PipelineFolder folder, QualityGrid grid, Runnable onImage) {
+  private static Drawing draw(PipelineFolder folder, QualityGrid grid, Runnable onImage, String drawnAs) {
     Map<SchedulerKind, List<RgbImage>> images = new LinkedHashMap<>();
     Map<SchedulerKind, List<ImageJudge.Verdict>> verdicts = new LinkedHashMap<>();
     try (StableDiffusionPipeline pipeline = StableDiffusionPipeline.open(folder, Device.CPU, 1, warning -> { })) {
@@ -104,7 +147,7 @@ public final class QualityGate {
     } catch (KilnException e) {
       throw new KilnException.Unsupported(folder.root() + ": the runner cannot draw with it on CPU: " + e.getMessage(), e);
     }
-    return new Drawing(grid, images, verdicts);
+    return new Drawing(grid, images, verdicts, drawnAs);
   }
 
   /** The report for two drawings of the same grid. */
@@ -138,7 +181,8 @@ public final class QualityGate {
       }
     }
     return new QualityReport("kiln compare", referenceName, candidateName, grid.name(), grid.cases().size(), grid.steps(),
-        grid.guidance(), first.width(), first.height(), MAXIMUM_DROP, failures.isEmpty(), results, failures);
+        grid.guidance(), first.width(), first.height(), reference.drawnAs(), candidate.drawnAs(),
+        MAXIMUM_DROP, failures.isEmpty(), results, failures);
   }
 
   private static SchedulerResult schedulerResult(SchedulerKind scheduler, QualityGrid grid, Drawing reference, Drawing candidate) {
@@ -228,17 +272,56 @@ public final class QualityGate {
         + " points lower, at most " + format(MAXIMUM_DROP) + " allowed)";
   }
 
-  private static PipelineFolder open(Path folder, String role) {
-    PipelineFolder opened = PipelineFolder.open(folder);
+  /** A pipeline folder the runner can draw with on CPU: no contrib op only CUDA implements (a cuda-target output). */
+  private static void check(Path folder, String role) {
+    PipelineFolder.open(folder);
     try {
-      if (EndToEnd.needsCpuForm(folder)) {
-        throw new KilnException.BadInput(folder + ": the " + role + " has ops only CUDA runs, so the runner cannot draw"
-            + " with it on CPU; compare a cpu-target pipeline");
+      for (Path model : models(folder)) {
+        Map<OpType, Integer> cudaOnly = Lowering.forOrtCpu().lower(ModelReader.read(model));
+        if (!cudaOnly.isEmpty()) {
+          throw new KilnException.BadInput(model + ": the " + role + " has ops only CUDA runs (" + cudaOnly.keySet().iterator().next().name()
+              + "), so the runner cannot draw with it on CPU; compare a pipeline optimized with --target cpu");
+        }
       }
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
-    return opened;
+  }
+
+  private static List<Path> models(Path pipeline) throws IOException {
+    try (Stream<Path> entries = Files.list(pipeline)) {
+      return entries.map(folder -> folder.resolve("model.onnx")).filter(Files::isRegularFile).sorted().toList();
+    }
+  }
+
+  /** The pipeline's files linked into {@code scratch}, the emulated models written in place of their originals. */
+  private static Path emulatedCopy(Path pipeline, Path scratch, Map<Path, Model> emulated) throws IOException {
+    Path copy = scratch.resolve("pipeline");
+    try (Stream<Path> files = Files.walk(pipeline)) {
+      for (Path file : files.toList()) {
+        Path relative = pipeline.relativize(file);
+        Path target = copy.resolve(relative.toString());
+        if (Files.isDirectory(file)) {
+          Files.createDirectories(target);
+        } else if (!emulated.containsKey(relative)) {
+          Files.createSymbolicLink(target, file.toAbsolutePath());
+        }
+      }
+    }
+    for (Map.Entry<Path, Model> entry : emulated.entrySet()) {
+      ModelWriter.write(entry.getValue(), copy.resolve(entry.getKey().toString()));
+    }
+    return copy;
+  }
+
+  private static void deleteTree(Path root) {
+    try (Stream<Path> files = Files.walk(root)) {
+      for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(file);
+      }
+    } catch (IOException e) {
+      // A leftover temporary folder is harmless; the report does not depend on it.
+    }
   }
 
   private static Drawing result(Future<Drawing> drawing) {

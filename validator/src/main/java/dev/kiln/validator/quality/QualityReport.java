@@ -6,7 +6,8 @@ import java.util.List;
  * What {@code kiln compare} found: per scheduler, the judge's scores (percent of images whose colour, shape,
  * both, background match the prompt) for the reference and the candidate, the drops in points, and the PSNR of
  * each candidate image against the reference image drawn with the same prompt, seed and scheduler. No timings and
- * no absolute paths beyond the ones given, so the same inputs give a byte-identical report.
+ * no absolute paths beyond the ones given, so the same inputs give a byte-identical report. A pipeline storing
+ * tensors in float16 is drawn with its fp16 storage emulated in float32; referenceDrawnAs / candidateDrawnAs say so.
  */
 public record QualityReport(
     String producer,
@@ -18,6 +19,8 @@ public record QualityReport(
     double guidance,
     int width,
     int height,
+    String referenceDrawnAs,
+    String candidateDrawnAs,
     double maximumDrop,
     boolean passed,
     List<SchedulerResult> schedulers,

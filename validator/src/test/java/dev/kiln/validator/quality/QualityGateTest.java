@@ -97,6 +97,24 @@ class QualityGateTest {
   }
 
   @Test
+  void anFp16PipelineIsDrawnWithItsStorageEmulated() {
+    // The VAE decoder's weights stored as float16: drawn through the emulation, not as ORT's CPU provider would run it.
+    Path half = pipelineWith("half", QualityGateTest::weightsToFloat16, "vae_decoder");
+    QualityGrid two = new QualityGrid("two", GRID.cases().subList(0, 2), GRID.schedulers(), 20, 7.5);
+    QualityGate.Drawing drawing = QualityGate.draw(half, two, () -> { });
+    assertEquals("fp16 storage emulated in float32 (1 models, float16 weights widened exactly, 0 Cast(float16)->Cast(float32)"
+        + " pairs after float16 activations)", drawing.drawnAs());
+    QualityGate.Drawing wanted = QualityGate.draw(reference, two, () -> { });
+    QualityReport report = QualityGate.judge("reference", wanted, "half", drawing);
+    assertEquals("as is", report.referenceDrawnAs());
+    assertEquals(drawing.drawnAs(), report.candidateDrawnAs());
+    assertTrue(report.passed(), report.failures().toString());
+    assertTrue(report.schedulers().get(0).psnrMin() > 35 && report.schedulers().get(0).psnrMin() < 100,
+        "PSNR " + report.schedulers().get(0).psnrMin());
+    assertEquals(java.util.List.of(), listFolder(folder, "kiln-compare-fp16-"));
+  }
+
+  @Test
   void aReferenceThatDrawsNoScenesIsRefused() {
     Path blank = pipelineWith("blank", model -> scale(model, "decoder.conv_out.weight", 0), "vae_decoder");
     // Two images with another scheduler are enough: the reference is judged before anything is compared.
@@ -129,6 +147,36 @@ class QualityGateTest {
         weights[i] += (float) (relative * deviation * random.nextGaussian());
       }
       value.setInitializer(Tensor.ofFloats(tensor.dims(), weights));
+    }
+  }
+
+  /** Every float32 weight of two or more dims stored as float16 and widened by a Cast before its use. */
+  private static void weightsToFloat16(Model model) {
+    for (Value value : new java.util.ArrayList<>(model.graph().initializers())) {
+      Tensor tensor = value.initializer();
+      if (tensor.dims().length < 2 || tensor.dataType() != dev.kiln.graph.DataType.FLOAT) {
+        continue;
+      }
+      Value half = model.graph().addInitializer(value.name() + "_fp16", Tensor.ofFloat16(tensor.dims(), tensor.floats()));
+      java.util.List<dev.kiln.graph.Use> uses = new java.util.ArrayList<>(value.uses());
+      dev.kiln.graph.Node cast = dev.kiln.graph.Node.create(dev.kiln.graph.Onnx.CAST, value.name() + "_cast",
+          java.util.List.of(half), value.name() + "_widened");
+      cast.setAttribute(dev.kiln.graph.Attribute.ofInt("to", 1));
+      dev.kiln.graph.Node first = uses.stream().map(dev.kiln.graph.Use::node)
+          .min(java.util.Comparator.comparingInt(model.graph()::indexOf)).orElseThrow();
+      model.graph().insertBefore(first, cast);
+      for (dev.kiln.graph.Use use : uses) {
+        use.node().setInput(use.inputIndex(), cast.outputs().get(0));
+      }
+      model.graph().removeInitializer(value);
+    }
+  }
+
+  private static java.util.List<Path> listFolder(Path root, String prefix) {
+    try (Stream<Path> entries = Files.list(Path.of(System.getProperty("java.io.tmpdir")))) {
+      return entries.filter(entry -> entry.getFileName().toString().startsWith(prefix)).toList();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
     }
   }
 
