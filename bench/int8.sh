@@ -146,7 +146,11 @@ report = json.load(open(sys.argv[1]))
 for component in report.get("components", []):
     print(f"{sys.argv[2]}: {component.get('nodesBefore')} -> {component.get('nodesAfter')} nodes")
 for path, p in report.get("precision", {}).items():
-    print(f"{sys.argv[2]}: " + ", ".join(f"{k} {v}" for k, v in p.items() if not isinstance(v, (dict, list))))
+    q = p.get("int8", {})
+    print(f"{sys.argv[2]}: {q.get('scheme')} ({q.get('ranges')} ranges, {q.get('activations')} activations): {q.get('int8Nodes')} int8 nodes, "
+          f"{q.get('weightOnlyNodes')} weight-only, {q.get('floatNodes')} float; {q.get('quantizeNodes')} QuantizeLinear, "
+          f"{q.get('dequantizeNodes')} DequantizeLinear; initializers {q.get('bytesBefore')} -> {q.get('bytesAfter')} bytes; "
+          f"ORT CPU kernels {q.get('ortKernels')}; parity {p.get('parity')}")
 PY
 done
 if [ "${KILN_BENCH_QUALITY:-1}" = 1 ]; then
