@@ -297,9 +297,11 @@ public final class QualityGate {
   /** The pipeline's files linked into {@code scratch}, the emulated models written in place of their originals. */
   private static Path emulatedCopy(Path pipeline, Path scratch, Map<Path, Model> emulated) throws IOException {
     Path copy = scratch.resolve("pipeline");
-    try (Stream<Path> files = Files.walk(pipeline)) {
+    // Kiln's own outputs are links to a staged folder: walk what the link names.
+    Path source = pipeline.toRealPath();
+    try (Stream<Path> files = Files.walk(source)) {
       for (Path file : files.toList()) {
-        Path relative = pipeline.relativize(file);
+        Path relative = source.relativize(file);
         Path target = copy.resolve(relative.toString());
         if (Files.isDirectory(file)) {
           Files.createDirectories(target);
