@@ -52,7 +52,7 @@ class OptimizePrecisionCommandTest {
     run = InspectCommandTest.run("optimize", OVERFLOW.toString(), "-o", folder.resolve("x.onnx").toString(),
         "--target", "cuda", "--precision", "fp8");
     assertEquals(2, run.exitCode());
-    assertTrue(run.err().contains("--precision fp8: expected fp32, fp16 or mixed"), run.err());
+    assertTrue(run.err().contains("--precision fp8: expected fp32, fp16, mixed or int8"), run.err());
   }
 
   @Test
@@ -70,5 +70,56 @@ class OptimizePrecisionCommandTest {
         "--target", "cpu", "--precision", "mixed", "--calibration", folder.resolve("calibration").toString());
     assertEquals(2, run.exitCode());
     assertTrue(run.err().contains("holds 'latents', expected input 'latent_sample'"), run.err());
+  }
+
+  @Test
+  void int8ReportsKernelsBytesParityAndKeptLayers() throws Exception {
+    var run = InspectCommandTest.run("optimize", OVERFLOW.toString(), "-o", folder.resolve("int8.onnx").toString(),
+        "--target", "cpu", "--precision", "int8", "--int8-scheme", "full", "--json");
+    assertEquals(0, run.exitCode(), run.err());
+    JsonNode int8 = new ObjectMapper().readTree(run.out()).get("precision").get(folder.resolve("int8.onnx").toString())
+        .get("int8");
+    assertEquals("full", int8.get("scheme").asText());
+    assertEquals("minmax", int8.get("ranges").asText());
+    assertEquals("uint8", int8.get("activations").asText());
+    // Every conv but post_quant_conv (reads the latents) and conv_out runs on ORT's QLinearConv.
+    assertEquals(int8.get("int8Nodes").asInt() - int8.get("ortKernels").path("com.microsoft:MatMulIntegerToFloat").asInt(),
+        int8.get("ortKernels").get("QLinearConv").asInt(), int8.toString());
+    assertTrue(int8.get("floatKept").has("/decoder/conv_out/Conv"), int8.toString());
+    assertTrue(int8.get("bytesAfter").asLong() < int8.get("bytesBefore").asLong() * 0.4, int8.toString());
+    assertTrue(int8.get("parity").get("sample").asDouble() < 0.5, int8.toString());
+  }
+
+  @Test
+  void int8IsForTheCpuTargetAndItsOptionsAreChecked() {
+    var run = InspectCommandTest.run("optimize", OVERFLOW.toString(), "-o", folder.resolve("x.onnx").toString(),
+        "--target", "cuda", "--precision", "int8");
+    assertEquals(2, run.exitCode());
+    assertTrue(run.err().contains("--precision int8 --target cuda: int8 QDQ targets ONNX Runtime's CPU provider"), run.err());
+    run = InspectCommandTest.run("optimize", OVERFLOW.toString(), "-o", folder.resolve("x.onnx").toString(),
+        "--target", "cpu", "--precision", "int8", "--int8-scheme", "int4");
+    assertEquals(2, run.exitCode());
+    assertTrue(run.err().contains("--int8-scheme int4: expected full, hybrid or weights"), run.err());
+  }
+
+  @Test
+  void int8OnTheTinyPipelineCalibratesFromTheRunner() throws Exception {
+    Path output = folder.resolve("tiny-int8");
+    var run = InspectCommandTest.run("optimize", ROOT.resolve("testdata/pipelines/tiny-sd").toString(), "-o",
+        output.toString(), "--target", "cpu", "--precision", "int8", "--json");
+    assertEquals(0, run.exitCode(), run.err());
+    JsonNode precision = new ObjectMapper().readTree(run.out()).get("precision");
+    JsonNode unet = precision.get(output.resolve("unet/model.onnx").toString()).get("int8");
+    assertTrue(unet.get("calibration").get("source").asText().startsWith("calibrated from the runner"), unet.toString());
+    assertTrue(unet.get("calibration").get("heldOut").asBoolean());
+    assertEquals(26, unet.get("ortKernels").get("QLinearConv").asInt(), unet.toString());
+    assertEquals(40, unet.get("weightOnlyNodes").asInt());
+    // Measured 0.033 on the held-out prompts.
+    assertTrue(unet.get("parity").get("out_sample").asDouble() < 0.05, unet.toString());
+    JsonNode decoder = precision.get(output.resolve("vae_decoder/model.onnx").toString()).get("int8");
+    assertEquals(24, decoder.get("ortKernels").get("QLinearConv").asInt(), decoder.toString());
+    JsonNode textEncoder = precision.get(output.resolve("text_encoder/model.onnx").toString()).get("int8");
+    assertEquals(9, textEncoder.get("weightOnlyNodes").asInt(), textEncoder.toString());
+    assertTrue(textEncoder.get("parity").get("last_hidden_state").asDouble() < 0.01, textEncoder.toString());
   }
 }

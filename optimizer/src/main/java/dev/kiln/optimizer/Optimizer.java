@@ -28,6 +28,7 @@ import dev.kiln.optimizer.specialize.OutputPruning;
 import dev.kiln.optimizer.specialize.PipelineDims;
 import dev.kiln.optimizer.specialize.Specialization;
 import dev.kiln.optimizer.specialize.StaticShapes;
+import dev.kiln.optimizer.precision.PipelineCalibration;
 import dev.kiln.optimizer.precision.Precision;
 import dev.kiln.optimizer.precision.PrecisionOptions;
 import dev.kiln.optimizer.precision.PrecisionReport;
@@ -340,6 +341,14 @@ public final class Optimizer {
       // links to: the output may replace none of them.
       Path realInput = input.toRealPath();
       OutputTarget target = output.inputs(filesUnder(realInput));
+      target.check();
+      // Mixed precision without --calibration: real inputs recorded from the runner on the float32 input folder.
+      if ((options.precision().mode() == PrecisionOptions.Mode.MIXED || options.precision().mode() == PrecisionOptions.Mode.INT8)
+          && options.precision().calibration() == null) {
+        announcePrecision(options);
+      }
+      PipelineCalibration.Capture calibration = Precision.pipelineCalibration(realInput, options.precision(), staticDims,
+          PipelineCalibration.Listener.NONE);
       try (StagedFolder staged = target.stageFolder()) {
         Path staging = staged.path();
         Set<Path> skip = new HashSet<>();
@@ -373,7 +382,7 @@ public final class Optimizer {
           warnings.addAll(InputCheck.check(model, label));
           ComponentReport report = optimize(model, label, componentOptions);
           announcePrecision(options);
-          PrecisionReport converted = Precision.apply(model, modelPath, folder, options.precision());
+          PrecisionReport converted = Precision.apply(model, modelPath, folder, options.precision(), calibration);
           if (converted != null) {
             precision.put(output.path().resolve(folder).resolve("model.onnx").toString(), converted);
           }

@@ -35,8 +35,9 @@ public final class CalibrationSets {
     List<Path> sets = new ArrayList<>();
     if (Files.isDirectory(folder)) {
       try (Stream<Path> entries = Files.list(folder)) {
+        // By number: test_data_set_10 comes after test_data_set_9 (the even/odd split of mixed precision relies on it).
         entries.filter(path -> path.getFileName().toString().startsWith("test_data_set_") && Files.isDirectory(path))
-            .sorted().forEach(sets::add);
+            .sorted(java.util.Comparator.comparing(CalibrationSets::setNumber).thenComparing(Path::toString)).forEach(sets::add);
       } catch (IOException e) {
         throw new UncheckedIOException(e);
       }
@@ -69,6 +70,33 @@ public final class CalibrationSets {
       result.add(new Set(set.getFileName().toString(), feeds));
     }
     return result;
+  }
+
+  private static long setNumber(Path set) {
+    String suffix = set.getFileName().toString().substring("test_data_set_".length());
+    return suffix.matches("[0-9]{1,18}") ? Long.parseLong(suffix) : Long.MAX_VALUE;
+  }
+
+  /** Whether every graph input of {@code model} is fed with a shape that fits its declared one. */
+  static boolean fits(Set set, Model model) {
+    for (Value input : model.graph().inputs()) {
+      if (input.isInitializer()) {
+        continue;
+      }
+      Feed feed = set.feeds().get(input.name());
+      if (feed == null || !fits(feed.shape(), input.shape())) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** The set's inputs and shapes, for messages. */
+  static String describe(Set set) {
+    StringBuilder text = new StringBuilder();
+    set.feeds().forEach((name, feed) -> text.append(text.length() == 0 ? "" : ", ").append(Printable.quoted(name))
+        .append(' ').append(Arrays.toString(feed.shape())));
+    return text.toString();
   }
 
   private static String storedName(Path file) {

@@ -85,22 +85,6 @@ public final class MixedPrecision {
       throw new KilnException.BadInput("--precision mixed needs calibration inputs (--calibration DIR in the ONNX "
           + "test-data layout, or test_data_set_N folders next to the model)");
     }
-    Path scratch;
-    try {
-      scratch = Files.createTempDirectory("kiln-precision-");
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-    try {
-      return search(model, sets, options, tolerance, scratch);
-    } finally {
-      deleteTree(scratch);
-    }
-  }
-
-  private static PrecisionReport search(Model model, List<CalibrationSets.Set> sets, Fp16Conversion.Options options,
-      double tolerance, Path scratch) {
-    int[] sessions = {0};
     List<CalibrationSets.Set> calibration = new ArrayList<>();
     List<CalibrationSets.Set> heldOut = new ArrayList<>();
     if (sets.size() >= 4) {
@@ -114,6 +98,35 @@ public final class MixedPrecision {
         heldOut.add(mirrored(set));
       }
     }
+    return convert(model, calibration, heldOut, options, tolerance);
+  }
+
+  /**
+   * As {@link #convert(Model, List, Fp16Conversion.Options, double)} with the split given: ranges are measured on
+   * {@code calibration}, parity is verified on {@code heldOut} (e.g. {@link PipelineCalibration}'s held-out prompts).
+   */
+  public static PrecisionReport convert(Model model, List<CalibrationSets.Set> calibration,
+      List<CalibrationSets.Set> heldOut, Fp16Conversion.Options options, double tolerance) {
+    if (calibration.isEmpty() || heldOut.isEmpty()) {
+      throw new KilnException.BadInput("--precision mixed needs calibration inputs to measure on and held-out inputs to "
+          + "verify on (got " + calibration.size() + " and " + heldOut.size() + ")");
+    }
+    Path scratch;
+    try {
+      scratch = Files.createTempDirectory("kiln-precision-");
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    try {
+      return search(model, calibration, heldOut, options, tolerance, scratch);
+    } finally {
+      deleteTree(scratch);
+    }
+  }
+
+  private static PrecisionReport search(Model model, List<CalibrationSets.Set> calibration,
+      List<CalibrationSets.Set> heldOut, Fp16Conversion.Options options, double tolerance, Path scratch) {
+    int[] sessions = {0};
     Path reference = scratch.resolve("reference.onnx");
     ModelWriter.write(model, reference);
     List<String> floatValues = floatValueNames(model);

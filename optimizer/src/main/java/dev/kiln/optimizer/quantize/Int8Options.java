@@ -10,7 +10,8 @@ import java.util.Locale;
  * @param ranges how an activation's calibration values become its quantization range
  * @param signedActivations int8 activations (s8s8 kernels) instead of uint8 (u8s8, the default: see {@link #DEFAULT})
  * @param keepDefaults keep the measured-sensitive layers float ({@link FloatKeptLayers}); off quantizes every candidate
- * @param layerError measure the per-layer added error (one ORT session per candidate layer)
+ * @param layerError measure the per-layer added error (one ORT session per candidate layer); with keepDefaults, a
+ *     layer over {@link Int8Quantization#LAYER_ERROR_LIMIT} then stays float too
  */
 public record Int8Options(Scheme scheme, RangeMethod ranges, boolean signedActivations, boolean keepDefaults,
     boolean layerError) {

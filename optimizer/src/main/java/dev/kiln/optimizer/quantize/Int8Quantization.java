@@ -24,6 +24,7 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -61,7 +62,47 @@ public final class Int8Quantization {
    * @param source where the sets came from, for the report
    */
   public static Int8Report quantize(Model model, List<CalibrationSets.Set> sets, String source, Int8Options options) {
-    if (sets.isEmpty()) {
+    List<List<CalibrationSets.Set>> split = split(sets);
+    return quantize(model, split.get(0), split.get(1), source, options);
+  }
+
+  /** Calibration and held-out sets: even and odd ones from four sets on, else all of them for both. */
+  public static List<List<CalibrationSets.Set>> split(List<CalibrationSets.Set> sets) {
+    List<CalibrationSets.Set> calibration = new ArrayList<>();
+    List<CalibrationSets.Set> heldOut = new ArrayList<>();
+    boolean separate = sets.size() >= 4;
+    for (int index = 0; index < sets.size(); index++) {
+      if (!separate || index % 2 == 0) {
+        calibration.add(sets.get(index));
+      }
+      if (!separate || index % 2 == 1) {
+        heldOut.add(sets.get(index));
+      }
+    }
+    return List.of(calibration, heldOut);
+  }
+
+  /**
+   * As {@link #quantize(Model, List, String, Int8Options)} with an explicit split: ranges from {@code calibration},
+   * parity on {@code heldOut} (the same sets when the caller has no others: the report says so).
+   */
+  public static Int8Report quantize(Model model, List<CalibrationSets.Set> calibration, List<CalibrationSets.Set> heldOut,
+      String source, Int8Options options) {
+    return quantize(model, calibration, heldOut, source, options, Set.of());
+  }
+
+  /**
+   * As {@link #quantize(Model, List, List, String, Int8Options)}, keeping the nodes named in {@code blockNodes}
+   * ({@code --block-node}) float too; a name that matches no node is refused.
+   */
+  public static Int8Report quantize(Model model, List<CalibrationSets.Set> calibration, List<CalibrationSets.Set> heldOut,
+      String source, Int8Options options, Set<String> blockNodes) {
+    for (String name : new java.util.TreeSet<>(blockNodes)) {
+      if (model.graph().findNode(name) == null) {
+        throw new KilnException.BadInput("--block-node " + Printable.quoted(name) + ": no node of that name in the model");
+      }
+    }
+    if (calibration.isEmpty()) {
       throw new KilnException.BadInput("--precision int8 needs calibration inputs (--calibration DIR in the ONNX "
           + "test-data layout, or test_data_set_N folders next to the model)");
     }
@@ -77,32 +118,21 @@ public final class Int8Quantization {
       throw new UncheckedIOException(e);
     }
     try {
-      return quantize(model, sets, source, options, scratch);
+      return quantize(model, calibration, heldOut.isEmpty() ? calibration : heldOut, source, options, blockNodes, scratch);
     } finally {
       deleteTree(scratch);
     }
   }
 
-  private static Int8Report quantize(Model model, List<CalibrationSets.Set> sets, String source, Int8Options options,
-      Path scratch) {
-    List<CalibrationSets.Set> calibration = new ArrayList<>();
-    List<CalibrationSets.Set> heldOut = new ArrayList<>();
-    boolean separate = sets.size() >= 4;
-    for (int index = 0; index < sets.size(); index++) {
-      if (!separate || index % 2 == 0) {
-        calibration.add(sets.get(index));
-      }
-      if (!separate || index % 2 == 1) {
-        heldOut.add(sets.get(index));
-      }
-    }
+  private static Int8Report quantize(Model model, List<CalibrationSets.Set> calibration, List<CalibrationSets.Set> heldOut,
+      String source, Int8Options options, Set<String> blockNodes, Path scratch) {
+    boolean separate = heldOut.stream().noneMatch(calibration::contains);
     long bytesBefore = initializerBytes(model);
     List<Node> candidates = candidates(model);
-    Map<Node, String> kept = options.keepDefaults() ? FloatKeptLayers.decide(candidates) : Map.of();
-    Map<Node, Treatment> plan = new LinkedHashMap<>();
+    Map<Node, String> kept = new LinkedHashMap<>(options.keepDefaults() ? FloatKeptLayers.decide(candidates) : Map.of());
     for (Node node : candidates) {
-      if (!kept.containsKey(node)) {
-        plan.put(node, treatment(node, options.scheme()));
+      if (blockNodes.contains(node.name())) {
+        kept.put(node, "--block-node");
       }
     }
     Set<String> tensors = new LinkedHashSet<>();
@@ -120,15 +150,9 @@ public final class Int8Quantization {
     Calibration.Result calibrated = Calibration.run(reference, tensors, calibration, heldOut, scratch);
     Map<String, QuantizationParameters> parameters = parameters(calibrated.histograms(), options);
 
-    Map<Node, String> keptNames = new LinkedHashMap<>(kept);
-    int[] qdq = apply(model, plan, parameters);
-    Path quantizedFile = scratch.resolve("quantized.onnx");
-    ModelWriter.write(model, quantizedFile);
-    Map<String, Double> parity = parity(quantizedFile, heldOut, calibrated.referenceOutputs());
-    Map<String, Integer> kernels = kernels(quantizedFile, scratch);
-
     List<Int8Report.LayerError> layerErrors = new ArrayList<>();
     if (options.layerError()) {
+      Set<Node> keptByDefault = Set.copyOf(kept.keySet());
       for (Node node : candidates) {
         Model single = ModelReader.read(reference);
         Node copy = single.graph().findNode(node.name());
@@ -144,10 +168,27 @@ public final class Int8Quantization {
         double error = parity(file, heldOut, calibrated.referenceOutputs()).values().stream()
             .mapToDouble(Double::doubleValue).max().orElse(0);
         layerErrors.add(new Int8Report.LayerError(node.name(), node.opType().key(), treatment.id(), error,
-            kept.containsKey(node)));
+            keptByDefault.contains(node)));
+        if (options.keepDefaults() && !kept.containsKey(node) && !(error <= LAYER_ERROR_LIMIT)) {
+          kept.put(node, String.format(Locale.ROOT, "measured: quantized alone it adds %.3g of the output's scale "
+              + "(layers over %.2g stay float)", error, LAYER_ERROR_LIMIT));
+        }
       }
       layerErrors.sort(Comparator.comparingDouble(Int8Report.LayerError::addedError).reversed());
     }
+
+    Map<Node, Treatment> plan = new LinkedHashMap<>();
+    for (Node node : candidates) {
+      if (!kept.containsKey(node)) {
+        plan.put(node, treatment(node, options.scheme()));
+      }
+    }
+    Map<Node, String> keptNames = kept;
+    int[] qdq = apply(model, plan, parameters);
+    Path quantizedFile = scratch.resolve("quantized.onnx");
+    ModelWriter.write(model, quantizedFile);
+    Map<String, Double> parity = parity(quantizedFile, heldOut, calibrated.referenceOutputs());
+    Map<String, Integer> kernels = kernels(quantizedFile, scratch);
 
     Map<String, Int8Report.KeptLayer> floatKept = new LinkedHashMap<>();
     keptNames.forEach((node, reason) -> floatKept.put(node.name(), new Int8Report.KeptLayer(node.opType().key(), reason)));
@@ -157,7 +198,7 @@ public final class Int8Quantization {
         .filter(node -> !node.is(Onnx.QUANTIZE_LINEAR) && !node.is(Onnx.DEQUANTIZE_LINEAR)).count() - plan.size();
     List<String> notes = new ArrayList<>();
     if (!separate) {
-      notes.add("fewer than 4 calibration sets: parity is measured on the calibration inputs themselves, not held-out ones");
+      notes.add("no held-out calibration sets (fewer than 4 given): parity is measured on the calibration inputs themselves");
     }
     if (options.scheme() != Int8Options.Scheme.FULL && weightsOnly > 0) {
       notes.add("weights-only layers: ORT 1.22's CPU provider dequantizes their int8 weights at every run and computes "
@@ -228,6 +269,13 @@ public final class Int8Quantization {
     });
     return parameters;
   }
+
+  /**
+   * With the per-layer measurement on, a layer that alone adds more than this share of an output's scale stays float:
+   * on the tiny pipeline it separates the outliers (conv_out 0.21, the VAE encoder's conv_out 0.32, the VAE decoder's
+   * last upsampler 0.16) from the bulk of the convs (0.004–0.03).
+   */
+  public static final double LAYER_ERROR_LIMIT = 0.05;
 
   /** The percentile range keeps all but 1 value in 10⁴ per tail. */
   static final double PERCENTILE = 0.9999;

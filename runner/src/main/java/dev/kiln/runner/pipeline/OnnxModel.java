@@ -42,6 +42,7 @@ public final class OnnxModel implements AutoCloseable {
   private final Map<String, TensorInfo> outputs = new LinkedHashMap<>();
   private final long creationNanos;
   private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+  private volatile ModelCallListener callListener = ModelCallListener.NONE;
 
   private OnnxModel(String component, Path file, OrtEnvironment environment, OrtSession session, long creationNanos) throws OrtException {
     this.component = component;
@@ -160,6 +161,11 @@ public final class OnnxModel implements AutoCloseable {
     return inputs.get(name).type;
   }
 
+  /** Tells {@code listener} of every later {@link #run} (calibration records real inputs). */
+  void listen(ModelCallListener listener) {
+    callListener = listener == null ? ModelCallListener.NONE : listener;
+  }
+
   /** Runs the model; inputs the model does not declare are skipped, declared ones that are missing fail. */
   public Map<String, Tensor> run(Map<String, ModelInput> values, List<String> wanted) {
     List<OnnxTensor> created = new ArrayList<>();
@@ -176,6 +182,7 @@ public final class OnnxModel implements AutoCloseable {
         created.add(tensor);
         feeds.put(declared.getKey(), tensor);
       }
+      callListener.modelCalled(component, java.util.Collections.unmodifiableMap(feeds));
       java.util.Set<String> requested = new java.util.LinkedHashSet<>(wanted.isEmpty() ? outputs.keySet() : wanted);
       try (OrtSession.Result result = session.run(feeds, requested)) {
         Map<String, Tensor> produced = new LinkedHashMap<>();

@@ -44,6 +44,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   private final Object lazyLock = new Object();
   private final StageTimings loadTimings = new StageTimings();
   private final GenerationLimits limits;
+  private volatile ModelCallListener callListener = ModelCallListener.NONE;
 
   private StableDiffusionPipeline(PipelineFolder folder, Device requested, int threads, Consumer<String> warnings) {
     this.folder = folder;
@@ -100,6 +101,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   private OnnxModel load(String component) {
     OnnxModel model = OnnxModel.open(component, folder.model(component), environment, options, device);
     synchronized (lazyLock) {
+      model.listen(callListener);
       owned.add(model);
       loadTimings.add("load_" + component, model.creationNanos());
     }
@@ -120,6 +122,18 @@ public final class StableDiffusionPipeline implements AutoCloseable {
         vaeEncoder = new VaeEncoder(load(PipelineLayout.VAE_ENCODER), folder.vaeScalingFactor(), folder.latentChannels());
       }
       return vaeEncoder;
+    }
+  }
+
+  /** Tells {@code listener} of every model call from now on, the lazily opened VAE encoder's included (calibration). */
+  public void listenToModelCalls(ModelCallListener listener) {
+    synchronized (lazyLock) {
+      callListener = listener == null ? ModelCallListener.NONE : listener;
+      for (AutoCloseable each : owned) {
+        if (each instanceof OnnxModel model) {
+          model.listen(callListener);
+        }
+      }
     }
   }
 
