@@ -9,9 +9,10 @@
 #   VARIANT: cpu (fp32 cpu profile, the control), fp16, mixed, int8-full, int8-hybrid, int8-weights
 #   env: KILN_BENCH_GRID=full|eval|quick (eval: the 216 with ddim only), KILN_BENCH_PIPELINE (default
 #        testdata/pipelines/tiny-sd), KILN_BENCH_CALIBRATION (mixed/int8: one test_data_set_N folder per component;
-#        default: made here from the tiny pipeline's reference run, reference/*.npy — the UNet's inputs at 8 of its
-#        20 DDIM steps under guidance, the VAE decoder's latents of the last 8 steps, both prompts' token ids, the
-#        reference image and its mirror for the VAE encoder)
+#        default: none, kiln optimize calibrates a pipeline folder on the runner's recorded inputs itself;
+#        "reference": made here from the tiny pipeline's reference run, reference/*.npy — the UNet's inputs at 8 of
+#        its 20 DDIM steps under guidance, the VAE decoder's latents of the last 8 steps, both prompts' token ids,
+#        the reference image and its mirror for the VAE encoder)
 # A variant `kiln optimize` refuses (an option this build lacks) gets a row with its one-line error.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,7 +33,7 @@ echo
 echo "reference: $pipeline (fp32)"
 echo
 calibration="${KILN_BENCH_CALIBRATION:-}"
-if [ -z "$calibration" ]; then
+if [ "$calibration" = reference ]; then
   calibration="$out/calibration"
   /usr/bin/python3 - "$pipeline" "$calibration" <<'PY'
 import json, os, sys
@@ -68,8 +69,8 @@ for variant in "${variants[@]}"; do
   case "$variant" in
     cpu) options=(--target cpu) ;;
     fp16) options=(--target cpu --precision fp16) ;;
-    mixed) options=(--target cpu --precision mixed --calibration "$calibration") ;;
-    int8-*) options=(--target cpu --precision int8 --int8-scheme "${variant#int8-}" --calibration "$calibration") ;;
+    mixed) options=(--target cpu --precision mixed ${calibration:+--calibration "$calibration"}) ;;
+    int8-*) options=(--target cpu --precision int8 --int8-scheme "${variant#int8-}" ${calibration:+--calibration "$calibration"}) ;;
     *) echo "bench/quality.sh: unknown variant $variant (cpu, fp16, mixed, int8-full, int8-hybrid, int8-weights)" >&2; exit 2 ;;
   esac
   if ! ./kiln optimize "$pipeline" -o "$out/$variant" "${options[@]}" --json > "$out/$variant.optimize.json" 2> "$out/$variant.optimize.err"; then
