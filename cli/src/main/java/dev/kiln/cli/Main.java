@@ -29,7 +29,7 @@ import picocli.CommandLine.Command;
       // Each helper adds its command class here, one line each.
       GenerateCommand.class, TokenizeCommand.class, DemoCommand.class,
       OptimizeCommand.class, CalibrateCommand.class,
-      ValidateCommand.class,
+      ValidateCommand.class, CompareCommand.class,
       InspectCommand.class,
       ExportCommand.class,
       BundleCommand.class, RunCommand.class,
