@@ -1,6 +1,5 @@
 package dev.kiln.cli;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -19,7 +18,7 @@ class ExportCommandTest {
   static final Path ONNX = ROOT.resolve("testdata/pipelines/tiny-sd");
 
   @Test
-  void exportedTinyPipelineGeneratesTheCommittedPipelinesPngByteForByte(@TempDir Path folder) throws Exception {
+  void exportedTinyPipelineGeneratesTheCommittedPipelinesImageWithinOneStep(@TempDir Path folder) throws Exception {
     // Named like the committed folder, so the PNG's "Model:" parameter is the same too.
     Path exported = folder.resolve("export").resolve("tiny-sd");
     GenerateCommandTest.Run export = GenerateCommandTest.run("export", TORCHSCRIPT.toString(), "-o", exported.toString(), "--json");
@@ -39,7 +38,22 @@ class ExportCommandTest {
     String[] common = {"--prompt", "a red circle on a white background", "--seed", "0", "--steps", "20", "--scheduler", "ddim"};
     assertEquals(0, GenerateCommandTest.run(concat(new String[] {"generate", exported.toString(), "-o", ours.toString()}, common)).exitCode());
     assertEquals(0, GenerateCommandTest.run(concat(new String[] {"generate", ONNX.toString(), "-o", theirs.toString()}, common)).exitCode());
-    assertArrayEquals(Files.readAllBytes(theirs), Files.readAllBytes(ours));
+    // The runner's CPU sessions use ORT's NCHWc convolution (thread-count independent, runner/README.md); there the
+    // exported UNet's <= 3.3e-7 difference may move a channel value by one step, so the images are compared value by
+    // value: at most one step apart, in at most 0.5 % of the values.
+    dev.kiln.runner.image.RgbImage expected = dev.kiln.runner.image.RgbImage.read(theirs);
+    dev.kiln.runner.image.RgbImage actual = dev.kiln.runner.image.RgbImage.read(ours);
+    assertEquals(expected.width(), actual.width());
+    assertEquals(expected.height(), actual.height());
+    int differing = 0;
+    int largest = 0;
+    for (int index = 0; index < expected.pixels().length; index++) {
+      int difference = Math.abs((expected.pixels()[index] & 0xff) - (actual.pixels()[index] & 0xff));
+      largest = Math.max(largest, difference);
+      differing += difference == 0 ? 0 : 1;
+    }
+    assertTrue(largest <= 1, "largest channel difference " + largest);
+    assertTrue(differing <= expected.pixels().length / 200, differing + " channel values differ");
   }
 
   @Test
