@@ -26,6 +26,7 @@ public final class PipelineLayout {
   public static final String TEXT_ENCODER = "text_encoder";
   public static final String TEXT_ENCODER_2 = "text_encoder_2";
   public static final String UNET = "unet";
+  public static final String CONTROLNET = "controlnet";
   public static final String VAE_DECODER = "vae_decoder";
   public static final String VAE_ENCODER = "vae_encoder";
   /** The VAE's config in exports that keep the original (PyTorch) VAE folder beside the ONNX halves. */
@@ -36,7 +37,7 @@ public final class PipelineLayout {
   public static final String SCHEDULER_CONFIG = "scheduler_config.json";
 
   /** The ONNX component folders Kiln knows, in a fixed order. */
-  public static final List<String> COMPONENTS = List.of(TEXT_ENCODER, TEXT_ENCODER_2, UNET, VAE_DECODER, VAE_ENCODER);
+  public static final List<String> COMPONENTS = List.of(TEXT_ENCODER, TEXT_ENCODER_2, UNET, CONTROLNET, VAE_DECODER, VAE_ENCODER);
 
   /** {@code root/component/model.onnx}. */
   public static Path model(Path root, String component) {
