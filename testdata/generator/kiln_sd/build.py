@@ -390,8 +390,10 @@ def controlnet_specs(seed):
     residual_names = ["down_block_res_samples_%d" % index for index in range(count)] + ["mid_block_res_sample"]
     controlnet_axes = {key: UNET_AXES[key] for key in ("sample", "timestep", "encoder_hidden_states")}
     controlnet_axes["controlnet_cond"] = {0: "batch_size", 2: "image_height", 3: "image_width"}
+    # Each output's spatial dims named after it: left unnamed, torch 1.13 names every output's dims after the first
+    # one's, declaring all residuals the same size (an fp16 graph that keeps those shapes then fails in ORT).
     for name in residual_names:
-        controlnet_axes[name] = {0: "batch_size"}
+        controlnet_axes[name] = {0: "batch_size", 2: name + "_height", 3: name + "_width"}
 
     def controlnet_inputs(offset, batch, height, width, timesteps, scale):
         sample, timestep, context = unet_inputs(seed + offset, batch, height, width, 77,

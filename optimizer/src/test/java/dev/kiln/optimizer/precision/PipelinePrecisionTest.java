@@ -66,6 +66,7 @@ class PipelinePrecisionTest {
         // with the set's random residuals (std 0.5, uncorrelated with the skips, as no real ControlNet's are), 0.041
         // with zero residuals at the same size (the plain unet: 0.029 at its 32x32 set): the same naive-fp16 loss,
         // no op of the residual path kept float32 would change it (the Adds are exact in float16 up to rounding).
+        // The ControlNet's residuals: 0.0005-0.018 (cpu and cuda).
         double bound = component.equals("unet") || component.equals("controlnet")
             ? (pipeline.equals("sdxl") ? 0.3 : pipeline.equals("controlnet") && component.equals("unet") ? 0.1 : 0.04) : 1e-2;
         assertTrue(error <= bound, pipeline + " " + component + " " + name + ": " + error);
