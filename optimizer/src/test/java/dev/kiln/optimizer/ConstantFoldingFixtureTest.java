@@ -70,7 +70,7 @@ class ConstantFoldingFixtureTest {
       Map.entry("unet/cpu", 977), Map.entry("unet/tensorrt", 1838),
       Map.entry("unet_sdpa/cpu", 661), Map.entry("unet_sdpa/tensorrt", 1120),
       Map.entry("controlnet/cpu", 504), Map.entry("controlnet/tensorrt", 753),
-      Map.entry("unet_controlnet/cpu", 989), Map.entry("unet_controlnet/tensorrt", 1520),
+      Map.entry("unet_controlnet/cpu", 987), Map.entry("unet_controlnet/tensorrt", 1518),
       Map.entry("vae_decoder/cpu", 374), Map.entry("vae_decoder/tensorrt", 406),
       Map.entry("vae_decoder_overflow/cpu", 374), Map.entry("vae_decoder_overflow/tensorrt", 406),
       Map.entry("vae_decoder_sdpa/cpu", 282), Map.entry("vae_decoder_sdpa/tensorrt", 304),
