@@ -157,7 +157,7 @@ def component_specs(tokenizer):
     specs.append(dict(name="vae_decoder_sdpa", family="sd15", kind="vae_decoder", model=sdpa_decoder,
                       input_names=["latent_sample"], output_names=["sample"], dynamic_axes=VAE_DECODER_AXES,
                       config=parts.VAE_SDPA, sets=decoder_sets, **SDPA_EXPORT))
-    return specs
+    return specs + controlnet_specs(seed)
 
 
 SDPA_EXPORT = {"attention": "sdpa", "opsets": (14,), "torchscript": False}
@@ -349,15 +349,16 @@ def main():
     torch.manual_seed(parts.SEED)
     for stale in [FIXTURES] + [os.path.join(PIPELINES, name + suffix) for name in PIPELINE_NAMES
                                for suffix in ("", "-torchscript")]:
-        if os.path.isdir(stale):
+        if os.path.isdir(stale) and not only_some():
             shutil.rmtree(stale)
     tokenizer_folder = os.path.join(FIXTURES, "tokenizer")
     tokenizer = build_tokenizer(CAPTIONS, tokenizer_folder)
 
     components = {}
-    for spec in component_specs(tokenizer):
+    for spec in selected(component_specs(tokenizer)):
         print("writing", spec["name"], flush=True)
         components[spec["name"]] = write_component(spec)
+    components = with_the_others(components)
     pipelines = write_pipelines(tokenizer_folder)
     manifest = {
         "command": "/usr/bin/python3 testdata/generator/generate.py",
@@ -375,3 +376,79 @@ def main():
     exporting.write_bytes(os.path.join(FIXTURES, "manifest.json"), json_bytes(manifest))
     print("wrote", len(manifest["files"]), "files")
 
+
+def controlnet_specs(seed):
+    """The random-weight SD 1.5 ControlNet and the UNet that takes its residuals (the unet fixture's weights: same
+    config, same seed), at opset 17 only (each is a separate few-MB binary). Small spatial sizes keep the control
+    images and residuals in the test data sets small."""
+    # Imported here and defined at the end of the file: TorchScript's debug tables record the line of every
+    # frame of a trace, so code added above main() would change every other fixture's model.pt.
+    from kiln_sd import controlnet
+    specs = []
+    config = parts.CONTROLNET_SD15
+    count = controlnet.residual_count(config)
+    residual_names = ["down_block_res_samples_%d" % index for index in range(count)] + ["mid_block_res_sample"]
+    controlnet_axes = {key: UNET_AXES[key] for key in ("sample", "timestep", "encoder_hidden_states")}
+    controlnet_axes["controlnet_cond"] = {0: "batch_size", 2: "image_height", 3: "image_width"}
+    # Each output's spatial dims named after it: left unnamed, torch 1.13 names every output's dims after the first
+    # one's, declaring all residuals the same size (an fp16 graph that keeps those shapes then fails in ORT).
+    for name in residual_names:
+        controlnet_axes[name] = {0: "batch_size", 2: name + "_height", 3: name + "_width"}
+
+    def controlnet_inputs(offset, batch, height, width, timesteps, scale):
+        sample, timestep, context = unet_inputs(seed + offset, batch, height, width, 77,
+                                                config["cross_attention_dim"], timesteps)
+        condition = torch.rand((batch, 3, 8 * height, 8 * width), generator=generator_for(seed + offset + 1))
+        return sample, timestep, context, condition, torch.tensor(scale, dtype=torch.float32)
+
+    specs.append(dict(name="controlnet", family="sd15", kind="controlnet", model=parts.build_controlnet(config, seed + 12),
+                      input_names=["sample", "timestep", "encoder_hidden_states", "controlnet_cond",
+                                   "conditioning_scale"],
+                      output_names=residual_names, dynamic_axes=controlnet_axes, config=config, opsets=(17,),
+                      sets=[controlnet_inputs(112, 1, 16, 16, [981], 1.0),
+                            controlnet_inputs(113, 2, 8, 24, [500, 21], 0.75)]))
+
+    unet_config = parts.UNET_SD15
+    input_names = ["sample", "timestep", "encoder_hidden_states"] + [
+        "down_block_additional_residuals_%d" % index for index in range(count)] + ["mid_block_additional_residual"]
+    unet_axes = {key: UNET_AXES[key] for key in ("sample", "timestep", "encoder_hidden_states", "out_sample")}
+    for name in input_names[3:]:
+        unet_axes[name] = {0: "batch_size", 2: name + "_height", 3: name + "_width"}
+
+    def unet_residual_inputs(offset, batch, height, width, timesteps):
+        base = unet_inputs(seed + offset, batch, height, width, 77, unet_config["cross_attention_dim"], timesteps)
+        random = generator_for(seed + offset + 1)
+        downs, mid = controlnet.residual_shapes(unet_config, batch, height, width)
+        return base + tuple(torch.randn(shape, generator=random) * 0.5 for shape in downs + [mid])
+
+    specs.append(dict(name="unet_controlnet", family="sd15", kind="unet",
+                      model=parts.build_unet_with_residuals(unet_config, seed + 2), input_names=input_names,
+                      output_names=["out_sample"], dynamic_axes=unet_axes, config=unet_config, opsets=(17,),
+                      sets=[unet_residual_inputs(114, 1, 16, 16, [981]),
+                            unet_residual_inputs(115, 2, 8, 24, [500, 21])]))
+    return specs
+
+
+# KILN_ONLY=name,name regenerates only those components into the committed tree (the others and their manifest
+# entries are kept as they are) — for adding a fixture on a busy machine. The edits above that call these keep every
+# line of main() and write_component() where it was: TorchScript's debug tables record those lines, so the
+# selected components come out byte-identical to a full run's.
+def only_some():
+    return bool(os.environ.get("KILN_ONLY"))
+
+
+def selected(specs):
+    names = [name for name in os.environ.get("KILN_ONLY", "").split(",") if name]
+    unknown = sorted(set(names) - {spec["name"] for spec in specs})
+    if unknown:
+        raise SystemExit("KILN_ONLY names no component: %s" % ", ".join(unknown))
+    return [spec for spec in specs if not names or spec["name"] in names]
+
+
+def with_the_others(components):
+    if not only_some():
+        return components
+    with open(os.path.join(FIXTURES, "manifest.json"), encoding="utf-8") as handle:
+        merged = json.load(handle)["components"]
+    merged.update(components)
+    return merged

@@ -119,3 +119,24 @@ def build_text(config, seed, vocab_size):
 
 def build_unet(config, seed):
     return initialize(UNet2DConditionModel(config), seed).eval()
+
+
+# diffusers' ControlNetModel for SD 1.5, at the UNet fixture's widths: its encoder half plus the conditioning
+# embedding (SD 1.5: [16, 32, 96, 256]; three stride-2 stages from the image to the latent size).
+CONTROLNET_SD15 = {key: value for key, value in UNET_SD15.items() if key not in ("out_channels", "up_block_types")}
+CONTROLNET_SD15.update({"_class_name": "ControlNetModel", "conditioning_channels": 3,
+                        "conditioning_embedding_out_channels": [8, 16, 16, 32],
+                        "controlnet_conditioning_channel_order": "rgb", "class_embed_type": None,
+                        "global_pool_conditions": False, "only_cross_attention": False})
+
+
+def build_controlnet(config, seed):
+    # Imported here: kiln_sd.controlnet imports kiln_sd.unet, and generate.py's module list stays as it was.
+    from kiln_sd.controlnet import ControlNetModel
+    return initialize(ControlNetModel(config), seed).eval()
+
+
+def build_unet_with_residuals(config, seed):
+    """The same initialisation as build_unet with the same seed, so zero residuals give that UNet exactly."""
+    from kiln_sd.controlnet import UNet2DConditionModelWithResiduals
+    return initialize(UNet2DConditionModelWithResiduals(config), seed).eval()

@@ -121,7 +121,7 @@ def run(model, inputs):
 
 
 def tensor_bytes(array, name):
-    return numpy_helper.from_array(np.ascontiguousarray(array), name).SerializeToString()
+    return numpy_helper.from_array(np.ascontiguousarray(array).reshape(array.shape), name).SerializeToString()
 
 
 def describe(array):

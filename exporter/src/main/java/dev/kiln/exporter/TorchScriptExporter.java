@@ -63,8 +63,9 @@ public final class TorchScriptExporter {
     Map<String, Integer> ranks = new java.util.HashMap<>();
     List<ComponentSpec.Io> inputs = new ArrayList<>();
     List<BakedConstants.TracedDim> tracedDims = new ArrayList<>();
-    for (int index = 1; index < forward.parameters().size(); index++) {
-      ComponentSpec.Io io = spec.input(index - 1, forward.parameters().get(index));
+    List<ComponentSpec.Io> specInputs = spec.inputs(forward.parameters().subList(1, forward.parameters().size()));
+    for (ComponentSpec.Io specInput : specInputs) {
+      ComponentSpec.Io io = specInput;
       long[] traced = tracedShapes.get(io.name());
       if (traced != null) {
         if (rankOf(io, ranks) >= 0 && traced.length != rankOf(io, ranks)) {
@@ -160,11 +161,12 @@ public final class TorchScriptExporter {
       return traced;
     }
     return switch (io.name()) {
-      case "sample", "latent_sample" -> 4;
+      case "sample", "latent_sample", "controlnet_cond" -> 4;
+      case "conditioning_scale" -> 0;
       case "input_ids", "text_embeds", "time_ids" -> 2;
       case "encoder_hidden_states" -> 3;
       case "timestep" -> 1;
-      default -> -1;
+      default -> io.name().startsWith(ComponentSpec.DOWN_RESIDUAL_INPUT) || io.name().equals(ComponentSpec.MID_RESIDUAL_INPUT) ? 4 : -1;
     };
   }
 

@@ -26,6 +26,7 @@ import dev.kiln.optimizer.profiles.Profiles;
 import dev.kiln.optimizer.profiles.Target;
 import dev.kiln.optimizer.specialize.OutputPruning;
 import dev.kiln.optimizer.specialize.PipelineDims;
+import dev.kiln.optimizer.specialize.ControlNetShapes;
 import dev.kiln.optimizer.specialize.Specialization;
 import dev.kiln.optimizer.specialize.StaticShapes;
 import dev.kiln.optimizer.precision.Precision;
@@ -54,7 +55,7 @@ public final class Optimizer {
   /** Pipeline sub-folders and the component each holds. */
   private static final Map<String, Component> PIPELINE_FOLDERS = Map.of(
       PipelineLayout.TEXT_ENCODER, Component.TEXT_ENCODER, PipelineLayout.TEXT_ENCODER_2, Component.TEXT_ENCODER,
-      PipelineLayout.UNET, Component.UNET, PipelineLayout.VAE_DECODER, Component.VAE_DECODER, PipelineLayout.VAE_ENCODER, Component.VAE_ENCODER);
+      PipelineLayout.UNET, Component.UNET, PipelineLayout.CONTROLNET, Component.CONTROLNET, PipelineLayout.VAE_DECODER, Component.VAE_DECODER, PipelineLayout.VAE_ENCODER, Component.VAE_ENCODER);
 
   /**
    * @param component null = detect from the graph's input/output names
@@ -171,6 +172,8 @@ public final class Optimizer {
       model.metadata().put(STATIC_SHAPES, staticDescription(dims));
     }
     List<Profiles.Step> steps = profile.steps();
+    // The ControlNet interface's inputs (control image, residuals) are declared in the sample's dims while the rules run.
+    Map<Value, dev.kiln.graph.Shape> interfaceShapes = ControlNetShapes.bind(model);
     options.listener().componentStarted(label, component, steps.size());
     for (int index = 0; index < steps.size(); index++) {
       Profiles.Step step = steps.get(index);
@@ -182,6 +185,7 @@ public final class Optimizer {
       }
       options.listener().stepFinished(stepName(step), index + 1, steps.size());
     }
+    ControlNetShapes.restore(interfaceShapes);
     applied.forEach((name, count) -> rules.put(name, new RuleReport(count[0], rejected.getOrDefault(name, Map.of()),
         nearMisses.getOrDefault(name, Map.of()))));
     return new ComponentReport(label, component.id(), options.target().id(), nodesBefore, model.graph().totalNodeCount(),

@@ -36,7 +36,9 @@ class FixtureFusionTest {
   private static final double TOLERANCE = 1e-4;
   /** ORT's optimizer on its tiny SD models (REFERENCE §6): nodes after / before. */
   private static final Map<String, Double> ORT_REDUCTION = Map.of(
-      "text_encoder", 60.0 / 459, "unet", 549.0 / 2988, "vae_decoder", 86.0 / 442, "vae_encoder", 86.0 / 442);
+      "text_encoder", 60.0 / 459, "unet", 549.0 / 2988, "vae_decoder", 86.0 / 442, "vae_encoder", 86.0 / 442,
+      // ORT has no ControlNet number; the UNet's encoder half is held to the UNet's.
+      "controlnet", 549.0 / 2988);
 
   private static final Map<String, Map<String, float[]>> ORIGINAL_OUTPUTS = new ConcurrentHashMap<>();
 
@@ -140,7 +142,8 @@ class FixtureFusionTest {
         assertEquals(inventory.modules("CLIPMLP(gelu)"), ops.getOrDefault("com.microsoft:BiasGelu", 0), where);
         assertEquals(0, ops.getOrDefault("Softmax", 0), where);
       }
-      case "unet" -> {
+      // A ControlNet is the UNet's encoder half: the same fusions, counted from its own module inventory.
+      case "unet", "controlnet" -> {
         assertEquals(inventory.modules("Attention"), ops.getOrDefault("com.microsoft:MultiHeadAttention", 0), where);
         // In a Transformer2D, the first block's norm1 reads proj_in's output; every other LayerNorm (norm2 and
         // norm3, and norm1 of the later blocks of a multi-layer Transformer2D) reads a residual sum.
@@ -192,10 +195,21 @@ class FixtureFusionTest {
       long[] shape = entry.getValue().shape().clone();
       switch (entry.getKey()) {
         case "input_ids" -> shape = new long[] {1, 9};
-        case "sample" -> shape = inventory.kind().equals("unet") ? new long[] {1, shape[1], 40, 24} : new long[] {1, shape[1], 64, 40};
+        case "sample" -> shape = inventory.kind().equals("unet") || inventory.kind().equals("controlnet")
+            ? new long[] {1, shape[1], 40, 24} : new long[] {1, shape[1], 64, 40};
+        case "controlnet_cond" -> shape = new long[] {1, shape[1], 320, 192};
+        case "conditioning_scale" -> { }
         case "latent_sample" -> shape = new long[] {1, shape[1], 8, 24};
         case "encoder_hidden_states" -> shape = new long[] {1, 20, shape[2]};
-        default -> shape[0] = 1;
+        default -> {
+          if (shape.length == 4 && entry.getKey().contains("additional_residual")) {
+            // A ControlNet residual at the new 40x24 latent: the stored one's downsampling level, kept.
+            long level = stored.get("sample").shape()[2] / shape[2];
+            shape = new long[] {1, shape[1], 40 / level, 24 / level};
+          } else {
+            shape[0] = 1;
+          }
+        }
       }
       int count = (int) OrtParity.elementCount(shape);
       Object values = entry.getValue().values();

@@ -36,10 +36,13 @@ class ProfilesTest {
     Map<String, List<String>> expected = new LinkedHashMap<>();
     expected.put("cpu/text-encoder", of(text, List.of()));
     expected.put("cpu/unet", of(unet, List.of()));
+    // A ControlNet is the UNet's encoder half: the UNet's pipeline.
+    expected.put("cpu/controlnet", of(unet, List.of()));
     expected.put("cpu/vae-decoder", of(vae, List.of()));
     expected.put("cpu/vae-encoder", of(vae, List.of()));
     expected.put("cuda/text-encoder", of(text, CUDA_FAMILY));
     expected.put("cuda/unet", of(unet, CUDA_FAMILY));
+    expected.put("cuda/controlnet", of(unet, CUDA_FAMILY));
     expected.put("cuda/vae-decoder", of(vae, CUDA_FAMILY));
     expected.put("cuda/vae-encoder", of(vae, CUDA_FAMILY));
     for (Component component : Component.values()) {

@@ -133,6 +133,28 @@ public final class Fixtures {
     return folder;
   }
 
+  /**
+   * Writes a pipeline folder holding the random-weight ControlNet pair into {@code folder} (which it creates):
+   * {@code controlnet/} and {@code unet/} (the UNet with residual inputs) as links to the opset-17 fixtures, so
+   * their test data sets are found through the links, and a model_index.json listing both. The trained ControlNet
+   * pipeline is a committed folder of its own; this pair is for the tools' tests.
+   */
+  public static Path controlNetPair(Path folder) {
+    try {
+      Files.createDirectories(folder);
+      Files.writeString(folder.resolve("model_index.json"), "{\"_class_name\": \"OnnxStableDiffusionControlNetPipeline\", "
+          + "\"controlnet\": [\"onnxruntime\", \"OnnxRuntimeModel\"], \"unet\": [\"onnxruntime\", \"OnnxRuntimeModel\"]}\n");
+      for (String[] pair : new String[][] {{"controlnet", "controlnet"}, {"unet", "unet_controlnet"}}) {
+        Path component = Files.createDirectories(folder.resolve(pair[0]));
+        Files.createSymbolicLink(component.resolve("model.onnx"), component(pair[1], Opset.V17).toAbsolutePath());
+        Files.createSymbolicLink(component.resolve("config.json"), config(pair[1]).toAbsolutePath());
+      }
+      return folder;
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write the ControlNet pair pipeline " + folder + ": " + e.getMessage(), e);
+    }
+  }
+
   /** Names of the pipeline folders present. */
   public static List<String> pipelineNames() {
     Path pipelines = testdata().resolve("pipelines");

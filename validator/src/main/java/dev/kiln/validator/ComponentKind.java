@@ -8,7 +8,7 @@ import java.util.Set;
 
 /** What a model is, read from its input names as diffusers/Optimum export them; decides inputs and sizes. */
 public enum ComponentKind {
-  TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER, OTHER;
+  TEXT_ENCODER, UNET, CONTROLNET, VAE_DECODER, VAE_ENCODER, OTHER;
 
   public static ComponentKind of(Model model) {
     Set<String> names = new HashSet<>();
@@ -19,6 +19,10 @@ public enum ComponentKind {
     }
     if (names.contains("input_ids")) {
       return TEXT_ENCODER;
+    }
+    // A ControlNet has the UNet's inputs too; its control image tells it apart.
+    if (names.contains("controlnet_cond")) {
+      return CONTROLNET;
     }
     if (names.contains("sample") && (names.contains("timestep") || names.contains("encoder_hidden_states"))) {
       return UNET;
@@ -34,12 +38,12 @@ public enum ComponentKind {
 
   /** Spatial sizes of the model's image input per pixel of the pipeline's image (latents are 1/8). */
   public int imageScale() {
-    return this == UNET || this == VAE_DECODER ? 8 : 1;
+    return this == UNET || this == CONTROLNET || this == VAE_DECODER ? 8 : 1;
   }
 
   /** The multiple the model's spatial input sizes must be (three stride-2 stages in SD UNets and VAE encoders). */
   public int spatialMultiple() {
-    return this == UNET || this == VAE_ENCODER ? 8 : 1;
+    return this == UNET || this == CONTROLNET || this == VAE_ENCODER ? 8 : 1;
   }
 
   public String label() {

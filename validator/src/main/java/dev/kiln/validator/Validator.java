@@ -1,6 +1,7 @@
 package dev.kiln.validator;
 
 import dev.kiln.common.KilnException;
+import dev.kiln.common.PipelineLayout;
 import dev.kiln.common.Progress;
 import dev.kiln.graph.Model;
 import dev.kiln.graph.ModelReader;
@@ -13,6 +14,7 @@ import dev.kiln.validator.parity.Tolerances;
 import dev.kiln.validator.report.CheckResult;
 import dev.kiln.validator.report.ComponentReport;
 import dev.kiln.validator.report.ValidationReport;
+import dev.kiln.validator.shapes.ControlNetPairing;
 import dev.kiln.validator.shapes.InputBinding;
 import dev.kiln.validator.shapes.ShapeProof;
 import dev.kiln.validator.shapes.Size;
@@ -91,6 +93,10 @@ public final class Validator {
             : entry.getKey(), entry.getValue(), reference, pipeline, options));
         progress.step();
       }
+    }
+    if (pipeline && components.containsKey(PipelineLayout.CONTROLNET) && components.containsKey(PipelineLayout.UNET)) {
+      report.getComponents().add(ControlNetPairing.check(components.get(PipelineLayout.CONTROLNET),
+          components.get(PipelineLayout.UNET), options.shapes(), true));
     }
     if (pipeline && options.reference() != null && !options.staticOnly() && Files.isDirectory(options.reference())) {
       report.getComponents().add(endToEnd(candidate, options));

@@ -10,6 +10,8 @@ import java.util.Set;
 public enum Component {
   TEXT_ENCODER("text-encoder"),
   UNET("unet"),
+  /** A ControlNet: the UNet's encoder half plus the control-image embedding; fused as the UNet's encoder is. */
+  CONTROLNET("controlnet"),
   VAE_DECODER("vae-decoder"),
   VAE_ENCODER("vae-encoder");
 
@@ -29,12 +31,14 @@ public enum Component {
         return component;
       }
     }
-    throw new KilnException.BadInput("unknown component '" + text + "'; expected text-encoder, unet, vae-decoder or vae-encoder");
+    throw new KilnException.BadInput("unknown component '" + text + "'; expected text-encoder, unet, controlnet, vae-decoder or vae-encoder");
   }
 
   /**
    * Detects the component from diffusers/Optimum I/O names: {@code input_ids} → text encoder;
-   * {@code sample} + {@code timestep} (+ {@code encoder_hidden_states}) → UNet; {@code latent_sample} in →
+   * {@code controlnet_cond} → ControlNet (checked before the UNet: it has the UNet's inputs too);
+   * {@code sample} + {@code timestep} (+ {@code encoder_hidden_states}) → UNet (with or without ControlNet
+   * residual inputs); {@code latent_sample} in →
    * VAE decoder; {@code sample} in and {@code latent_parameters}/{@code latent_sample} out → VAE encoder.
    */
   public static Component detect(Graph graph, String modelName) {
@@ -51,6 +55,9 @@ public enum Component {
     if (inputs.contains("input_ids")) {
       return TEXT_ENCODER;
     }
+    if (inputs.contains("controlnet_cond")) {
+      return CONTROLNET;
+    }
     if (inputs.contains("sample") && inputs.contains("timestep")) {
       return UNET;
     }
@@ -62,6 +69,6 @@ public enum Component {
       return VAE_ENCODER;
     }
     throw new KilnException.BadInput(modelName + ": cannot tell which pipeline component this is from its inputs "
-        + inputs + " and outputs " + outputs + "; pass --component text-encoder|unet|vae-decoder|vae-encoder");
+        + inputs + " and outputs " + outputs + "; pass --component text-encoder|unet|controlnet|vae-decoder|vae-encoder");
   }
 }

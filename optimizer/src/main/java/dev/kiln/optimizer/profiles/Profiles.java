@@ -116,7 +116,9 @@ public final class Profiles {
     return switch (component) {
       case TEXT_ENCODER -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), new QuickGeluFusion(),
           GeluFusion.exact(), new BiasGeluFusion(), new ClipAttentionFusion());
-      case UNET -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), GeluFusion.exact(), new BiasGeluFusion(),
+      // The ControlNet is the UNet's encoder half: the same transformer blocks, GroupNorm+SiLU resnets and
+      // attention; its extra convolutions (control embedding, 1x1 zero convs) have nothing to fuse.
+      case UNET, CONTROLNET -> List.of(new LayerNormFusion(), new SkipLayerNormFusion(), GeluFusion.exact(), new BiasGeluFusion(),
           unetAttention);
       case VAE_DECODER, VAE_ENCODER -> List.of(new LayerNormFusion(), new VaeAttentionFusion());
     };

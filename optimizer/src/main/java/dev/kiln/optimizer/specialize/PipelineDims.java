@@ -59,6 +59,14 @@ public final class PipelineDims {
         put(bound, "width", width == null ? null : width / factor);
         put(bound, "sequence_length", sequence);
       }
+      case "controlnet" -> {
+        // The latent as the UNet's, and the control image (controlnet_cond) at the image's own size.
+        put(bound, "height", height == null ? null : height / factor);
+        put(bound, "width", width == null ? null : width / factor);
+        put(bound, "sequence_length", sequence);
+        put(bound, "image_height", height);
+        put(bound, "image_width", width);
+      }
       default -> {
         put(bound, "height", height);
         put(bound, "width", width);

@@ -29,6 +29,10 @@ public final class CudaOpCounts {
       // Concat and the first ResNet of a down block reads conv_in or a downsampler: plain GroupNorm.
       case "unet" -> component.modules("ResnetBlock2D") + component.modules("Transformer2DModel")
           + config.path("down_block_types").size() * (layers - 1) + 2 + 1;
+      // The UNet's encoder half: as the UNet without conv_norm_out, plus the first ResNet's norm1, which reads
+      // conv_in's output plus the control embedding.
+      case "controlnet" -> component.modules("ResnetBlock2D") + component.modules("Transformer2DModel")
+          + config.path("down_block_types").size() * (layers - 1) + 2 + 1;
       // No time embedding, so norm2 reads conv1 alone. Mid attention norm and mid ResNet 1 read residuals (ResNet 0
       // reads conv_in); every up-block ResNet reads a residual except the first of each block after an upsampler
       // conv; conv_norm_out reads the last ResNet.

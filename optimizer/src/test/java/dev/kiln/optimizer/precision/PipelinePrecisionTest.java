@@ -29,15 +29,16 @@ import org.junit.jupiter.params.provider.CsvSource;
  */
 class PipelinePrecisionTest {
   private static final Path PIPELINES = Path.of(System.getProperty("kiln.root", "..")).resolve("testdata/pipelines");
-  private static final List<String> COMPONENTS = List.of("text_encoder", "unet", "vae_decoder", "vae_encoder");
+  private static final List<String> COMPONENTS = List.of("text_encoder", "unet", "controlnet", "vae_decoder", "vae_encoder");
 
   @TempDir Path temporary;
 
   @ParameterizedTest
-  @CsvSource({"sd15,cuda", "sd2,cuda", "sdxl,cuda", "tiny-sd,cuda", "tiny-sd,cpu"})
+  @CsvSource({"sd15,cuda", "sd2,cuda", "sdxl,cuda", "tiny-sd,cuda", "tiny-sd,cpu", "controlnet,cuda", "controlnet,cpu"})
   void fp16ConvertsEveryComponent(String pipeline, String target) {
     Path output = temporary.resolve(pipeline + "-" + target);
-    OptimizationReport report = Optimizer.optimize(PIPELINES.resolve(pipeline), output,
+    Path input = pipeline.equals("controlnet") ? dev.kiln.testdata.Fixtures.controlNetPair(temporary.resolve("controlnet-pipeline")) : PIPELINES.resolve(pipeline);
+    OptimizationReport report = Optimizer.optimize(input, output,
         Optimizer.Options.of(Target.parse(target)).withPrecision(new PrecisionOptions(PrecisionOptions.Mode.FP16,
             Fp16Conversion.Options.defaults(), null, 1e-2)));
     assertEquals(report.components().size(), report.precision().size());
@@ -49,7 +50,7 @@ class PipelinePrecisionTest {
       Model model = ModelReader.read(file);
       Verifier.verify(model);
       assertTrue(report.precision().get(file.toString()).float16Nodes() > 0, component);
-      Path source = PIPELINES.resolve(pipeline).resolve(component).resolve("model.onnx");
+      Path source = input.resolve(component).resolve("model.onnx");
       List<CalibrationSets.Set> sets = CalibrationSets.read(realParent(source), model);
       if (sets.isEmpty()) {
         continue;
@@ -61,7 +62,13 @@ class PipelinePrecisionTest {
         System.err.printf("fp16 %s %s %s %s: %.3g%n", pipeline, target, component, name, error);
         // Naive fp16 of the UNets: 0.026-0.03 (sd15, sd2) and 0.22 for SDXL, whose time embeddings (arguments up to
         // 1000) lose their phase in float16 — what the mixed search below repairs. Everything else stays under 1e-2.
-        double bound = component.equals("unet") ? (pipeline.equals("sdxl") ? 0.3 : 0.04) : 1e-2;
+        // The ControlNet pair: the residual UNet (the unet fixture's weights) measured 0.080 on its 16x16 test set
+        // with the set's random residuals (std 0.5, uncorrelated with the skips, as no real ControlNet's are), 0.041
+        // with zero residuals at the same size (the plain unet: 0.029 at its 32x32 set): the same naive-fp16 loss,
+        // no op of the residual path kept float32 would change it (the Adds are exact in float16 up to rounding).
+        // The ControlNet's residuals: 0.0005-0.018 (cpu and cuda).
+        double bound = component.equals("unet") || component.equals("controlnet")
+            ? (pipeline.equals("sdxl") ? 0.3 : pipeline.equals("controlnet") && component.equals("unet") ? 0.1 : 0.04) : 1e-2;
         assertTrue(error <= bound, pipeline + " " + component + " " + name + ": " + error);
       });
     }

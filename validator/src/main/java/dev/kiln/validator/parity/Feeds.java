@@ -65,6 +65,13 @@ public final class Feeds {
           }
         } else if (name.equals("time_ids") && dims.length == 2 && dims[1] == 6) {
           timeIds(values, shapes, model, dims[0]);
+        } else if (name.equals("controlnet_cond")) {
+          // diffusers' ControlNet image processor: RGB in [0, 1], not normalized to [-1, 1].
+          for (int i = 0; i < count; i++) {
+            values[i] = (float) random.nextDouble();
+          }
+        } else if (name.equals("conditioning_scale")) {
+          java.util.Arrays.fill(values, 1.0f);
         } else if (kind == ComponentKind.VAE_ENCODER) {
           for (int i = 0; i < count; i++) {
             values[i] = (float) (random.nextDouble() * 2 - 1);

@@ -5,6 +5,7 @@ import dev.kiln.graph.Model;
 import dev.kiln.graph.Shape;
 import dev.kiln.graph.Shape.Dim;
 import dev.kiln.graph.Value;
+import dev.kiln.graph.infer.ShapeInference;
 import dev.kiln.validator.ComponentKind;
 import dev.kiln.validator.Names;
 import java.util.ArrayList;
@@ -31,7 +32,11 @@ public final class InputBinding {
   private final int scale;
   private final Map<String, String> roles = new LinkedHashMap<>();
   private final Map<String, Long> fixed = new LinkedHashMap<>();
+  /** Spatial dims that are a multiple of their role (a ControlNet's control image: 8x the latent). */
+  private final Map<String, Long> factors = new LinkedHashMap<>();
   private final List<Value> inputs = new ArrayList<>();
+  /** A residual UNet's ControlNet residual inputs, bound to the shape of the skip sample each one is added to. */
+  private final Map<Value, Shape> residuals = new IdentityHashMap<>();
 
   /**
    * @param imageUnits whether sizes are the pipeline's image pixels (a folder) rather than the model's own
@@ -58,6 +63,15 @@ public final class InputBinding {
       bindAxis(image, 3, WIDTH);
     }
     for (Value input : inputs) {
+      // The control image is the pipeline's image: 8x the latent the sample input is.
+      if (kind == ComponentKind.CONTROLNET && input.name().equals(ResidualInputs.CONTROL_IMAGE) && input != image
+          && input.shape() != null && input.shape().rank() == 4) {
+        bindAxis(input, 0, BATCH);
+        bindScaledAxis(input, 2, HEIGHT, 8);
+        bindScaledAxis(input, 3, WIDTH, 8);
+      }
+    }
+    for (Value input : inputs) {
       Shape shape = input.shape();
       if (shape == null) {
         continue;
@@ -75,6 +89,41 @@ public final class InputBinding {
         }
       }
     }
+    if (kind == ComponentKind.UNET) {
+      bindResiduals();
+    }
+  }
+
+  private void bindScaledAxis(Value input, int axis, String role, long factor) {
+    if (input.shape().dim(axis) instanceof Shape.Symbolic symbolic && !roles.containsKey(symbolic.name())) {
+      roles.put(symbolic.name(), role);
+      factors.put(symbolic.name(), factor);
+    }
+  }
+
+  /**
+   * Binds each ControlNet residual input of a UNet to the shape of the skip sample it is added to, inferred from
+   * the sample input over every size; call once the roles are known. An input whose partner cannot be found keeps
+   * its declared dims (free symbols, which then need --shapes).
+   */
+  private void bindResiduals() {
+    List<Value> found = ResidualInputs.residualInputs(model);
+    if (found.isEmpty()) {
+      return;
+    }
+    Map<Value, Shape> base = symbolicInputs();
+    ShapeInference inference = ShapeInference.of(model, base);
+    for (Value input : found) {
+      Shape partner = ResidualInputs.partnerShape(input, inference);
+      if (partner != null && partner.rank() == 4) {
+        residuals.put(input, partner);
+      }
+    }
+  }
+
+  /** The residual inputs this binding derived from the UNet's own skip samples (empty for other models). */
+  public Map<Value, Shape> residualShapes() {
+    return residuals;
   }
 
   private void bindAxis(Value input, int axis, String role) {
@@ -103,10 +152,14 @@ public final class InputBinding {
       if (shape == null) {
         continue;
       }
+      if (residuals.containsKey(input)) {
+        shapes.put(input, residuals.get(input));
+        continue;
+      }
       List<Dim> dims = new ArrayList<>();
       for (Dim dim : shape.dims()) {
         if (dim instanceof Shape.Symbolic symbolic && roles.containsKey(symbolic.name())) {
-          dims.add(roleSymbol(roles.get(symbolic.name())));
+          dims.add(roleSymbol(roles.get(symbolic.name()), factors.getOrDefault(symbolic.name(), 1L)));
         } else {
           dims.add(dim);
         }
@@ -116,9 +169,10 @@ public final class InputBinding {
     return shapes;
   }
 
-  private Dim roleSymbol(String role) {
-    int multiple = multiple(role);
-    return Shape.symbolic(multiple > 1 ? multiple + "*" + role + ":" + multiple : role);
+  private Dim roleSymbol(String role, long factor) {
+    long multiple = multiple(role);
+    long scaled = multiple * factor;
+    return Shape.symbolic(multiple > 1 ? scaled + "*" + role + ":" + multiple : factor > 1 ? factor + "*" + role : role);
   }
 
   /** The input shapes at one size; a symbol with no size is bad input. */
@@ -129,11 +183,18 @@ public final class InputBinding {
       if (shape == null) {
         continue;
       }
+      if (residuals.containsKey(input)) {
+        shapes.put(input, ResidualInputs.evaluate(residuals.get(input), size, input));
+        continue;
+      }
       List<Dim> dims = new ArrayList<>();
       for (Dim dim : shape.dims()) {
         if (dim instanceof Shape.Symbolic symbolic) {
           String key = roles.getOrDefault(symbolic.name(), symbolic.name());
           Long value = size.values().get(key);
+          if (value != null) {
+            value = value * factors.getOrDefault(symbolic.name(), 1L);
+          }
           if (value == null) {
             throw new KilnException.BadInput(source() + ": input " + Names.quote(input.name()) + " has dim "
                 + Names.quote(symbolic.name()) + " with no size; give it with --shapes \"" + symbolic.name() + "=N\"");
@@ -152,7 +213,7 @@ public final class InputBinding {
   private List<String> freeSymbols() {
     List<String> free = new ArrayList<>();
     for (Value input : inputs) {
-      if (input.shape() == null) {
+      if (input.shape() == null || residuals.containsKey(input)) {
         continue;
       }
       for (Dim dim : input.shape().dims()) {
