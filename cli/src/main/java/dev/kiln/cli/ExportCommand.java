@@ -33,7 +33,7 @@ public final class ExportCommand implements Callable<Integer> {
   @Option(names = "--opset", description = "ONNX opset, 14 to 17.")
   int opset = TorchScriptExporter.DEFAULT_OPSET;
 
-  @Option(names = "--component", description = "For a .pt: text_encoder, text_encoder_2, unet, vae_encoder, vae_decoder or generic "
+  @Option(names = "--component", description = "For a .pt: text_encoder, text_encoder_2, unet, controlnet, vae_encoder, vae_decoder or generic "
       + "(default: from the folder name). For a pipeline folder: export only this component folder.")
   String component;
 

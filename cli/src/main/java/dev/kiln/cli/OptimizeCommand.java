@@ -48,7 +48,7 @@ public final class OptimizeCommand implements Callable<Integer> {
   @Option(names = "--target", required = true, description = "cpu, cuda or tensorrt.")
   String target;
 
-  @Option(names = "--component", description = "text-encoder, unet, vae-decoder or vae-encoder. Default: detected from I/O names.")
+  @Option(names = "--component", description = "text-encoder, unet, controlnet, vae-decoder or vae-encoder. Default: detected from I/O names.")
   String component;
 
   @Option(names = "--disable", showDefaultValue = Visibility.NEVER, description = "Skip this rule or pass (repeatable), e.g. --disable unet-attention.")

@@ -70,6 +70,21 @@ class ValidateCommandTest {
   }
 
   @Test
+  void aControlNetPipelineWhoseUnetTakesNoResidualsFailsWithExitOneNamingBoth(@TempDir Path folder) throws Exception {
+    Path pair = Fixtures.controlNetPair(folder.resolve("pair"));
+    GenerateCommandTest.Run good = GenerateCommandTest.run("validate", pair.toString(), "--static-only", "--shapes", "height=256");
+    assertEquals(0, good.exitCode(), good.out() + good.err());
+    assertTrue(good.out().contains("controlnet+unet: passed"), good.out());
+    Files.delete(pair.resolve("unet/model.onnx"));
+    Files.createSymbolicLink(pair.resolve("unet/model.onnx"), Fixtures.unet(Opset.V17).toAbsolutePath());
+    GenerateCommandTest.Run run = GenerateCommandTest.run("validate", pair.toString(), "--static-only", "--shapes", "height=256");
+    assertEquals(1, run.exitCode(), run.out() + run.err());
+    assertTrue(run.out().contains("FAIL controlnet-residuals: "), run.out());
+    assertTrue(run.out().contains("the UNet has no down_block_additional_residuals_K / mid_block_additional_residual inputs for"
+        + " the ControlNet's 10 residual outputs"), run.out());
+  }
+
+  @Test
   void badInputIsOneLineAndExitTwo(@TempDir Path folder) throws Exception {
     GenerateCommandTest.Run missing = GenerateCommandTest.run("validate", folder.resolve("none.onnx").toString());
     assertEquals(2, missing.exitCode());

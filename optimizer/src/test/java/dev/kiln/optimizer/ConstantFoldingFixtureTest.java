@@ -50,6 +50,7 @@ class ConstantFoldingFixtureTest {
         Map.entry("sd2_unet_sdpa", "2160 -> 1645 (515 folded)"), Map.entry("sdxl_clip_text_2", "542 -> 519 (23 folded)"),
         Map.entry("sdxl_unet", "7134 -> 5448 (1686 folded)"), Map.entry("sdxl_unet_sdpa", "2998 -> 2212 (786 folded)"),
         Map.entry("unet", "4976 -> 3861 (1115 folded)"), Map.entry("unet_sdpa", "2146 -> 1631 (515 folded)"),
+        Map.entry("controlnet", "2172 -> 1663 (509 folded)"), Map.entry("unet_controlnet", "4656 -> 3541 (1115 folded)"),
         Map.entry("vae_decoder", "607 -> 560 (47 folded)"), Map.entry("vae_decoder_overflow", "607 -> 560 (47 folded)"),
         Map.entry("vae_decoder_sdpa", "402 -> 372 (30 folded)"), Map.entry("vae_encoder", "544 -> 452 (92 folded)"))), counts);
   }
@@ -68,6 +69,8 @@ class ConstantFoldingFixtureTest {
       Map.entry("sdxl_unet_sdpa/cpu", 757), Map.entry("sdxl_unet_sdpa/tensorrt", 1482),
       Map.entry("unet/cpu", 977), Map.entry("unet/tensorrt", 1838),
       Map.entry("unet_sdpa/cpu", 661), Map.entry("unet_sdpa/tensorrt", 1120),
+      Map.entry("controlnet/cpu", 504), Map.entry("controlnet/tensorrt", 753),
+      Map.entry("unet_controlnet/cpu", 987), Map.entry("unet_controlnet/tensorrt", 1518),
       Map.entry("vae_decoder/cpu", 374), Map.entry("vae_decoder/tensorrt", 406),
       Map.entry("vae_decoder_overflow/cpu", 374), Map.entry("vae_decoder_overflow/tensorrt", 406),
       Map.entry("vae_decoder_sdpa/cpu", 282), Map.entry("vae_decoder_sdpa/tensorrt", 304),

@@ -54,7 +54,8 @@ class StaticShapesFixtureTest {
         Map.entry("sdxl_clip_text_2", "542 -> 217"), Map.entry("sdxl_unet", "7134 -> 2491"),
         Map.entry("sdxl_unet_sdpa", "2998 -> 1527"), Map.entry("unet", "4976 -> 1847"), Map.entry("unet_sdpa", "2146 -> 1129"),
         Map.entry("vae_decoder", "607 -> 417"), Map.entry("vae_decoder_overflow", "607 -> 417"),
-        Map.entry("vae_decoder_sdpa", "402 -> 309"), Map.entry("vae_encoder", "544 -> 317"))), counts);
+        Map.entry("vae_decoder_sdpa", "402 -> 309"), Map.entry("vae_encoder", "544 -> 317"),
+        Map.entry("controlnet", "2172 -> 742"), Map.entry("unet_controlnet", "4656 -> 1527"))), counts);
   }
 
   /** Each symbolic dim of the inputs named with the size test_data_set_0 feeds it. */

@@ -40,7 +40,9 @@ public final class ShapeReadRerooting implements GraphPass {
     ShapeInference shapes = ShapeInference.of(model);
     Map<String, Source> sources = new HashMap<>();
     for (Value input : graph.inputs()) {
-      if (!input.isInitializer()) {
+      // A ControlNet residual input's dims equal its skip sample's only by the ControlNet contract, declared while
+      // the rules run (ControlNetShapes): no size may be read off it, or the graph's sizes would depend on it.
+      if (!input.isInitializer() && !dev.kiln.validator.shapes.ResidualInputs.isResidualInput(input.name())) {
         record(sources, input, shapes.shape(input), -1);
       }
     }

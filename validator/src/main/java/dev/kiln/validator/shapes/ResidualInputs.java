@@ -58,6 +58,11 @@ public final class ResidualInputs {
     return downs;
   }
 
+  /** Whether {@code name} is one of a UNet's ControlNet residual inputs. */
+  public static boolean isResidualInput(String name) {
+    return index(name, DOWN_INPUT) >= 0 || name.equals(MID_INPUT);
+  }
+
   /** K of {@code prefix + K}, or -1 when {@code name} is not one. */
   public static int index(String name, String prefix) {
     if (!name.startsWith(prefix) || name.length() == prefix.length() || name.length() > prefix.length() + 6) {
