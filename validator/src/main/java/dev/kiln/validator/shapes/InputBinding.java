@@ -113,24 +113,10 @@ public final class InputBinding {
     }
     Map<Value, Shape> base = symbolicInputs();
     ShapeInference inference = ShapeInference.of(model, base);
-    List<Value> pending = new ArrayList<>();
     for (Value input : found) {
       Shape partner = ResidualInputs.partnerShape(input, inference);
       if (partner != null && partner.rank() == 4) {
         residuals.put(input, partner);
-      } else {
-        pending.add(input);
-      }
-    }
-    // A partner's shape can follow another residual input (the optimizer reroots a mid-block Shape onto one whose
-    // spatial dims are equal): infer once more with the residuals bound so far.
-    if (!pending.isEmpty() && !residuals.isEmpty()) {
-      inference = ShapeInference.of(model, symbolicInputs());
-      for (Value input : pending) {
-        Shape partner = ResidualInputs.partnerShape(input, inference);
-        if (partner != null && partner.rank() == 4) {
-          residuals.put(input, partner);
-        }
       }
     }
   }
