@@ -121,7 +121,7 @@ final class ExportedShapes {
       for (int index = 0; index < builder.getGraph().getInputCount(); index++) {
         ValueInfoProto input = builder.getGraph().getInput(index);
         Map<Integer, String> dims = component.getValue().get(input.getName());
-        if (dims == null && component.getKey().equals("unet") && (input.getName().equals(ResidualInputs.MID_INPUT) || ResidualInputs.index(input.getName(), ResidualInputs.DOWN_INPUT) >= 0)) {
+        if (dims == null && component.getKey().equals("unet") && ResidualInputs.isResidualInput(input.getName())) {
           dims = Map.of(1, RESIDUAL + input.getName());
         }
         if (dims == null || !input.getType().hasTensorType() || !input.getType().getTensorType().hasShape()) {
