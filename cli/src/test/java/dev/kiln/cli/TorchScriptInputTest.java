@@ -44,7 +44,7 @@ class TorchScriptInputTest {
     Files.writeString(empty.resolve("model_index.json"), "{\"_class_name\": \"OnnxStableDiffusionPipeline\"}");
     var run = InspectCommandTest.run("optimize", empty.toString(), "-o", folder.resolve("out").toString(), "--target", "cpu");
     assertEquals(2, run.exitCode());
-    assertEquals("kiln: " + empty + ": the pipeline folder has no component model.onnx (looked in [text_encoder, text_encoder_2, "
+    assertEquals("kiln: " + empty + ": the pipeline folder has no component model.onnx (looked in [controlnet, text_encoder, text_encoder_2, "
         + "unet, vae_decoder, vae_encoder]); nothing to optimize", run.err().strip());
     assertFalse(Files.exists(folder.resolve("out")), "no output and no staging left");
     try (var entries = Files.list(folder)) {
