@@ -41,7 +41,7 @@ import picocli.CommandLine.Spec;
         "Exit 0, or 1 when a stage fails or the ControlNet's shape lands more than 8 px from the control's centroid.",
         "With --json: outputs, prompt, source, bundle, cached, target, stages (name, status, detail, ms) and timings; controlnet: "
             + "the same for the ControlNet run plus control_image and placement (control_centroid, shape_centroid, distance_px, "
-            + "within_px, without_control)."})
+            + "within_px, hit, without_control)."})
 public final class DemoCommand implements Callable<Integer> {
   static final String PROMPT = "a red circle on a white background";
   static final String PIPELINE = "testdata/pipelines/tiny-sd-torchscript";
