@@ -4,9 +4,11 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.common.AtomicFiles;
 import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
+import dev.kiln.common.OutputTarget;
 import dev.kiln.common.Printable;
 import dev.kiln.runner.image.PngWriter;
 import dev.kiln.runner.image.RgbImage;
+import dev.kiln.runner.pipeline.PngOutput;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -80,6 +82,13 @@ public final class DemoCommand implements Callable<Integer> {
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
+    Path controlSource = noControlNet ? null : controlPipeline != null ? controlPipeline : bundledPipeline(CONTROL_PIPELINE);
+    if (controlSource != null) {
+      // A foreign file where the ControlNet image goes is refused before any work, not after the first run.
+      for (OutputTarget png : PngOutput.targets(controlOutput(output), 1, false, List.of(controlSource))) {
+        png.check();
+      }
+    }
     StringWriter plainJson = new StringWriter();
     RunCommand plainRun = run(pipeline != null ? pipeline : bundledPipeline(PIPELINE), output);
     RunCommand.Outcome plain = plainRun.execute(json.enabled() ? new PrintWriter(plainJson) : out, err);
@@ -90,7 +99,7 @@ public final class DemoCommand implements Callable<Integer> {
     }
     RgbImage mask = ShapePlacement.discMask(CONTROL_SIZE, CONTROL_X, CONTROL_Y, CONTROL_RADIUS);
     Path controlImage = writeControlImage(mask);
-    RunCommand controlRun = run(controlPipeline != null ? controlPipeline : bundledPipeline(CONTROL_PIPELINE), controlOutput(output));
+    RunCommand controlRun = run(controlSource, controlOutput(output));
     controlRun.label = "demo controlnet";
     controlRun.generation.controlImages = new ArrayList<>(List.of(controlImage));
     StringWriter controlJson = new StringWriter();

@@ -90,6 +90,17 @@ class DemoCommandTest {
   }
 
   @Test
+  void aForeignFileWhereTheControlNetImageGoesIsRefusedBeforeAnyWork(@TempDir Path folder) throws Exception {
+    Path foreign = Files.writeString(folder.resolve("demo-controlnet.png"), "the user's own file");
+    GenerateCommandTest.Run run = GenerateCommandTest.run("demo", "-o", folder.resolve("demo.png").toString());
+    assertEquals(2, run.exitCode(), run.err());
+    assertEquals(1, run.err().strip().lines().count(), run.err());
+    assertTrue(run.err().contains(foreign.toString()), run.err());
+    assertFalse(Files.exists(folder.resolve("demo.png")), "nothing ran");
+    assertEquals("the user's own file", Files.readString(foreign));
+  }
+
+  @Test
   void controlOutputGoesBesideTheDemoImage() {
     assertEquals(Path.of("out", "demo-controlnet.png"), DemoCommand.controlOutput(Path.of("out", "demo.png")));
     assertEquals(Path.of("picture-controlnet.png"), DemoCommand.controlOutput(Path.of("picture")));
