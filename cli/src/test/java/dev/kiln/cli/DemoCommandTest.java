@@ -92,7 +92,13 @@ class DemoCommandTest {
   @Test
   void aForeignFileWhereTheControlNetImageGoesIsRefusedBeforeAnyWork(@TempDir Path folder) throws Exception {
     Path foreign = Files.writeString(folder.resolve("demo-controlnet.png"), "the user's own file");
-    GenerateCommandTest.Run run = GenerateCommandTest.run("demo", "-o", folder.resolve("demo.png").toString());
+    System.setProperty("kiln.cache", folder.resolve("cache").toString());
+    GenerateCommandTest.Run run;
+    try {
+      run = GenerateCommandTest.run("demo", "-o", folder.resolve("demo.png").toString());
+    } finally {
+      System.clearProperty("kiln.cache");
+    }
     assertEquals(2, run.exitCode(), run.err());
     assertEquals(1, run.err().strip().lines().count(), run.err());
     assertTrue(run.err().contains(foreign.toString()), run.err());
