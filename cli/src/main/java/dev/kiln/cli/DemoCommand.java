@@ -8,6 +8,7 @@ import dev.kiln.common.OutputTarget;
 import dev.kiln.common.Printable;
 import dev.kiln.runner.image.PngWriter;
 import dev.kiln.runner.image.RgbImage;
+import dev.kiln.runner.image.ShapePlacement;
 import dev.kiln.runner.pipeline.PngOutput;
 import java.io.IOException;
 import java.io.PrintWriter;

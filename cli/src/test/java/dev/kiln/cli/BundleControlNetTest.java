@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.bundle.BundleManifest;
 import dev.kiln.runner.image.PngWriter;
 import dev.kiln.runner.image.RgbImage;
+import dev.kiln.runner.image.ShapePlacement;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;

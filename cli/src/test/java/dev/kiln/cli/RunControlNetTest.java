@@ -11,6 +11,7 @@ import dev.kiln.graph.proto.OnnxProto.GraphProto;
 import dev.kiln.graph.proto.OnnxProto.ModelProto;
 import dev.kiln.runner.image.PngWriter;
 import dev.kiln.runner.image.RgbImage;
+import dev.kiln.runner.image.ShapePlacement;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;

@@ -3,10 +3,9 @@ package dev.kiln.runner.pipeline;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.kiln.runner.image.RgbImage;
+import dev.kiln.runner.image.ShapePlacement;
 import dev.kiln.runner.scheduler.SchedulerKind;
 import dev.kiln.testdata.ImageJudge;
-import java.util.ArrayDeque;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import org.junit.jupiter.api.AfterAll;
@@ -46,94 +45,6 @@ class ControlNetPlacementTest {
     return new RgbImage(64, 64, pixels);
   }
 
-  /** Intensity-weighted centroid {x, y} of a grey mask, in pixel-centre coordinates. */
-  static double[] maskCentroid(RgbImage mask) {
-    double total = 0;
-    double sumX = 0;
-    double sumY = 0;
-    for (int y = 0; y < mask.height(); y++) {
-      for (int x = 0; x < mask.width(); x++) {
-        double weight = mask.red(x, y);
-        total += weight;
-        sumX += weight * (x + 0.5);
-        sumY += weight * (y + 0.5);
-      }
-    }
-    return new double[] {sumX / total, sumY / total};
-  }
-
-  /**
-   * Centroid {x, y} of the largest 4-connected region that differs from the background (the border's median colour)
-   * by more than half the largest difference, as ImageJudge segments its foreground; null when nothing stands out.
-   */
-  static double[] shapeCentroid(RgbImage image) {
-    int width = image.width();
-    int height = image.height();
-    int border = 2;
-    double[] background = new double[3];
-    for (int channel = 0; channel < 3; channel++) {
-      List<Integer> values = new ArrayList<>();
-      for (int y = 0; y < height; y++) {
-        for (int x = 0; x < width; x++) {
-          if (y < border || y >= height - border || x < border || x >= width - border) {
-            values.add(image.pixels()[(y * width + x) * 3 + channel] & 0xff);
-          }
-        }
-      }
-      values.sort(null);
-      background[channel] = values.get((values.size() - 1) / 2);
-    }
-    double[] distance = new double[width * height];
-    double largest = 0;
-    for (int index = 0; index < distance.length; index++) {
-      double sum = 0;
-      for (int channel = 0; channel < 3; channel++) {
-        double difference = (image.pixels()[index * 3 + channel] & 0xff) - background[channel];
-        sum += difference * difference;
-      }
-      distance[index] = Math.sqrt(sum);
-      largest = Math.max(largest, distance[index]);
-    }
-    if (largest < 40) {
-      return null;
-    }
-    double threshold = largest / 2;
-    boolean[] seen = new boolean[distance.length];
-    double[] best = null;
-    int bestArea = 0;
-    for (int start = 0; start < distance.length; start++) {
-      if (seen[start] || distance[start] <= threshold) {
-        continue;
-      }
-      ArrayDeque<Integer> queue = new ArrayDeque<>(List.of(start));
-      seen[start] = true;
-      int area = 0;
-      double sumX = 0;
-      double sumY = 0;
-      while (!queue.isEmpty()) {
-        int index = queue.poll();
-        int x = index % width;
-        int y = index / width;
-        area++;
-        sumX += x + 0.5;
-        sumY += y + 0.5;
-        int[][] neighbours = {{x - 1, y}, {x + 1, y}, {x, y - 1}, {x, y + 1}};
-        for (int[] next : neighbours) {
-          int at = next[1] * width + next[0];
-          if (next[0] >= 0 && next[0] < width && next[1] >= 0 && next[1] < height && !seen[at] && distance[at] > threshold) {
-            seen[at] = true;
-            queue.add(at);
-          }
-        }
-      }
-      if (area > bestArea) {
-        bestArea = area;
-        best = new double[] {sumX / area, sumY / area};
-      }
-    }
-    return best;
-  }
-
   record Scene(String prompt, ImageJudge.Shape shape) {}
 
   @Test
@@ -147,11 +58,11 @@ class ControlNetPlacementTest {
     int elsewhere = 0;
     for (Scene scene : scenes) {
       GenerationRequest request = GenerationRequest.of(scene.prompt(), 0).withScheduler(SchedulerKind.DDIM).withSteps(20);
-      double[] free = shapeCentroid(pipeline.generate(request).images().get(0));
+      double[] free = ShapePlacement.shapeCentroid(pipeline.generate(request).images().get(0));
       for (double[] position : positions) {
         RgbImage control = mask(scene.shape(), position[0], position[1]);
-        double[] target = maskCentroid(control);
-        double[] found = shapeCentroid(pipeline.generate(request.withControls(List.of(new ControlImage(control, 1, "mask")), false))
+        double[] target = ShapePlacement.maskCentroid(control);
+        double[] found = ShapePlacement.shapeCentroid(pipeline.generate(request.withControls(List.of(new ControlImage(control, 1, "mask")), false))
             .images().get(0));
         double distance = found == null ? Double.POSITIVE_INFINITY : Math.hypot(found[0] - target[0], found[1] - target[1]);
         double freeDistance = free == null ? Double.POSITIVE_INFINITY : Math.hypot(free[0] - target[0], free[1] - target[1]);

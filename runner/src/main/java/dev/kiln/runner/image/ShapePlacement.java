@@ -1,6 +1,5 @@
-package dev.kiln.cli;
+package dev.kiln.runner.image;
 
-import dev.kiln.runner.image.RgbImage;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 
@@ -9,13 +8,13 @@ import java.util.Arrays;
  * mask in white, edges anti-aliased by 4x4 supersampled coverage, as testdata/tiny/scenes.py draws it), the mask's
  * centroid, and the centroid of the generated image's shape — the largest 4-connected region that differs from
  * the background (the border's median colour) by more than half the largest difference, as the image judge
- * segments its foreground. The demo prints their distance; the tests hold it to 8 px.
+ * segments its foreground. The demo prints their distance; the runner's and the CLI's tests hold it to 8 px.
  */
-final class ShapePlacement {
+public final class ShapePlacement {
   private ShapePlacement() {}
 
   /** A square control image of {@code size} px: a white disc of {@code radius} at ({@code centreX}, {@code centreY}). */
-  static RgbImage discMask(int size, double centreX, double centreY, double radius) {
+  public static RgbImage discMask(int size, double centreX, double centreY, double radius) {
     byte[] pixels = new byte[size * size * 3];
     for (int y = 0; y < size; y++) {
       for (int x = 0; x < size; x++) {
@@ -32,7 +31,7 @@ final class ShapePlacement {
   }
 
   /** Intensity-weighted centroid {x, y} of a grey mask (red channel), pixel centres at +0.5; null for an all-black mask. */
-  static double[] maskCentroid(RgbImage mask) {
+  public static double[] maskCentroid(RgbImage mask) {
     double total = 0;
     double sumX = 0;
     double sumY = 0;
@@ -48,7 +47,7 @@ final class ShapePlacement {
   }
 
   /** Centroid {x, y} of the generated image's shape; null when nothing differs from the background by 40 levels. */
-  static double[] shapeCentroid(RgbImage image) {
+  public static double[] shapeCentroid(RgbImage image) {
     int width = image.width();
     int height = image.height();
     double[] background = borderMedian(image);
@@ -128,7 +127,7 @@ final class ShapePlacement {
   }
 
   /** Euclidean distance in px; infinite when either centroid is missing. */
-  static double distance(double[] first, double[] second) {
+  public static double distance(double[] first, double[] second) {
     if (first == null || second == null) {
       return Double.POSITIVE_INFINITY;
     }
