@@ -85,6 +85,14 @@ final class OpShapes {
       }
       return;
     }
+    if (type.equals(Onnx.QUANTIZE_LINEAR) || type.equals(Onnx.DEQUANTIZE_LINEAR)) {
+      // Elementwise: the shape of x; QuantizeLinear's type is its zero point's (uint8 without one), DequantizeLinear's
+      // its scale's.
+      Value typed = type.equals(Onnx.QUANTIZE_LINEAR) ? node.input(2) : node.input(1);
+      DataType outType = typed != null ? access.type(typed) : type.equals(Onnx.QUANTIZE_LINEAR) ? DataType.UINT8 : DataType.FLOAT;
+      access.set(out, outType, in);
+      return;
+    }
     if (BROADCAST.contains(type)) {
       Shape result = in;
       int first = type.equals(Onnx.WHERE) ? 1 : 0;

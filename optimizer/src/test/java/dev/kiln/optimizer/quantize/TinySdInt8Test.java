@@ -26,6 +26,22 @@ class TinySdInt8Test {
     Model unet = read("unet");
     Int8Report report = Int8Quantization.quantize(unet, TinyCalibration.unet(), "reference run", Int8Options.DEFAULT);
     Verifier.verify(unet);
+    // Shape inference reads through the Q/DQ pairs (the validator's shape proofs rely on it): every quantized conv
+    // still sees a rank-4 activation and weight, and every DequantizeLinear is float with its input's shape.
+    dev.kiln.graph.infer.ShapeInference shapes = dev.kiln.graph.infer.ShapeInference.of(unet);
+    int dequantized = 0;
+    for (dev.kiln.graph.Node node : unet.graph().nodes()) {
+      if (node.is(dev.kiln.graph.Onnx.CONV)) {
+        assertEquals(4, shapes.shape(node.input(0)).rank(), node.name());
+        assertEquals(4, shapes.shape(node.input(1)).rank(), node.name());
+      }
+      if (node.is(dev.kiln.graph.Onnx.DEQUANTIZE_LINEAR)) {
+        dequantized++;
+        assertEquals(dev.kiln.graph.DataType.FLOAT, shapes.dataType(node.output(0)), node.name());
+        assertEquals(shapes.shape(node.input(0)).rank(), shapes.shape(node.output(0)).rank(), node.name());
+      }
+    }
+    assertTrue(dequantized > 26, "DequantizeLinear nodes: " + dequantized);
     System.err.println("tiny-sd unet int8 hybrid: " + report.parity() + " " + report.ortKernels() + " bytes "
         + report.bytesBefore() + " -> " + report.bytesAfter());
     // 33 convs: conv_in, conv_out and the five shortcuts stay float; the 40 projection MatMuls hold int8 weights only.

@@ -52,6 +52,11 @@ final class OrtRun implements AutoCloseable {
 
   /** Every output as float (integer and fp16 outputs converted), by name. */
   Map<String, float[]> run(Map<String, Input> inputs) {
+    return run(inputs, null);
+  }
+
+  /** The float outputs named in {@code requested} (null: every output), by name. */
+  Map<String, float[]> run(Map<String, Input> inputs, java.util.Set<String> requested) {
     List<OnnxTensor> tensors = new ArrayList<>();
     try {
       Map<String, OnnxTensor> feed = new LinkedHashMap<>();
@@ -65,7 +70,7 @@ final class OrtRun implements AutoCloseable {
         feed.put(name, tensor);
       }
       Map<String, float[]> outputs = new LinkedHashMap<>();
-      try (OrtSession.Result result = session.run(feed)) {
+      try (OrtSession.Result result = requested == null ? session.run(feed) : session.run(feed, requested)) {
         for (Map.Entry<String, OnnxValue> entry : result) {
           if (entry.getValue() instanceof OnnxTensor tensor) {
             float[] values = OrtTensors.toFloats(tensor);

@@ -32,6 +32,9 @@ import java.util.function.Supplier;
  * tensor in topological order past tolerance.
  */
 public final class Parity {
+  /** Paired intermediates fetched per run of the two sessions while localising. */
+  private static final int LOCALISATION_CHUNK = 128;
+
   private static final long INLINE_LIMIT = 1L << 30;
   private static final long LOCALISE_LIMIT = 2L << 30;
   private static final int HISTOGRAM_SAMPLES = 4096;
@@ -177,33 +180,53 @@ public final class Parity {
         }
       }
     }
-    Map<String, float[]> expected;
-    Map<String, float[]> actual;
-    try (OrtRun referenceRun = session(reference, "reference (intermediates exposed)");
-        OrtRun candidateRun = session(candidate, "candidate (intermediates exposed)")) {
-      expected = referenceRun.run(feed);
-      actual = candidateRun.run(feed);
-    }
     Map<String, Node> referenceNodes = new HashMap<>();
     for (Node node : reference.graph().nodes()) {
       referenceNodes.put(node.name(), node);
     }
-    int checked = 0;
+    java.util.Set<String> referenceOutputs = new java.util.HashSet<>();
+    reference.graph().outputs().forEach(value -> referenceOutputs.add(value.name()));
+    java.util.Set<String> candidateOutputs = new java.util.HashSet<>();
+    candidate.graph().outputs().forEach(value -> candidateOutputs.add(value.name()));
+    List<String[]> pairs = new ArrayList<>();
     for (String name : order) {
-      String paired = expected.containsKey(name) ? name : boundaryPartner(candidate, name, referenceNodes);
-      float[] want = paired == null ? null : expected.get(paired);
-      float[] got = actual.get(name);
-      if (want == null || got == null || want.length != got.length) {
-        continue;
+      String paired = referenceOutputs.contains(name) ? name : boundaryPartner(candidate, name, referenceNodes);
+      if (paired != null && referenceOutputs.contains(paired) && candidateOutputs.contains(name)) {
+        pairs.add(new String[] {name, paired});
       }
-      checked++;
-      Metrics metrics = Metrics.of(want, got);
-      if (!metrics.within(tolerances.atol(fp16), tolerances.rtol(name, fp16))) {
-        Node node = producers.get(name);
-        report.getDivergences().add(new Divergence(label, name, node == null ? null : node.name(),
-            node == null ? null : node.opType().name(), paired, Metrics.round(metrics.maxAbs()),
-            Metrics.round(metrics.maxRelative()), Metrics.round(metrics.cosine()), checked));
-        return;
+    }
+    int checked = 0;
+    // Compared a chunk at a time, in topological order, stopping at the first divergence: every intermediate of both
+    // graphs at once does not fit the heap for large sizes (an int8 graph also exposes each dequantized tensor).
+    try (OrtRun referenceRun = session(reference, "reference (intermediates exposed)");
+        OrtRun candidateRun = session(candidate, "candidate (intermediates exposed)")) {
+      for (int start = 0; start < pairs.size(); start += LOCALISATION_CHUNK) {
+        List<String[]> chunk = pairs.subList(start, Math.min(pairs.size(), start + LOCALISATION_CHUNK));
+        java.util.Set<String> wanted = new java.util.LinkedHashSet<>();
+        java.util.Set<String> got = new java.util.LinkedHashSet<>();
+        for (String[] pair : chunk) {
+          got.add(pair[0]);
+          wanted.add(pair[1]);
+        }
+        Map<String, float[]> expected = referenceRun.run(feed, wanted);
+        Map<String, float[]> actual = candidateRun.run(feed, got);
+        for (String[] pair : chunk) {
+          String name = pair[0];
+          float[] want = expected.get(pair[1]);
+          float[] have = actual.get(name);
+          if (want == null || have == null || want.length != have.length) {
+            continue;
+          }
+          checked++;
+          Metrics metrics = Metrics.of(want, have);
+          if (!metrics.within(tolerances.atol(fp16), tolerances.rtol(name, fp16))) {
+            Node node = producers.get(name);
+            report.getDivergences().add(new Divergence(label, name, node == null ? null : node.name(),
+                node == null ? null : node.opType().name(), pair[1], Metrics.round(metrics.maxAbs()),
+                Metrics.round(metrics.maxRelative()), Metrics.round(metrics.cosine()), checked));
+            return;
+          }
+        }
       }
     }
     report.getSummary().put("localisation", "no paired intermediate past tolerance among " + checked
