@@ -6,6 +6,8 @@ import java.nio.file.InvalidPathException;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.function.BiConsumer;
 
 /**
@@ -22,6 +24,8 @@ public final class ExternalDataRules {
   private final Path model;
   private final Path folder;
   private Path realFolder;
+  /** Every external file a checked location resolved to (real paths), for readers that must know the model's whole bytes. */
+  private final Set<Path> files = new TreeSet<>();
 
   /** A checked external range: the real (symbolic links resolved) file, the offset and the length in bytes. */
   public record Range(Path file, long offset, long length) {}
@@ -47,6 +51,16 @@ public final class ExternalDataRules {
    */
   public static void checkModel(Path model, BiConsumer<String, String> operators) {
     ExternalDataScan.scan(model, new ExternalDataRules(model), operators);
+  }
+
+  /**
+   * {@link #checkModel(Path, BiConsumer)}, returning the real paths of the external data files the model's tensors
+   * use (sorted, each once; empty when all data is inside the model file): with the model file, all of its bytes.
+   */
+  public static Set<Path> checkModelFiles(Path model, BiConsumer<String, String> operators) {
+    ExternalDataRules rules = new ExternalDataRules(model);
+    ExternalDataScan.scan(model, rules, operators);
+    return java.util.Collections.unmodifiableSet(new TreeSet<>(rules.files));
   }
 
   /**
@@ -118,6 +132,7 @@ public final class ExternalDataRules {
       throw bad(tensorName, location,
           "offset " + offset + " + length " + length + " = " + (offset + length) + " is beyond the end of the file (" + fileSize + " bytes)");
     }
+    files.add(realFile);
     return new Range(realFile, offset, length);
   }
 

@@ -82,14 +82,28 @@ public final class OnnxModel implements AutoCloseable {
    * data must obey {@link ExternalDataRules}, and on the CPU it must not hold operators only CUDA implements.
    */
   static OnnxModel open(String component, Path file, OrtEnvironment environment, OrtSession.SessionOptions options, Device device) {
+    return open(component, file, environment, options, device, null);
+  }
+
+  /**
+   * {@link #open(String, Path, OrtEnvironment, OrtSession.SessionOptions, Device)} through {@code cache} (null: none)
+   * on the CPU: a large model opens from ORT's optimized copy, which {@code options} must optimize at the cache's
+   * level; a copy ORT cannot open is discarded and the original opened.
+   */
+  static OnnxModel open(String component, Path file, OrtEnvironment environment, OrtSession.SessionOptions options, Device device,
+      OptimizedModelCache cache) {
     if (!Files.isRegularFile(file)) {
       throw new KilnException.BadInput("missing " + component + " model " + file);
     }
     // ORT reads external data wherever the model points; the same rules as graph's reader apply first.
     Set<String> gpuOnly = new TreeSet<>();
-    ExternalDataRules.checkModel(file, (domain, type) -> {
+    boolean[] hasConv = {false};
+    Set<Path> externalFiles = ExternalDataRules.checkModelFiles(file, (domain, type) -> {
       if (domain.equals("com.microsoft") && GPU_ONLY_OPERATORS.contains(type)) {
         gpuOnly.add(type);
+      }
+      if ((domain.isEmpty() || domain.equals("ai.onnx")) && type.equals("Conv")) {
+        hasConv[0] = true;
       }
     });
     if (device == Device.CPU && !gpuOnly.isEmpty()) {
@@ -99,7 +113,18 @@ public final class OnnxModel implements AutoCloseable {
     }
     long start = System.nanoTime();
     try {
-      OrtSession session = environment.createSession(file.toString(), options);
+      OrtSession session = null;
+      OptimizedModelCache.Entry cached = device == Device.CPU && cache != null ? cache.optimized(file, externalFiles, hasConv[0], environment) : null;
+      if (cached != null) {
+        try {
+          session = environment.createSession(cached.model().toString(), options);
+        } catch (OrtException e) {
+          cache.discard(cached);
+        }
+      }
+      if (session == null) {
+        session = environment.createSession(file.toString(), options);
+      }
       try {
         return new OnnxModel(component, file, environment, session, System.nanoTime() - start);
       } catch (RuntimeException | OrtException e) {

@@ -37,6 +37,8 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   private final OrtEnvironment environment;
   private final OrtSession.SessionOptions options;
   private final Device device;
+  /** ORT's optimized copies of large CPU models (null on a GPU, or when KILN_ORT_CACHE=off). */
+  private final OptimizedModelCache modelCache;
   private final List<AutoCloseable> owned = new ArrayList<>();
   private final PromptEncoder promptEncoder;
   private final Unet unet;
@@ -60,6 +62,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
       options.setIntraOpNumThreads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
       this.device = configureDevice(requested, warnings);
       options.setOptimizationLevel(ThreadIndependentOptimization.levelFor(device));
+      this.modelCache = device == Device.CPU ? OptimizedModelCache.standard(ThreadIndependentOptimization.levelFor(device)) : null;
       TextEncoder first = new TextEncoder(load(PipelineLayout.TEXT_ENCODER), ClipTokenizer.load(folder.root().resolve(PipelineLayout.TOKENIZER)));
       TextEncoder second = folder.xl()
           ? new TextEncoder(load(PipelineLayout.TEXT_ENCODER_2), ClipTokenizer.load(folder.root().resolve(PipelineLayout.TOKENIZER_2))) : null;
@@ -74,7 +77,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
           throw new KilnException.BadInput("controlnet " + extra + " has no " + PipelineLayout.MODEL_FILE
               + " (expected a folder holding model.onnx and config.json)");
         }
-        OnnxModel model = OnnxModel.open(PipelineLayout.CONTROLNET, file, environment, options, device);
+        OnnxModel model = OnnxModel.open(PipelineLayout.CONTROLNET, file, environment, options, device, modelCache);
         synchronized (lazyLock) {
           owned.add(model);
           loadTimings.add("load_" + PipelineLayout.CONTROLNET, model.creationNanos());
@@ -127,7 +130,7 @@ public final class StableDiffusionPipeline implements AutoCloseable {
   }
 
   private OnnxModel load(String component) {
-    OnnxModel model = OnnxModel.open(component, folder.model(component), environment, options, device);
+    OnnxModel model = OnnxModel.open(component, folder.model(component), environment, options, device, modelCache);
     synchronized (lazyLock) {
       model.listen(callListener);
       owned.add(model);

@@ -16,7 +16,10 @@ import ai.onnxruntime.OrtSession.SessionOptions.OptLevel;
  * does not touch this kernel (it changes nothing on the CPU here). Level ALL adds the layout pass that moves
  * convolutions to the NCHWc kernels, which split the work over output rows and channel blocks and always sum
  * the input channels in the same order; with it every tiny-sd component gives identical bytes at 1, 2 and 4 threads.
- * The price is session creation time: the layout pass runs once per session (bench numbers in runner/README.md).
+ * The price is session creation time: the layout pass reorders every Conv weight once per session, 7-11 s more
+ * than EXTENDED for a full-size SD 1.5 UNet on an idle 2-core machine. {@link OptimizedModelCache} keeps ORT's
+ * optimized copy of such large models so that later sessions open at EXTENDED's cost, with the same output bytes
+ * (bench/session-start.sh; numbers in runner/README.md).
  *
  * <p>CUDA and TensorRT keep EXTENDED: the NCHWc layout applies only to nodes the CPU runs, and GPU kernels'
  * determinism (cuDNN's algorithm choice) is a separate matter that the intra-op thread count does not reach.
