@@ -51,8 +51,8 @@ import java.util.stream.Stream;
  * <p>An entry is built in a staging folder named after the building process and moved into place with one
  * rename, so a killed build never leaves a partial entry; staging folders of processes that no longer run are
  * removed by the next build. After a build the least recently used entries beyond {@link #MAXIMUM_CACHE_BYTES}
- * are removed. Anything that goes wrong (no space, no CPU flags, too little memory to build) only means the
- * original model is opened as before. {@code KILN_ORT_CACHE=off} turns the cache off.
+ * are removed. Anything that goes wrong (too little disk space or memory to build, no CPU flags, a failed
+ * build) only means the original model is opened as before. {@code KILN_ORT_CACHE=off} turns the cache off.
  */
 final class OptimizedModelCache {
   /** Below this (model file and external data together) ALL costs well under a second more than EXTENDED. */
@@ -63,6 +63,8 @@ final class OptimizedModelCache {
    * with less memory available than this many times the model's bytes the original is opened uncached.
    */
   static final int BUILD_MEMORY_FACTOR = 3;
+  /** The copy is about as large as the model; it is not made when it would leave less than as much again free. */
+  static final int DISK_SPACE_FACTOR = 2;
   static final String MODEL_FILE = "model.onnx";
   static final String DATA_FILE = "model.onnx.data";
   static final String KEY_FILE = "key.txt";
@@ -160,6 +162,10 @@ final class OptimizedModelCache {
         return entry;
       }
       if (availableMemory >= 0 && availableMemory < BUILD_MEMORY_FACTOR * bytes) {
+        return null;
+      }
+      Files.createDirectories(root);
+      if (Files.getFileStore(root).getUsableSpace() < DISK_SPACE_FACTOR * bytes) {
         return null;
       }
       return build(model, key, entry, environment);
