@@ -24,6 +24,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.UUID;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 /**
@@ -83,6 +84,7 @@ final class OptimizedModelCache {
   private final long maximumCacheBytes;
   private final String cpuFeatures;
   private final long availableMemory;
+  private volatile Consumer<String> notices = line -> {};
 
   OptimizedModelCache(Path root, OptLevel level, long minimumModelBytes, long maximumCacheBytes, String cpuFeatures, long availableMemory) {
     this.root = root;
@@ -101,6 +103,12 @@ final class OptimizedModelCache {
     }
     return new OptimizedModelCache(cacheRoot().resolve("ort-optimized"), level, MINIMUM_MODEL_BYTES, MAXIMUM_CACHE_BYTES,
         cpuFeatures(Path.of("/proc/cpuinfo")), availableMemory(Path.of("/proc/meminfo")));
+  }
+
+  /** Tells {@code notices} one line before each build (it takes a few times a normal start, once). */
+  OptimizedModelCache withNotices(Consumer<String> notices) {
+    this.notices = notices;
+    return this;
   }
 
   /** $KILN_CACHE, else the kiln.cache property, else ~/.cache/kiln (the CLI's bundle cache uses the same root). */
@@ -198,6 +206,8 @@ final class OptimizedModelCache {
   private Entry build(Path model, String key, Entry entry, OrtEnvironment environment) {
     removeAbandonedStaging();
     Path staging = root.resolve(STAGING_PREFIX + ProcessHandle.current().pid() + "-" + UUID.randomUUID());
+    notices.accept("kiln: optimizing " + model + " for this CPU once (ONNX Runtime's layout pass); later runs open the copy in "
+        + entry.folder());
     try {
       Files.createDirectories(staging);
       try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {

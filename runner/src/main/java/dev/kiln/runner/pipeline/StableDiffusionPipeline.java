@@ -62,7 +62,8 @@ public final class StableDiffusionPipeline implements AutoCloseable {
       options.setIntraOpNumThreads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
       this.device = configureDevice(requested, warnings);
       options.setOptimizationLevel(ThreadIndependentOptimization.levelFor(device));
-      this.modelCache = device == Device.CPU ? OptimizedModelCache.standard(ThreadIndependentOptimization.levelFor(device)) : null;
+      OptimizedModelCache cache = device == Device.CPU ? OptimizedModelCache.standard(ThreadIndependentOptimization.levelFor(device)) : null;
+      this.modelCache = cache == null ? null : cache.withNotices(warnings);
       TextEncoder first = new TextEncoder(load(PipelineLayout.TEXT_ENCODER), ClipTokenizer.load(folder.root().resolve(PipelineLayout.TOKENIZER)));
       TextEncoder second = folder.xl()
           ? new TextEncoder(load(PipelineLayout.TEXT_ENCODER_2), ClipTokenizer.load(folder.root().resolve(PipelineLayout.TOKENIZER_2))) : null;

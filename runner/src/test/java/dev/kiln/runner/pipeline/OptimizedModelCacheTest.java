@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -70,8 +69,11 @@ class OptimizedModelCacheTest {
   void cachedSessionsGiveTheUncachedBytesAtOneAndTwoThreadsAndTheEntryIsBuiltOnce() throws Exception {
     byte[] uncached = unetStep(null, 1);
     assertArrayEquals(uncached, unetStep(null, 2));
-    OptimizedModelCache cache = cache(0);
+    List<String> notices = new java.util.ArrayList<>();
+    OptimizedModelCache cache = cache(0).withNotices(notices::add);
     byte[] first = unetStep(cache, 1);
+    assertEquals(1, notices.size());
+    assertTrue(notices.get(0).startsWith("kiln: optimizing " + UNET + " for this CPU once"), notices.get(0));
     List<Path> built = entries();
     assertEquals(1, built.size());
     Path entry = built.get(0);
@@ -81,6 +83,7 @@ class OptimizedModelCacheTest {
     assertTrue(key.contains("model " + sha256(Files.readAllBytes(UNET))), key);
     FileTime built1 = Files.getLastModifiedTime(entry.resolve(OptimizedModelCache.MODEL_FILE));
     byte[] second = unetStep(cache, 2);
+    assertEquals(1, notices.size(), "the second open reuses the entry");
     assertEquals(built, entries());
     assertEquals(built1, Files.getLastModifiedTime(entry.resolve(OptimizedModelCache.MODEL_FILE)));
     assertArrayEquals(uncached, first);
