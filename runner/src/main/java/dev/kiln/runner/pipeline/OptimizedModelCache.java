@@ -166,7 +166,12 @@ final class OptimizedModelCache {
       Path folder = root.resolve(sha256(key.getBytes(StandardCharsets.UTF_8)));
       Entry entry = new Entry(folder.resolve(MODEL_FILE), folder);
       if (Files.isRegularFile(entry.model())) {
-        Files.setLastModifiedTime(folder.resolve(KEY_FILE), FileTime.fromMillis(System.currentTimeMillis()));
+        try {
+          // Marks the entry as recently used for removeLeastRecentlyUsed; a read-only cache is still used.
+          Files.setLastModifiedTime(folder.resolve(KEY_FILE), FileTime.fromMillis(System.currentTimeMillis()));
+        } catch (IOException e) {
+          // keeps its old time
+        }
         return entry;
       }
       if (availableMemory >= 0 && availableMemory < BUILD_MEMORY_FACTOR * bytes) {
