@@ -392,14 +392,7 @@ public final class RunCommand implements Callable<Integer> {
 
   /** $KILN_CACHE, else ~/.cache/kiln. */
   static Path cacheRoot() {
-    String configured = System.getenv("KILN_CACHE");
-    if (configured == null || configured.isBlank()) {
-      configured = System.getProperty("kiln.cache");
-    }
-    if (configured != null && !configured.isBlank()) {
-      return Path.of(configured).toAbsolutePath();
-    }
-    return Path.of(System.getProperty("user.home"), ".cache", "kiln").toAbsolutePath();
+    return dev.kiln.common.KilnCache.root();
   }
 
   static Target chooseTarget(String text) {

@@ -4,6 +4,7 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.OrtSession.SessionOptions.OptLevel;
+import dev.kiln.common.KilnCache;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
@@ -111,16 +112,9 @@ final class OptimizedModelCache {
     return this;
   }
 
-  /** $KILN_CACHE, else the kiln.cache property, else ~/.cache/kiln (the CLI's bundle cache uses the same root). */
+  /** KilnCache's root ($KILN_CACHE, else ~/.cache/kiln), which the CLI's bundle cache shares. */
   static Path cacheRoot() {
-    String configured = System.getenv("KILN_CACHE");
-    if (configured == null || configured.isBlank()) {
-      configured = System.getProperty("kiln.cache");
-    }
-    if (configured != null && !configured.isBlank()) {
-      return Path.of(configured).toAbsolutePath();
-    }
-    return Path.of(System.getProperty("user.home"), ".cache", "kiln").toAbsolutePath();
+    return KilnCache.root();
   }
 
   /** The sorted feature flags of the first processor in a Linux cpuinfo file, with its OS and architecture; null if unknown. */
