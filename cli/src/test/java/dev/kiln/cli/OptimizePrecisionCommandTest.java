@@ -42,7 +42,7 @@ class OptimizePrecisionCommandTest {
     // float32: InstanceNormalization scales and biases, Resize scales), ModelOpt AutoCast's 512 rule would keep 91 for
     // no parity that matters (OverflowVaeTest measures both at each resolution).
     assertTrue(run.out().contains("312 float16 nodes, 19 float32"), run.out());
-    assertTrue(run.out().contains("2 ORT sessions (a fixed 512 threshold would keep 91, worst output 0.00254)"), run.out());
+    assertTrue(run.out().contains("2 ORT sessions (10 computing nodes kept float32; a fixed 512 threshold would keep 91, worst output 0.00254)"), run.out());
     assertTrue(run.out().contains("float32 '/decoder/up_blocks.3/resnets.0/conv2/Conv' (Conv, max |x| 1.740e+05): "
         + "overflow: Conv output '/decoder/up_blocks.3/resnets.0/conv2/Conv_output_0' reaches 1.740e+05"), run.out());
     assertEquals(10, run.out().lines().filter(line -> line.startsWith("  float32 ") && line.contains("max |x|")).count(),
