@@ -74,7 +74,7 @@ final class PrecisionMatrix {
     // Held-out inputs: prompts 1 and 3 of the defaults (mixed calibrates on 0 and 2), other seeds, these sizes.
     PipelineCalibration.Capture evaluation = PipelineCalibration.capture(pipeline, PipelineCalibration.Options.defaults()
         .withPrompts(List.of(PipelineCalibration.DEFAULT_PROMPTS.get(1), PipelineCalibration.DEFAULT_PROMPTS.get(3)))
-        .withSizes(sizes).withSteps(3).withSeed(1000));
+        .withSizes(sizes).withSteps(3).withSeed(1000).withSmallestSeeds(1));
     List<Cell> cells = new ArrayList<>();
     Path fp32 = null;
     for (String component : COMPONENTS) {
