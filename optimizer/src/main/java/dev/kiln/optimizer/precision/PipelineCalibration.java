@@ -155,9 +155,9 @@ public final class PipelineCalibration {
    * Noise seeds per prompt at the smallest size (when there are two sizes or more). float16's rounding error at the
    * first denoising step varies from noise to noise with a long tail, and most at the smallest size, where outputs
    * have few elements: on the SD 1.5 fixture UNet's mixed conversion at 64 px, 24 noises gave 2.8e-3 to 9.9e-3 at
-   * t = 901 but up to 2.1e-2 at t = 801, while 128 px and up stay under 7e-3. One noise per prompt there verified on
-   * two first steps and missed the tail; more noises are cheap at the smallest size (a sixteenth of the default
-   * size's pixels for SD 1.5) and give the search the tail to refine against.
+   * t = 901 but up to 2.1e-2 at t = 801, while 128 to 256 px stayed under 8.3e-3. One noise per prompt there verified
+   * on two first steps and missed the tail; more noises are cheap at the smallest size (a quarter of the largest
+   * calibration size's pixels for SD 1.5, a sixteenth for the fixtures) and give the search the tail to refine against.
    */
   public static final int DEFAULT_SMALLEST_SEEDS = 4;
 
