@@ -5,7 +5,7 @@
 # (2, 3x2 and 4 times the pipeline's size multiple) x batch 1 and 2, on held-out inputs recorded from the runner.
 # One row per component, size and batch: its worst output and error, and where that misses 1e-2 the first tensor that
 # diverges from the float32 graph of the same target (the node to blame). Too slow for the test suite (mixed on the
-# fixture UNets runs up to a dozen ORT sessions each); TinyPipelinePrecisionTest and PrecisionMatrixTest run a part.
+# fixture UNets runs up to two dozen ORT sessions each); TinyPipelinePrecisionTest and PrecisionMatrixTest run a part.
 # Usage: bench/precision-matrix.sh [PIPELINE...]      (default: sd15 sd2 sdxl tiny-sd)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

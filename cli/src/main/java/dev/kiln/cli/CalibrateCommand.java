@@ -37,7 +37,7 @@ import picocli.CommandLine.Spec;
         + "encoder (img2img path); seeded, one ORT thread, byte-identical on rerun.",
         "Writes DIR/<component>/test_data_set_N/input_K.pb (ONNX test-data layout; even N calibrate, odd N are held out "
             + "for verification), which `kiln optimize --precision mixed --calibration DIR` reads. "
-            + "With --json: {output, sizes, steps, scheduler, seed, batch, prompts, components: {name: {heldIn, heldOut, "
+            + "With --json: {output, sizes, steps, scheduler, seed, smallestSeeds, batch, prompts, components: {name: {heldIn, heldOut, "
             + "inputs}}}."})
 public final class CalibrateCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
@@ -58,8 +58,14 @@ public final class CalibrateCommand implements Callable<Integer> {
   List<String> negatives = new ArrayList<>();
 
   @Option(names = "--size", showDefaultValue = Visibility.NEVER, description = "WIDTHxHEIGHT in pixels (repeatable). "
-      + "Default: the pipeline's size, capped at 32x32 latents (256x256 for SD 1.5), and a non-square one a quarter lower.")
+      + "Default: the pipeline's size, capped at 32x32 latents (256x256 for SD 1.5), a non-square one a quarter lower, "
+      + "and the smallest, twice the size multiple (128x128 for SD 1.5), where float16's error is largest.")
   List<String> sizes = new ArrayList<>();
+
+  @Option(names = "--smallest-seeds", defaultValue = "" + PipelineCalibration.DEFAULT_SMALLEST_SEEDS, description = "Noise "
+      + "seeds per prompt at the smallest of two or more sizes (float16's error there varies most from noise to noise). "
+      + "Default: ${DEFAULT-VALUE}.")
+  int smallestSeeds;
 
   @Option(names = "--steps", defaultValue = "10", description = "Denoising steps per generation (at least 3). Default: ${DEFAULT-VALUE}.")
   int steps;
@@ -91,7 +97,7 @@ public final class CalibrateCommand implements Callable<Integer> {
     OutputTarget target = OutputTarget.folder(output, "calibrate").inputs(input).overwrite(overwrite);
     target.check();
     PipelineCalibration.Options options = PipelineCalibration.Options.defaults().withSteps(steps).withSeed(seed).withBatch(batch)
-        .withImageToImage(imageToImage).withSizes(parseSizes());
+        .withImageToImage(imageToImage).withSizes(parseSizes()).withSmallestSeeds(smallestSeeds);
     if (!prompts.isEmpty()) {
       if (negatives.size() > prompts.size()) {
         throw new KilnException.BadInput("--negative-prompt: " + negatives.size() + " given for " + prompts.size() + " --prompt");
@@ -127,6 +133,7 @@ public final class CalibrateCommand implements Callable<Integer> {
       document.put("steps", capture.steps());
       document.put("scheduler", capture.scheduler());
       document.put("seed", capture.seed());
+      document.put("smallestSeeds", capture.smallestSeeds());
       document.put("batch", capture.batch());
       document.put("prompts", capture.prompts());
       Map<String, Object> components = new LinkedHashMap<>();

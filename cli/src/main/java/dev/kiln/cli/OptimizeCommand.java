@@ -137,7 +137,9 @@ public final class OptimizeCommand implements Callable<Integer> {
 
   @Option(names = "--calibration", description = "--precision mixed or int8: a folder of test_data_set_N/input_K.pb (for a pipeline, "
       + "one such folder per component sub-folder). Default: for a pipeline folder, real inputs recorded from the runner "
-      + "(prompts, UNet inputs at early/middle/late steps, final latents; see `kiln calibrate`); for a model file, the "
+      + "(prompts, UNet inputs at early/middle/late steps, final latents; odd prompts held out for verification; at the "
+      + "pipeline's size capped at 32x32 latents, a non-square one and, for mixed, the smallest, twice the size multiple, "
+      + "with 4 noises per prompt there; see `kiln calibrate`); for a model file, the "
       + "test_data_set_N folders next to it.")
   Path calibration;
 

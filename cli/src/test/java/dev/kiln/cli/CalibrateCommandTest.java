@@ -25,17 +25,18 @@ class CalibrateCommandTest {
     Path calibration = folder.resolve("calibration");
     var run = InspectCommandTest.run("calibrate", TINY.toString(), "-o", calibration.toString(), "--prompt", "a red circle",
         "--prompt", "a blue square on a black background", "--negative-prompt", "", "--negative-prompt", "blurry",
-        "--size", "32x32", "--size", "48x32", "--steps", "3", "--json");
+        "--size", "32x32", "--size", "48x32", "--smallest-seeds", "2", "--steps", "3", "--json");
     assertEquals(0, run.exitCode(), run.err());
     JsonNode report = new ObjectMapper().readTree(run.out());
     assertEquals("[\"32x32\",\"48x32\"]", report.get("sizes").toString());
+    assertEquals(2, report.get("smallestSeeds").asInt());
     JsonNode unet = report.get("components").get("unet");
-    // One prompt per half x 2 sizes x first/middle/last step.
-    assertEquals(6, unet.get("heldIn").asInt());
-    assertEquals(6, unet.get("heldOut").asInt());
+    // One prompt per half x (2 noises at the smallest size, 32x32, + 1 at 48x32) x first/middle/last step.
+    assertEquals(9, unet.get("heldIn").asInt());
+    assertEquals(9, unet.get("heldOut").asInt());
     assertEquals("[\"[2, 4, 4, 4]\",\"[2, 4, 4, 6]\"]", unet.get("inputs").get("sample").toString());
     assertEquals("[\"[1, 3, 32, 32]\",\"[1, 3, 32, 48]\"]", report.get("components").get("vae_encoder").get("inputs").get("sample").toString());
-    assertTrue(Files.isRegularFile(calibration.resolve("unet/test_data_set_11/input_2.pb")));
+    assertTrue(Files.isRegularFile(calibration.resolve("unet/test_data_set_17/input_2.pb")));
     assertTrue(Files.isRegularFile(calibration.resolve("text_encoder/test_data_set_0/input_0.pb")));
 
     run = InspectCommandTest.run("optimize", TINY.toString(), "-o", folder.resolve("mixed").toString(), "--target", "cpu",

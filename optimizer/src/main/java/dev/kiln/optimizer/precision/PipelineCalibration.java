@@ -38,16 +38,17 @@ import java.util.TreeSet;
  * {@code kiln generate} feeds them; the UNet's inputs are taken from the denoising loop at its early, middle and late
  * steps (classifier-free guidance batched [negative; prompt], as the runner runs it); the VAE decoder's latents are
  * the loop's final ones; and, where the pipeline has a VAE encoder, the decoded images go back through the runner's
- * image-to-image path, whose encoder input is recorded. Every prompt runs at each size (two by default: the
- * pipeline's own, capped at 32 × 32 latents, and a non-square one a quarter lower), seeded, on one ORT thread: the sets are byte-identical from
- * run to run and machine to machine.
+ * image-to-image path, whose encoder input is recorded. Every prompt runs at each size (three by default, see
+ * {@link #defaultSizes}: the pipeline's own capped at 32 × 32 latents, a non-square one a quarter lower, and the
+ * smallest, twice the size multiple), seeded, on one ORT thread: the sets are byte-identical from run to run and
+ * machine to machine.
  *
  * <p>Prompts at even positions make the held-in sets (what mixed precision measures ranges on), those at odd
  * positions the held-out sets (what it verifies on), so verification sees other prompts and seeds than calibration,
  * at every size and step.
  *
  * <p>Size: per generation three UNet sets, one VAE decoder set per image, one encoder set per distinct prompt. The
- * defaults (4 prompts × 2 sizes, batch 1, 10 steps) give 24 UNet sets; on the full-size SD 1.5 UNet at 512 × 512
+ * defaults (4 prompts × 3 sizes, batch 1, 10 steps) give 36 UNet sets; on the full-size SD 1.5 UNet at 512 × 512
  * one set is 1.2 MB of inputs (the cost is in the calibration run, which exposes every intermediate: keep sizes
  * modest).
  */
@@ -75,9 +76,10 @@ public final class PipelineCalibration {
    * @param batch images per prompt (the UNet runs twice that under guidance)
    * @param scheduler null = the pipeline's default scheduler
    * @param imageToImage record the VAE encoder's input through the runner's img2img path (where there is an encoder)
+   * @param smallestSeeds noise seeds per prompt at the smallest of two or more sizes (see {@link #DEFAULT_SMALLEST_SEEDS})
    */
   public record Options(List<Prompt> prompts, List<Size> sizes, int steps, long seed, int batch, SchedulerKind scheduler,
-      boolean imageToImage) {
+      boolean imageToImage, int smallestSeeds) {
     public Options {
       prompts = List.copyOf(prompts);
       sizes = List.copyOf(sizes);
@@ -91,38 +93,45 @@ public final class PipelineCalibration {
       if (batch < 1) {
         throw new KilnException.BadInput("calibration batch must be at least 1, got " + batch);
       }
+      if (smallestSeeds < 1) {
+        throw new KilnException.BadInput("calibration needs at least one seed per prompt at the smallest size, got " + smallestSeeds);
+      }
     }
 
     public static Options defaults() {
-      return new Options(DEFAULT_PROMPTS, List.of(), 10, 0, 1, null, true);
+      return new Options(DEFAULT_PROMPTS, List.of(), 10, 0, 1, null, true, DEFAULT_SMALLEST_SEEDS);
     }
 
     public Options withPrompts(List<Prompt> value) {
-      return new Options(value, sizes, steps, seed, batch, scheduler, imageToImage);
+      return new Options(value, sizes, steps, seed, batch, scheduler, imageToImage, smallestSeeds);
     }
 
     public Options withSizes(List<Size> value) {
-      return new Options(prompts, value, steps, seed, batch, scheduler, imageToImage);
+      return new Options(prompts, value, steps, seed, batch, scheduler, imageToImage, smallestSeeds);
     }
 
     public Options withSteps(int value) {
-      return new Options(prompts, sizes, value, seed, batch, scheduler, imageToImage);
+      return new Options(prompts, sizes, value, seed, batch, scheduler, imageToImage, smallestSeeds);
     }
 
     public Options withSeed(long value) {
-      return new Options(prompts, sizes, steps, value, batch, scheduler, imageToImage);
+      return new Options(prompts, sizes, steps, value, batch, scheduler, imageToImage, smallestSeeds);
     }
 
     public Options withBatch(int value) {
-      return new Options(prompts, sizes, steps, seed, value, scheduler, imageToImage);
+      return new Options(prompts, sizes, steps, seed, value, scheduler, imageToImage, smallestSeeds);
     }
 
     public Options withScheduler(SchedulerKind value) {
-      return new Options(prompts, sizes, steps, seed, batch, value, imageToImage);
+      return new Options(prompts, sizes, steps, seed, batch, value, imageToImage, smallestSeeds);
     }
 
     public Options withImageToImage(boolean value) {
-      return new Options(prompts, sizes, steps, seed, batch, scheduler, value);
+      return new Options(prompts, sizes, steps, seed, batch, scheduler, value, smallestSeeds);
+    }
+
+    public Options withSmallestSeeds(int value) {
+      return new Options(prompts, sizes, steps, seed, batch, scheduler, imageToImage, value);
     }
   }
 
@@ -141,6 +150,16 @@ public final class PipelineCalibration {
           "lowres, watermark, text, jpeg artifacts, oversaturated"),
       new Prompt("an oil painting of a cat sitting on a windowsill next to a vase of sunflowers, soft morning light",
           "deformed, ugly, extra limbs"));
+
+  /**
+   * Noise seeds per prompt at the smallest size (when there are two sizes or more). float16's rounding error at the
+   * first denoising step varies from noise to noise with a long tail, and most at the smallest size, where outputs
+   * have few elements: on the SD 1.5 fixture UNet's mixed conversion at 64 px, 24 noises gave 2.8e-3 to 9.9e-3 at
+   * t = 901 but up to 2.1e-2 at t = 801, while 128 to 256 px stayed under 8.3e-3. One noise per prompt there verified
+   * on two first steps and missed the tail; more noises are cheap at the smallest size (a quarter of the largest
+   * calibration size's pixels for SD 1.5, a sixteenth for the fixtures) and give the search the tail to refine against.
+   */
+  public static final int DEFAULT_SMALLEST_SEEDS = 4;
 
   /** Held-in sets (ranges are measured on them) and held-out sets (verification runs on them). */
   public record Sets(List<CalibrationSets.Set> heldIn, List<CalibrationSets.Set> heldOut) {
@@ -169,7 +188,7 @@ public final class PipelineCalibration {
    * how they were made.
    */
   public record Capture(Map<String, Sets> components, List<Size> sizes, int steps, String scheduler, int prompts,
-      long seed, int batch) {
+      long seed, int batch, int smallestSeeds) {
     public Capture {
       components = java.util.Collections.unmodifiableMap(new TreeMap<>(components));
       sizes = List.copyOf(sizes);
@@ -185,9 +204,11 @@ public final class PipelineCalibration {
       StringBuilder counts = new StringBuilder();
       components.forEach((name, sets) -> counts.append(counts.length() == 0 ? "" : ", ").append(name).append(' ')
           .append(sets.heldIn().size()).append('+').append(sets.heldOut().size()));
+      String seeds = smallestSeeds > 1 ? String.format(Locale.ROOT, "seeds %d..%d (%d per prompt at the smallest size)", seed,
+          seed + (long) prompts * smallestSeeds - 1, smallestSeeds) : String.format(Locale.ROOT, "seeds %d..%d", seed, seed + prompts - 1);
       return String.format(Locale.ROOT, "calibrated from the runner's denoising loop: %d prompts (odd ones held out), "
-          + "sizes %s, batch %d, %d %s steps (early, middle and late UNet inputs), seeds %d..%d; sets held-in+held-out: %s",
-          prompts, sizes, batch, steps, scheduler, seed, seed + prompts - 1, counts);
+          + "sizes %s, batch %d, %d %s steps (early, middle and late UNet inputs), %s; sets held-in+held-out: %s",
+          prompts, sizes, batch, steps, scheduler, seeds, counts);
     }
   }
 
@@ -249,39 +270,59 @@ public final class PipelineCalibration {
     // One thread: ORT's CPU kernels may split reductions by thread count; the sets must not depend on the machine.
     try (StableDiffusionPipeline runner = StableDiffusionPipeline.open(folder, Device.CPU, 1, warning -> {})) {
       runner.listenToModelCalls(recorder::record);
-      int total = options.prompts().size() * sizes.size();
+      Size smallest = smallest(sizes);
+      int prompts = options.prompts().size();
+      int total = prompts * (sizes.size() + (smallest == null ? 0 : options.smallestSeeds() - 1));
       int done = 0;
       String schedulerName = null;
-      for (int index = 0; index < options.prompts().size(); index++) {
+      for (int index = 0; index < prompts; index++) {
         Prompt prompt = options.prompts().get(index);
         boolean heldOut = index % 2 == 1;
         for (Size size : sizes) {
-          String label = String.format(Locale.ROOT, "prompt %d, %s", index, size);
-          GenerationRequest request = GenerationRequest.of(prompt.text(), options.seed() + index)
-              .withNegativePrompt(prompt.negative()).withSteps(options.steps()).withSize(size.width(), size.height())
-              .withBatch(options.batch());
-          if (options.scheduler() != null) {
-            request = request.withScheduler(options.scheduler());
-          }
-          recorder.begin(label, heldOut);
-          GenerationResult result = runner.generate(request, recorder.steps());
-          recorder.endGeneration();
-          schedulerName = result.scheduler().cliName();
-          if (options.imageToImage() && folder.hasVaeEncoder()) {
-            // The encoder's input as img2img feeds it: this generation's first image. One noised step is enough (only
-            // the encoder's call is kept; the UNet's inputs come from the text-to-image loops).
-            recorder.begin(label + ", img2img", heldOut);
-            recorder.only("vae_encoder");
-            runner.generate(request.withInitImage(result.images().get(0), 0.5).withSteps(2).withBatch(1)
-                .withScheduler(SchedulerKind.DDIM), StepListener.NONE);
+          for (int noise = 0; noise < (size.equals(smallest) ? options.smallestSeeds() : 1); noise++) {
+            // Prompt i's seeds: seed + i, then seed + i + prompts, ... (distinct from every other prompt's).
+            long seed = options.seed() + index + (long) noise * prompts;
+            String label = String.format(Locale.ROOT, noise == 0 ? "prompt %d, %s" : "prompt %d, %s, seed %d", index, size, seed);
+            GenerationRequest request = GenerationRequest.of(prompt.text(), seed)
+                .withNegativePrompt(prompt.negative()).withSteps(options.steps()).withSize(size.width(), size.height())
+                .withBatch(options.batch());
+            if (options.scheduler() != null) {
+              request = request.withScheduler(options.scheduler());
+            }
+            recorder.begin(label, heldOut);
+            GenerationResult result = runner.generate(request, recorder.steps());
             recorder.endGeneration();
+            schedulerName = result.scheduler().cliName();
+            if (options.imageToImage() && folder.hasVaeEncoder()) {
+              // The encoder's input as img2img feeds it: this generation's first image. One noised step is enough (only
+              // the encoder's call is kept; the UNet's inputs come from the text-to-image loops).
+              recorder.begin(label + ", img2img", heldOut);
+              recorder.only("vae_encoder");
+              runner.generate(request.withInitImage(result.images().get(0), 0.5).withSteps(2).withBatch(1)
+                  .withScheduler(SchedulerKind.DDIM), StepListener.NONE);
+              recorder.endGeneration();
+            }
+            listener.generationDone(++done, total);
           }
-          listener.generationDone(++done, total);
         }
       }
       return new Capture(recorder.sets(), sizes, options.steps(), schedulerName, options.prompts().size(), options.seed(),
-          options.batch());
+          options.batch(), smallest == null ? 1 : options.smallestSeeds());
     }
+  }
+
+  /** The smallest size by area where there are two or more sizes and it is smaller than another; else null. */
+  static Size smallest(List<Size> sizes) {
+    Size smallest = null;
+    long largest = 0;
+    for (Size size : sizes) {
+      long area = (long) size.width() * size.height();
+      largest = Math.max(largest, area);
+      if (smallest == null || area < (long) smallest.width() * smallest.height()) {
+        smallest = size;
+      }
+    }
+    return smallest != null && (long) smallest.width() * smallest.height() < largest ? smallest : null;
   }
 
   /**
@@ -292,8 +333,15 @@ public final class PipelineCalibration {
   static final int LATENT_AREA_BUDGET = 32 * 32;
 
   /**
-   * The pipeline's default size (capped at {@link #LATENT_AREA_BUDGET}), and a non-square one a quarter lower; both
-   * multiples of what the UNet divides by. A folder specialized by {@code --static} runs at its one size.
+   * The sizes calibration records at, each with held-in and held-out prompts, so that mixed precision verifies at the
+   * ends of the range users generate at, not only at one size: the pipeline's default size (capped at
+   * {@link #LATENT_AREA_BUDGET}; the largest), a non-square one a quarter lower, and the smallest, twice the size
+   * multiple square (the deepest UNet level at 2 × 2 latents; below it that level is a single latent).
+   * Activation peaks hardly depend on the size, but float16's rounding error does: at the smallest sizes every
+   * GroupNorm averages over few values and attention over few tokens, so the same float16 nodes that pass at the
+   * default size miss at the smallest (the SD 1.5 fixture UNet: 3.4e-3 at 128 px, 1.2e-2 at 64 px). All multiples of
+   * what the UNet divides by; duplicates dropped (a small pipeline's default may be its smallest). A folder
+   * specialized by {@code --static} runs at its one size.
    */
   static List<Size> defaultSizes(PipelineFolder folder) {
     if (folder.staticWidth() > 0 && folder.staticHeight() > 0) {
@@ -309,7 +357,10 @@ public final class PipelineCalibration {
     if (lower == size) {
       lower = size + multiple;
     }
-    return List.of(new Size(size, size), new Size(size, lower));
+    int smallest = Math.min(size, 2 * multiple);
+    java.util.LinkedHashSet<Size> sizes = new java.util.LinkedHashSet<>(
+        List.of(new Size(size, size), new Size(size, lower), new Size(smallest, smallest)));
+    return List.copyOf(sizes);
   }
 
   /**

@@ -40,15 +40,27 @@ class PipelineCalibrationTest {
   }
 
   @Test
-  void everyComponentGetsHeldInAndHeldOutSetsAtTwoSizes() {
+  void everyComponentGetsHeldInAndHeldOutSetsAtThreeSizes() {
     assertEquals(List.of("text_encoder", "unet", "vae_decoder", "vae_encoder"), List.copyOf(capture.components().keySet()));
-    // tiny-sd: 64 x 64 by default (8 x 8 latents, under the latent budget) and 64 wide x 48 high.
-    assertEquals(List.of(new PipelineCalibration.Size(64, 64), new PipelineCalibration.Size(64, 48)), capture.sizes());
+    // tiny-sd: 64 x 64 by default (8 x 8 latents, under the latent budget), 64 wide x 48 high, and the smallest,
+    // twice its size multiple of 16: 32 x 32.
+    assertEquals(List.of(new PipelineCalibration.Size(64, 64), new PipelineCalibration.Size(64, 48),
+        new PipelineCalibration.Size(32, 32)), capture.sizes());
+    assertEquals(4, capture.smallestSeeds());
     assertEquals("pndm", capture.scheduler());
-    // 2 prompts per half x 2 sizes x early/middle/late steps.
+    // 2 prompts per half x (one noise at each larger size + 4 at the smallest) x early/middle/late steps.
     PipelineCalibration.Sets unet = capture.component("unet");
-    assertEquals(12, unet.heldIn().size());
-    assertEquals(12, unet.heldOut().size());
+    assertEquals(2 * (1 + 1 + 4) * 3, unet.heldIn().size());
+    assertEquals(2 * (1 + 1 + 4) * 3, unet.heldOut().size());
+    // Both halves see every size; at the smallest, prompt 1's noises are seeds 1, 5, 9 and 13.
+    TreeMap<String, Integer> heldOutPerSize = new TreeMap<>();
+    for (CalibrationSets.Set set : unet.heldOut()) {
+      heldOutPerSize.merge(set.name().split(", ")[1], 1, Integer::sum);
+    }
+    assertEquals(Map.of("64x64", 6, "64x48", 6, "32x32", 24), heldOutPerSize);
+    assertEquals(List.of("prompt 1, 32x32, step 0", "prompt 1, 32x32, seed 5, step 0", "prompt 1, 32x32, seed 9, step 0",
+        "prompt 1, 32x32, seed 13, step 0"), unet.heldOut().stream().map(CalibrationSets.Set::name)
+        .filter(name -> name.startsWith("prompt 1, 32x32") && name.endsWith("step 0")).toList());
     TreeSet<String> latentShapes = new TreeSet<>();
     TreeMap<Long, Integer> timesteps = new TreeMap<>();
     for (CalibrationSets.Set set : unet.interleaved()) {
@@ -60,21 +72,22 @@ class PipelineCalibrationTest {
       latentShapes.add(Arrays.toString(sample));
       timesteps.merge(((long[]) set.feeds().get("timestep").values())[0], 1, Integer::sum);
     }
-    assertEquals(new TreeSet<>(List.of("[2, 4, 8, 8]", "[2, 4, 6, 8]")), latentShapes);
+    assertEquals(new TreeSet<>(List.of("[2, 4, 8, 8]", "[2, 4, 6, 8]", "[2, 4, 4, 4]")), latentShapes);
     // PNDM at 10 steps evaluates 11 times (timesteps 901 901 801 ... 1): the first, middle (6th) and last evaluation.
-    assertEquals(Map.of(901L, 8, 501L, 8, 1L, 8), timesteps);
+    assertEquals(Map.of(901L, 24, 501L, 24, 1L, 24), timesteps);
     // The decoder reads the loop's final latents, one image each; the encoder the decoded images (img2img path).
-    assertEquals(4, capture.component("vae_decoder").heldIn().size());
-    assertEquals(4, capture.component("vae_decoder").heldOut().size());
+    assertEquals(12, capture.component("vae_decoder").heldIn().size());
+    assertEquals(12, capture.component("vae_decoder").heldOut().size());
     assertArrayEquals(new long[] {1, 4, 6, 8}, capture.component("vae_decoder").heldIn().get(1).feeds().get("latent_sample").shape());
     assertArrayEquals(new long[] {1, 3, 48, 64}, capture.component("vae_encoder").heldOut().get(1).feeds().get("sample").shape());
-    // Prompt and negative prompt of each prompt, each encoded once although every prompt runs at two sizes.
+    // Prompt and negative prompt of each prompt, each encoded once although every prompt runs at three sizes and seeds.
     assertEquals(4, capture.component("text_encoder").heldIn().size());
     assertEquals(4, capture.component("text_encoder").heldOut().size());
     // The tiny export takes int32 token ids: recorded as ORT was fed them, after the runner's conversion.
     int[] ids = (int[]) capture.component("text_encoder").heldIn().get(0).feeds().get("input_ids").values();
     assertEquals(77, ids.length);
     assertTrue(capture.describe().contains("4 prompts"), capture.describe());
+    assertTrue(capture.describe().contains("seeds 0..15 (4 per prompt at the smallest size)"), capture.describe());
   }
 
   @Test
@@ -102,8 +115,8 @@ class PipelineCalibrationTest {
     Path one = temporary.resolve("one");
     Path two = temporary.resolve("two");
     PipelineCalibration.write(capture, OutputTarget.folder(one, "calibrate"));
-    // 24 UNet sets of 3 inputs, 8 decoder and 8 encoder sets, 8 text encoder sets of 1 input (input_ids).
-    assertEquals(24 * 3 + 8 + 8 + 8, files(one).size());
+    // 72 UNet sets of 3 inputs, 24 decoder and 24 encoder sets, 8 text encoder sets of 1 input (input_ids).
+    assertEquals(72 * 3 + 24 + 24 + 8, files(one).size());
     // A second, smaller run twice (the suite stays fast): the same bytes every time.
     PipelineCalibration.Options small = PipelineCalibration.Options.defaults().withSteps(3)
         .withSizes(List.of(new PipelineCalibration.Size(48, 32))).withPrompts(PipelineCalibration.DEFAULT_PROMPTS.subList(1, 3));

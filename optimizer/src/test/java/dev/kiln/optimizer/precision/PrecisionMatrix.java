@@ -71,10 +71,12 @@ final class PrecisionMatrix {
     Map<String, Integer> sessions = new TreeMap<>();
     report.precision().forEach((file, converted16) -> sessions.put(Path.of(file).getParent().getFileName().toString(), converted16.sessions()));
     List<PipelineCalibration.Size> sizes = sizes(pipeline);
-    // Held-out inputs: prompts 1 and 3 of the defaults (mixed calibrates on 0 and 2), other seeds, these sizes.
+    // Held-out inputs: prompts 1 and 3 of the defaults (mixed calibrates on 0 and 2), other seeds, these sizes; one
+    // noise per prompt at every size (the cells are each size's first set and one stacked pair, as before calibration
+    // recorded several noises at the smallest size).
     PipelineCalibration.Capture evaluation = PipelineCalibration.capture(pipeline, PipelineCalibration.Options.defaults()
         .withPrompts(List.of(PipelineCalibration.DEFAULT_PROMPTS.get(1), PipelineCalibration.DEFAULT_PROMPTS.get(3)))
-        .withSizes(sizes).withSteps(3).withSeed(1000));
+        .withSizes(sizes).withSteps(3).withSeed(1000).withSmallestSeeds(1));
     List<Cell> cells = new ArrayList<>();
     Path fp32 = null;
     for (String component : COMPONENTS) {
