@@ -2,7 +2,6 @@ package dev.kiln.optimizer.fusions;
 
 import dev.kiln.graph.Attribute;
 import dev.kiln.graph.DataType;
-import dev.kiln.graph.ExternalTensor;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Onnx;
 import dev.kiln.graph.Shape;
@@ -10,12 +9,8 @@ import dev.kiln.graph.Tensor;
 import dev.kiln.graph.Value;
 import dev.kiln.optimizer.engine.Builder;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
-import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.List;
 
@@ -71,36 +66,15 @@ final class ChannelsLast {
   }
 
   /**
-   * A lazily transposed copy of an OIHW filter in OHWI order, computed while the writer streams it: a block of output
-   * channels at a time (about {@value #BLOCK_BYTES} bytes), read from the source's data file by positional reads, so a
-   * 59 MB filter of a full-size UNet is never whole in memory and each block transposes in cache. Asked for all its
-   * bytes at once it runs the same blocks into one buffer, so both give the same bytes.
+   * A lazily transposed copy of an OIHW filter in OHWI order, computed while the writer streams it: whole output
+   * channels at a time, about {@value StreamedWeights#BLOCK_BYTES} bytes, so a 59 MB filter of a full-size UNet is
+   * never whole in memory and each block transposes in cache.
    */
   static Tensor ohwi(Tensor oihw) {
     long[] dims = oihw.dims();
     long[] transposed = {dims[0], dims[2], dims[3], dims[1]};
-    OhwiBlocks blocks = new OhwiBlocks(oihw);
-    return Tensor.streamed(oihw.dataType(), transposed, () -> {
-      ByteBuffer whole = ByteBuffer.allocate(Math.toIntExact(oihw.byteSize())).order(ByteOrder.LITTLE_ENDIAN);
-      try {
-        blocks.writeTo(new BufferChannel(whole));
-      } catch (IOException e) {
-        throw new UncheckedIOException("cannot transpose " + oihw + ": " + e.getMessage(), e);
-      }
-      return whole.flip();
-    }, blocks::writeTo);
+    return StreamedWeights.of(oihw.dataType(), transposed, new OhwiBlocks(oihw)::writeTo);
   }
-
-  /** Bytes of one OHWI block: large enough that per-block reads cost nothing, small enough to stay in cache. */
-  static final int BLOCK_BYTES = 1 << 20;
-
-  /**
-   * Per-thread direct buffers (read, transposed) of the block transpose, reused across filters: a pair per filter
-   * would leave up to a few hundred MB of unreclaimed native memory behind until a collection frees them.
-   */
-  private static final ThreadLocal<ByteBuffer[]> SCRATCH = ThreadLocal.withInitial(() -> new ByteBuffer[] {
-      ByteBuffer.allocateDirect(BLOCK_BYTES).order(ByteOrder.LITTLE_ENDIAN),
-      ByteBuffer.allocateDirect(BLOCK_BYTES).order(ByteOrder.LITTLE_ENDIAN)});
 
   /** The OIHW → OHWI transpose, whole output channels at a time. */
   private static final class OhwiBlocks {
@@ -124,38 +98,14 @@ final class ChannelsLast {
       if (filterBytes == 0 || out == 0) {
         return;
       }
-      int perBlock = Math.max(1, BLOCK_BYTES / filterBytes);
-      int blockBytes = Math.multiplyExact(Math.min(perBlock, out), filterBytes);
-      ExternalTensor external = oihw instanceof ExternalTensor file ? file : null;
-      // An in-memory filter is read once; a file's is read block by block into one reused buffer.
-      ByteBuffer whole = external == null ? oihw.readBytes().order(ByteOrder.LITTLE_ENDIAN) : null;
-      ByteBuffer[] scratch = SCRATCH.get();
-      if (scratch[0].capacity() < blockBytes) {
-        scratch[0] = ByteBuffer.allocateDirect(blockBytes).order(ByteOrder.LITTLE_ENDIAN);
-        scratch[1] = ByteBuffer.allocateDirect(blockBytes).order(ByteOrder.LITTLE_ENDIAN);
-      }
-      ByteBuffer read = scratch[0];
-      ByteBuffer target = scratch[1];
-      try (FileChannel file = external == null ? null : FileChannel.open(external.file(), StandardOpenOption.READ)) {
+      int perBlock = Math.max(1, StreamedWeights.BLOCK_BYTES / filterBytes);
+      try (StreamedWeights.Source source = new StreamedWeights.Source(oihw)) {
         for (int first = 0; first < out; first += perBlock) {
           int count = Math.min(perBlock, out - first);
           int bytes = count * filterBytes;
-          long start = (long) first * filterBytes;
-          ByteBuffer source;
-          if (external != null) {
-            source = read.clear().limit(bytes);
-            while (source.hasRemaining()) {
-              if (file.read(source, external.offset() + start + source.position()) < 0) {
-                throw new IOException("data file " + external.file() + " ended inside " + oihw);
-              }
-            }
-            source.flip();
-          } else {
-            source = whole.duplicate().position(whole.position() + (int) start).limit(whole.position() + (int) start + bytes)
-                .slice().order(ByteOrder.LITTLE_ENDIAN);
-          }
-          target.clear();
-          transpose(source, target, count);
+          ByteBuffer block = source.read((long) first * filterBytes, StreamedWeights.scratch(0, bytes));
+          ByteBuffer target = StreamedWeights.scratch(1, bytes);
+          transpose(block, target, count);
           target.flip();
           while (target.hasRemaining()) {
             channel.write(target);
@@ -196,24 +146,6 @@ final class ChannelsLast {
       }
       target.position(to);
     }
-  }
-
-  /** Appends what is written to one buffer (sized to fit it all). */
-  private record BufferChannel(ByteBuffer target) implements WritableByteChannel {
-    @Override
-    public int write(ByteBuffer source) {
-      int count = source.remaining();
-      target.put(source);
-      return count;
-    }
-
-    @Override
-    public boolean isOpen() {
-      return true;
-    }
-
-    @Override
-    public void close() {}
   }
 
   /** Rank and dims of an inferred shape, or null when the rank is not {@code rank}. */

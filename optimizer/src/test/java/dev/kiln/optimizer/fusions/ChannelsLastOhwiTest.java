@@ -87,7 +87,7 @@ class ChannelsLastOhwiTest {
   @Test
   void aFilterOfSeveralBlocksStreamsTheSameBytesAsAnElementwiseTranspose() throws IOException {
     int filterBytes = 300 * 3 * 3 * 4;
-    int perBlock = ChannelsLast.BLOCK_BYTES / filterBytes;
+    int perBlock = StreamedWeights.BLOCK_BYTES / filterBytes;
     assertTrue(perBlock * 2 < 250 && perBlock * 3 > 250 - 1, "three blocks, the last partial: " + perBlock);
     check(250, 300, 3, 3, DataType.FLOAT);
   }
