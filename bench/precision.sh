@@ -106,6 +106,6 @@ for name in ("optimize-fp16", "optimize-mixed"):
         print(open(os.path.join(out, name + ".err")).read()[-600:])
 phases = [line.split("kiln-phase ", 1)[1] for line in open(os.path.join(out, "optimize-fp16.err")) if line.startswith("kiln-phase ")]
 if phases:
-    print("\noptimize-fp16 phases (KILN_PHASES=1: wall time since the previous mark, and since the JVM started):")
+    print("\noptimize-fp16 phases (KILN_PHASES=1: wall since the previous mark, since the JVM started; CPU of all threads since the previous mark):")
     print("\n".join("    " + phase.rstrip() for phase in phases))
 PY
