@@ -204,8 +204,12 @@ final class HalfTensors {
     });
   }
 
-  /** One background thread for all conversions' writes; a daemon, so it never keeps the JVM alive. */
-  private static final ExecutorService WRITER = Executors.newSingleThreadExecutor(task -> {
+  /**
+   * Background threads for the conversions' writes, one per conversion streaming at the time (the model writer runs
+   * several side by side; one shared thread made them wait on each other's writes); daemons, so they never keep the
+   * JVM alive.
+   */
+  private static final ExecutorService WRITER = Executors.newCachedThreadPool(task -> {
     Thread thread = new Thread(task, "kiln-fp16-writer");
     thread.setDaemon(true);
     return thread;
