@@ -42,10 +42,12 @@ fi
 out="$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-precision.XXXXXX")"
 trap 'rm -rf "$out"' EXIT
 cd "$root"
-./kiln --help >/dev/null   # builds the CLI once, outside the timed runs
+./kiln --help >/dev/null   # builds the CLI (and its class-data archive) once, outside the timed runs
 # The timed runs start the JVM as ./kiln does but skip its is-the-jar-stale check, so an edit made while the
 # benchmark runs cannot put a Maven build inside a timed run.
-kiln=(java ${KILN_JAVA_OPTS:--Xmx4g} -cp "cli/target/kiln-cli-0.1.0-SNAPSHOT.jar:$(cat cli/target/classpath.txt)" dev.kiln.cli.Main)
+cds=()
+[ -f cli/target/kiln.jsa ] && [ "${KILN_CDS:-1}" != 0 ] && cds=(-XX:SharedArchiveFile=cli/target/kiln.jsa -Xlog:cds=off -Xlog:cds+dynamic=off)
+kiln=(java ${KILN_JAVA_OPTS:--Xmx4g} ${cds[@]+"${cds[@]}"} -cp "cli/target/kiln-cli-0.1.0-SNAPSHOT.jar:$(cat cli/target/classpath.txt)" dev.kiln.cli.Main)
 cat "$model.data" > /dev/null   # every run finds the weights in the page cache, the anchor included
 echo "load average before the timed runs: $(cut -d' ' -f1-3 /proc/loadavg) (a shared machine inflates wall time; CPU time is the fairer number)"
 echo
@@ -69,7 +71,7 @@ measure() {  # name, output folder, command...: appends "name wall cpu rss_mb by
 measure cp-data "$out/copy" cp "$model.data" "$out/copy/model.onnx.data"
 # fp32 (fusions and layout only) is the floor under fp16: the same read, fusions and OHWI transposes, no conversion.
 measure optimize-fp32 "$out/fp32" "${kiln[@]}" optimize "$model" -o "$out/fp32/model.onnx" --target cuda --json
-measure optimize-fp16 "$out/fp16" "${kiln[@]}" optimize "$model" -o "$out/fp16/model.onnx" --target cuda --precision fp16 --json
+measure optimize-fp16 "$out/fp16" env KILN_PHASES=1 "${kiln[@]}" optimize "$model" -o "$out/fp16/model.onnx" --target cuda --precision fp16 --json
 if [ "${1:-}" != fp16 ]; then
   measure optimize-mixed "$out/mixed" "${kiln[@]}" optimize "$model" -o "$out/mixed/model.onnx" --target cuda \
     --precision mixed --calibration "$calibration" --json
@@ -102,4 +104,8 @@ for name in ("optimize-fp16", "optimize-mixed"):
     elif name in walls:
         print(f"{name}: no report; its stderr ends with:")
         print(open(os.path.join(out, name + ".err")).read()[-600:])
+phases = [line.split("kiln-phase ", 1)[1] for line in open(os.path.join(out, "optimize-fp16.err")) if line.startswith("kiln-phase ")]
+if phases:
+    print("\noptimize-fp16 phases (KILN_PHASES=1: wall since the previous mark, since the JVM started; CPU of all threads since the previous mark):")
+    print("\n".join("    " + phase.rstrip() for phase in phases))
 PY

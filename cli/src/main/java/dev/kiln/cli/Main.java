@@ -3,6 +3,7 @@ package dev.kiln.cli;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import dev.kiln.common.Json;
 import dev.kiln.common.KilnException;
+import dev.kiln.common.PhaseTimes;
 import dev.kiln.common.Printable;
 import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
@@ -76,6 +77,7 @@ public final class Main implements Callable<Integer> {
     }
     out.flush();
     err.flush();
+    PhaseTimes.mark("exit");
     System.exit(code);
   }
 

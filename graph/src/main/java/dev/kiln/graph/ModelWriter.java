@@ -1,6 +1,7 @@
 package dev.kiln.graph;
 
 import dev.kiln.common.AtomicFiles;
+import dev.kiln.common.PhaseTimes;
 import dev.kiln.common.StagedFile;
 import dev.kiln.graph.proto.OnnxProto.ModelProto;
 import java.io.BufferedOutputStream;
@@ -12,8 +13,17 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Pattern;
 import java.util.zip.CRC32;
 import java.util.zip.CRC32C;
@@ -82,13 +92,16 @@ public final class ModelWriter {
       if (!layout.placements().isEmpty()) {
         Path data = output.newCompanion();
         writeDataFile(data, layout);
+        PhaseTimes.mark("write data file");
         dataFileName = modelName + "." + digest(data) + ".data";
+        PhaseTimes.mark("digest data file");
         output.commitCompanionAs(data, dataFileName);
       }
       ModelProto proto = new ProtoEncoder(options, dataFileName).encodeModel(model);
       try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(output.path()), 1 << 20)) {
         proto.writeTo(out);
       }
+      PhaseTimes.mark("write graph");
     } catch (IOException e) {
       throw new UncheckedIOException("cannot write " + output.target() + ": " + e.getMessage(), e);
     }
@@ -126,40 +139,140 @@ public final class ModelWriter {
     return encoder.encodeStandaloneTensor(tensor, name).toByteArray();
   }
 
+  /**
+   * Threads that write a data file's tensors: a computed tensor (an fp16 conversion, an OHWI transpose) costs CPU
+   * per byte, so tensors are written side by side, each at its own offset. The bytes do not depend on the count.
+   * {@code kiln.writeThreads} overrides it (1 writes in order on the calling thread).
+   */
+  static int writeThreads() {
+    return Math.max(1, Integer.getInteger("kiln.writeThreads", Math.min(4, Runtime.getRuntime().availableProcessors())));
+  }
+
   private static void writeDataFile(Path temporary, ProtoEncoder encoder) throws IOException {
-    List<ProtoEncoder.Placement> placements = encoder.placements();
-    try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-      long position = 0;
-      int index = 0;
-      while (index < placements.size()) {
-        ProtoEncoder.Placement placement = placements.get(index);
-        if (placement.offset() > position) {
-          // Alignment padding is written as zeros (not left as a hole) so the bytes are the same everywhere.
-          writeZeros(channel, placement.offset() - position);
+    writeDataFile(temporary, encoder.placements(), writeThreads());
+  }
+
+  /**
+   * One piece of the data file: placements {@code first} to {@code end} (exclusive) with the zero padding before
+   * them, from {@code start}; more than one placement only for a run of external tensors that sit back to back in
+   * one source file and stay back to back here, copied by one kernel transfer (far fewer round trips than a
+   * transfer per, often 64 MiB, tensor).
+   */
+  private record Piece(long start, int first, int end) {}
+
+  /**
+   * Writes the data file from {@code placements} with {@code threads} writers: each takes the next piece, positions
+   * its own channel on the file at the piece's offset and writes its padding and tensors there, so the file holds
+   * exactly the bytes a single writer going in order gives. The largest pieces go first so the threads finish
+   * together. Package-private for the test that compares thread counts.
+   */
+  static void writeDataFile(Path temporary, List<ProtoEncoder.Placement> placements, int threads) throws IOException {
+    List<Piece> pieces = new ArrayList<>();
+    long position = 0;
+    int index = 0;
+    while (index < placements.size()) {
+      ProtoEncoder.Placement placement = placements.get(index);
+      int end = index + 1;
+      long pieceEnd = placement.offset() + placement.tensor().byteSize();
+      if (placement.tensor() instanceof ExternalTensor first) {
+        long sourceEnd = first.offset() + first.length();
+        while (end < placements.size() && placements.get(end).tensor() instanceof ExternalTensor next && next.file().equals(first.file())
+            && next.offset() == sourceEnd && placements.get(end).offset() == pieceEnd) {
+          sourceEnd += next.length();
+          pieceEnd += next.length();
+          end++;
         }
-        int end = index + 1;
-        if (placement.tensor() instanceof ExternalTensor first) {
-          // Tensors that sit back to back in one source file and stay back to back here are copied by one
-          // kernel transfer: far fewer round trips than a transfer per (often 64 MiB) tensor.
-          long sourceEnd = first.offset() + first.length();
-          long targetEnd = placement.offset() + first.length();
-          while (end < placements.size() && placements.get(end).tensor() instanceof ExternalTensor next && next.file().equals(first.file())
-              && next.offset() == sourceEnd && placements.get(end).offset() == targetEnd) {
-            sourceEnd += next.length();
-            targetEnd += next.length();
-            end++;
-          }
-          transfer(first.file(), first.offset(), sourceEnd - first.offset(), channel);
-          position = targetEnd;
-        } else {
-          placement.tensor().writeTo(channel);
-          position = placement.offset() + placement.tensor().byteSize();
-        }
-        if (channel.position() != position) {
-          throw new IOException("tensor data ended at " + channel.position() + ", expected " + position);
-        }
-        index = end;
       }
+      pieces.add(new Piece(position, index, end));
+      position = pieceEnd;
+      index = end;
+    }
+    try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+      if (threads <= 1 || pieces.size() <= 1) {
+        for (Piece piece : pieces) {
+          writePiece(channel, piece, placements);
+        }
+        return;
+      }
+    }
+    List<Piece> largestFirst = new ArrayList<>(pieces);
+    largestFirst.sort(Comparator.comparingLong((Piece piece) -> pieceEnd(piece, placements) - piece.start()).reversed());
+    AtomicInteger next = new AtomicInteger();
+    AtomicBoolean failed = new AtomicBoolean();
+    Callable<Void> writer = () -> {
+      try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.WRITE)) {
+        for (int taken = next.getAndIncrement(); taken < largestFirst.size() && !failed.get(); taken = next.getAndIncrement()) {
+          writePiece(channel, largestFirst.get(taken), placements);
+        }
+      } catch (IOException | RuntimeException | Error e) {
+        failed.set(true);
+        throw e;
+      }
+      return null;
+    };
+    int helpers = Math.min(threads, pieces.size()) - 1;
+    ExecutorService pool = Executors.newFixedThreadPool(helpers, task -> {
+      Thread thread = new Thread(task, "kiln-data-writer");
+      thread.setDaemon(true);
+      return thread;
+    });
+    try {
+      List<Future<Void>> running = new ArrayList<>();
+      for (int i = 0; i < helpers; i++) {
+        running.add(pool.submit(writer));
+      }
+      Throwable first = null;
+      try {
+        writer.call();
+      } catch (Exception | Error e) {
+        first = e;
+      }
+      for (Future<Void> each : running) {
+        try {
+          each.get();
+        } catch (ExecutionException e) {
+          first = first != null ? first : e.getCause();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          failed.set(true);
+          first = first != null ? first : new java.io.InterruptedIOException("interrupted while writing " + temporary);
+        }
+      }
+      if (first instanceof IOException io) {
+        throw io;
+      } else if (first instanceof RuntimeException runtime) {
+        throw runtime;
+      } else if (first instanceof Error error) {
+        throw error;
+      } else if (first != null) {
+        throw new IOException("cannot write " + temporary + ": " + first, first);
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  private static long pieceEnd(Piece piece, List<ProtoEncoder.Placement> placements) {
+    ProtoEncoder.Placement last = placements.get(piece.end() - 1);
+    return last.offset() + last.tensor().byteSize();
+  }
+
+  /** Writes one piece at its offset: zeros for the padding before it, then its tensors. */
+  private static void writePiece(FileChannel channel, Piece piece, List<ProtoEncoder.Placement> placements) throws IOException {
+    ProtoEncoder.Placement placement = placements.get(piece.first());
+    channel.position(piece.start());
+    if (placement.offset() > piece.start()) {
+      // Alignment padding is written as zeros (not left as a hole) so the bytes are the same everywhere.
+      writeZeros(channel, placement.offset() - piece.start());
+    }
+    long end = pieceEnd(piece, placements);
+    if (placement.tensor() instanceof ExternalTensor first) {
+      transfer(first.file(), first.offset(), end - placement.offset(), channel);
+    } else {
+      placement.tensor().writeTo(channel);
+    }
+    if (channel.position() != end) {
+      throw new IOException("tensor data ended at " + channel.position() + ", expected " + end);
     }
   }
 

@@ -3,6 +3,7 @@ package dev.kiln.optimizer;
 import dev.kiln.common.KillPoints;
 import dev.kiln.common.KilnException;
 import dev.kiln.common.OutputTarget;
+import dev.kiln.common.PhaseTimes;
 import dev.kiln.common.StagedFile;
 import dev.kiln.common.StagedFolder;
 import dev.kiln.common.PipelineLayout;
@@ -184,6 +185,7 @@ public final class Optimizer {
       if (Boolean.getBoolean("kiln.debugTimings")) {
         System.err.printf("step %s: %d ms%n", step, (System.nanoTime() - stepStart) / 1_000_000);
       }
+      PhaseTimes.mark(stepName(step));
       options.listener().stepFinished(stepName(step), index + 1, steps.size());
     }
     ControlNetShapes.restore(interfaceShapes);
@@ -299,7 +301,9 @@ public final class Optimizer {
     if (Files.isDirectory(input)) {
       reports.addAll(optimizeFolder(input, output, options, warnings, precision));
     } else {
+      PhaseTimes.mark("start");
       Model model = ModelReader.read(input);
+      PhaseTimes.mark("read");
       // The data files the model reads are inputs too: the output may not replace them.
       OutputTarget target = output.inputs(externalFiles(model.graph()));
       target.check();
@@ -307,6 +311,7 @@ public final class Optimizer {
       ComponentReport report = optimize(model, input.toString(), options);
       announcePrecision(options);
       PrecisionReport converted = Precision.apply(model, input, null, options.precision());
+      PhaseTimes.mark("precision");
       if (converted != null) {
         precision.put(output.path().toString(), converted);
       }
@@ -315,6 +320,7 @@ public final class Optimizer {
         ModelWriter.write(model, staged, WriteOptions.defaults());
         staged.commit();
       }
+      PhaseTimes.mark("written");
       reports.add(withPath(report, output.path().toString()));
     }
     return new OptimizationReport(options.target().id(), reports, (System.nanoTime() - start) / 1_000_000, warnings,

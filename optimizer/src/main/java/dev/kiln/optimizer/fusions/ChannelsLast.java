@@ -8,8 +8,9 @@ import dev.kiln.graph.Shape;
 import dev.kiln.graph.Tensor;
 import dev.kiln.graph.Value;
 import dev.kiln.optimizer.engine.Builder;
+import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
+import java.nio.channels.WritableByteChannel;
 import java.util.Arrays;
 import java.util.List;
 
@@ -64,27 +65,64 @@ final class ChannelsLast {
     return chw || nchw ? constant.floats() : null;
   }
 
-  /** A lazily transposed copy of an OIHW filter in OHWI order, computed while the writer streams it. */
+  /**
+   * A lazily transposed copy of an OIHW filter in OHWI order, computed while the writer streams it: whole output
+   * channels at a time, about {@value StreamedWeights#BLOCK_BYTES} bytes, so a 59 MB filter of a full-size UNet is
+   * never whole in memory and each block transposes in cache.
+   */
   static Tensor ohwi(Tensor oihw) {
     long[] dims = oihw.dims();
-    int out = Math.toIntExact(dims[0]);
-    int in = Math.toIntExact(dims[1]);
-    int height = Math.toIntExact(dims[2]);
-    int width = Math.toIntExact(dims[3]);
-    int elementSize = oihw.dataType().elementSize();
     long[] transposed = {dims[0], dims[2], dims[3], dims[1]};
-    return Tensor.computed(oihw.dataType(), transposed, () -> {
-      ByteBuffer source = oihw.readBytes().order(ByteOrder.LITTLE_ENDIAN);
-      ByteBuffer target = ByteBuffer.allocate(Math.toIntExact(oihw.byteSize())).order(ByteOrder.LITTLE_ENDIAN);
-      int base = source.position();
-      int plane = height * width;
+    return StreamedWeights.of(oihw.dataType(), transposed, new OhwiBlocks(oihw)::writeTo);
+  }
+
+  /** The OIHW → OHWI transpose, whole output channels at a time. */
+  private static final class OhwiBlocks {
+    private final Tensor oihw;
+    private final int out;
+    private final int in;
+    private final int plane;
+    private final int elementSize;
+
+    OhwiBlocks(Tensor oihw) {
+      long[] dims = oihw.dims();
+      this.oihw = oihw;
+      this.out = Math.toIntExact(dims[0]);
+      this.in = Math.toIntExact(dims[1]);
+      this.plane = Math.toIntExact(dims[2] * dims[3]);
+      this.elementSize = oihw.dataType().elementSize();
+    }
+
+    void writeTo(WritableByteChannel channel) throws IOException {
+      int filterBytes = Math.multiplyExact(Math.multiplyExact(in, plane), elementSize);
+      if (filterBytes == 0 || out == 0) {
+        return;
+      }
+      int perBlock = Math.max(1, StreamedWeights.BLOCK_BYTES / filterBytes);
+      try (StreamedWeights.Source source = new StreamedWeights.Source(oihw)) {
+        for (int first = 0; first < out; first += perBlock) {
+          int count = Math.min(perBlock, out - first);
+          int bytes = count * filterBytes;
+          ByteBuffer block = source.read((long) first * filterBytes, StreamedWeights.scratch(0, bytes));
+          ByteBuffer target = StreamedWeights.scratch(1, bytes);
+          transpose(block, target, count);
+          target.flip();
+          while (target.hasRemaining()) {
+            channel.write(target);
+          }
+        }
+      }
+    }
+
+    /** {@code count} output channels of OIHW {@code source} into OHWI {@code target}, from index 0 of each. */
+    private void transpose(ByteBuffer source, ByteBuffer target, int count) {
+      int stride = plane * elementSize;
+      int to = 0;
       // Whole elements move with one typed access each (a byte at a time made this transpose the slowest step of a
       // full-size UNet's fp16 conversion for CUDA: 9 s of 31).
-      int to = 0;
-      for (int o = 0; o < out; o++) {
+      for (int o = 0; o < count; o++) {
         for (int pixel = 0; pixel < plane; pixel++) {
-          int from = base + (o * in * plane + pixel) * elementSize;
-          int stride = plane * elementSize;
+          int from = (o * in * plane + pixel) * elementSize;
           switch (elementSize) {
             case 4 -> {
               for (int i = 0; i < in; i++, from += stride, to += 4) {
@@ -106,8 +144,8 @@ final class ChannelsLast {
           }
         }
       }
-      return target;
-    });
+      target.position(to);
+    }
   }
 
   /** Rank and dims of an inferred shape, or null when the rank is not {@code rank}. */

@@ -103,34 +103,57 @@ public final class UnetAttentionFusion implements Rule {
 
   /**
    * One MatMul against weights interleaved per head ([C, N, parts, H]), reshaped to [B, S, N, parts, H]. The packed
-   * tensor is computed when the writer asks for it, so a full-size UNet never holds all packed weights at once.
+   * tensor is computed while the writer streams it, a block of rows at a time, so a full-size UNet never holds a
+   * packed weight whole, nor all of them.
    */
   private static Value packedProjection(Builder b, Value input, List<Projection> parts, long heads, long headSize, String hint) {
-    int inputChannels = (int) parts.get(0).weights().dims()[0];
-    int count = parts.size();
-    int width = (int) (heads * headSize);
-    List<Tensor> sources = parts.stream().map(Projection::weights).toList();
-    java.util.function.Supplier<java.nio.ByteBuffer> bytes = () -> {
-      java.nio.ByteBuffer packed = java.nio.ByteBuffer.allocate(inputChannels * width * count * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-      java.nio.FloatBuffer view = packed.asFloatBuffer();
-      for (int part = 0; part < count; part++) {
-        java.nio.FloatBuffer weights = sources.get(part).readBytes().order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
-        for (int row = 0; row < inputChannels; row++) {
-          for (int head = 0; head < heads; head++) {
-            view.position((int) (row * width * count + (head * count + part) * headSize));
-            weights.position((int) (row * width + head * headSize));
-            weights.limit((int) (row * width + head * headSize + headSize));
-            view.put(weights);
-            weights.limit(weights.capacity());
-          }
-        }
-      }
-      return packed.asReadOnlyBuffer().order(java.nio.ByteOrder.LITTLE_ENDIAN);
-    };
-    Tensor packedWeights = Tensor.computed(DataType.FLOAT, new long[] {inputChannels, (long) width * count}, bytes);
+    Tensor packedWeights = packedWeights(parts.stream().map(Projection::weights).toList(), heads, headSize);
     Value weights = b.initializer(hint + "_weight", packedWeights);
     Value projected = b.op(Onnx.MAT_MUL, List.of(input, weights));
-    Value shape = b.longs(hint + "_shape", 0, 0, heads, count, headSize);
+    Value shape = b.longs(hint + "_shape", 0, 0, heads, parts.size(), headSize);
     return b.op(Onnx.RESHAPE, List.of(projected, shape));
+  }
+
+  /** The [C, N·parts·H] weight that interleaves the parts' [C, N·H] weights per head, streamed in blocks of rows. */
+  static Tensor packedWeights(List<Tensor> sources, long heads, long headSize) {
+    int inputChannels = (int) sources.get(0).dims()[0];
+    int count = sources.size();
+    int width = (int) (heads * headSize);
+    int rowBytes = width * 4;
+    int headBytes = (int) headSize * 4;
+    int rowsPerBlock = Math.max(1, StreamedWeights.BLOCK_BYTES / (rowBytes * count));
+    return StreamedWeights.of(DataType.FLOAT, new long[] {inputChannels, (long) width * count}, channel -> {
+      List<StreamedWeights.Source> readers = new java.util.ArrayList<>();
+      try {
+        for (Tensor source : sources) {
+          readers.add(new StreamedWeights.Source(source));
+        }
+        for (int first = 0; first < inputChannels; first += rowsPerBlock) {
+          int rows = Math.min(rowsPerBlock, inputChannels - first);
+          java.nio.ByteBuffer[] blocks = new java.nio.ByteBuffer[count];
+          for (int part = 0; part < count; part++) {
+            blocks[part] = readers.get(part).read((long) first * rowBytes, StreamedWeights.scratch(part, rows * rowBytes));
+          }
+          java.nio.ByteBuffer packed = StreamedWeights.scratch(count, rows * rowBytes * count);
+          // Row r of the packed weight is, per head, that head's columns of each part in turn.
+          int to = 0;
+          for (int row = 0; row < rows; row++) {
+            for (int head = 0; head < heads; head++) {
+              for (int part = 0; part < count; part++, to += headBytes) {
+                packed.put(to, blocks[part], row * rowBytes + head * headBytes, headBytes);
+              }
+            }
+          }
+          packed.limit(to);
+          while (packed.hasRemaining()) {
+            channel.write(packed);
+          }
+        }
+      } finally {
+        for (StreamedWeights.Source reader : readers) {
+          reader.close();
+        }
+      }
+    });
   }
 }

@@ -204,8 +204,12 @@ final class HalfTensors {
     });
   }
 
-  /** One background thread for all conversions' writes; a daemon, so it never keeps the JVM alive. */
-  private static final ExecutorService WRITER = Executors.newSingleThreadExecutor(task -> {
+  /**
+   * Background threads for the conversions' writes, one per conversion streaming at the time (the model writer runs
+   * several side by side; one shared thread made them wait on each other's writes); daemons, so they never keep the
+   * JVM alive.
+   */
+  private static final ExecutorService WRITER = Executors.newCachedThreadPool(task -> {
     Thread thread = new Thread(task, "kiln-fp16-writer");
     thread.setDaemon(true);
     return thread;
@@ -269,8 +273,8 @@ final class HalfTensors {
 
   /**
    * Hands the little-endian float32 bytes of {@code source} to {@code consumer} in order: an external tensor in
-   * scratch-sized positional reads of its file (no map, so no page of it stays in the resident set), anything else as
-   * its one buffer.
+   * scratch-sized positional reads of its file (no map, so no page of it stays in the resident set), anything else in
+   * the pieces its {@link Tensor#writeTo} writes (an in-memory buffer as one piece).
    */
   private static void forEachChunk(Tensor source, Scratch scratch, ChunkConsumer consumer) {
     try {
@@ -291,7 +295,27 @@ final class HalfTensors {
           }
         }
       } else {
-        consumer.accept(source.readBytes().order(ByteOrder.LITTLE_ENDIAN));
+        // A tensor computed in memory streams itself: an OHWI filter in transposed blocks, never whole.
+        source.writeTo(new WritableByteChannel() {
+          @Override
+          public int write(ByteBuffer chunk) throws IOException {
+            int count = chunk.remaining();
+            if (count % 4 != 0) {
+              throw new IOException("a float32 chunk of " + count + " bytes (not whole floats)");
+            }
+            consumer.accept(chunk.order(ByteOrder.LITTLE_ENDIAN));
+            chunk.position(chunk.limit());
+            return count;
+          }
+
+          @Override
+          public boolean isOpen() {
+            return true;
+          }
+
+          @Override
+          public void close() {}
+        });
       }
     } catch (IOException e) {
       throw new UncheckedIOException("cannot convert " + source + " to float16: " + e.getMessage(), e);
