@@ -290,6 +290,27 @@ public final class MixedPrecision {
         }
       }
     }
+    Map<String, Range> ranges = new HashMap<>();
+    List<Map<String, float[]>> referenceOutputs;
+    if (measuredValues.size() <= CALIBRATION_CHUNK) {
+      // A small graph: its values fit one run exposed, read whole (Range.add); in-graph reductions would only add
+      // nodes to set up (the tiny pipeline's components measured slower that way).
+      expose(graph, measuredValues.keySet());
+      try (OrtCpu session = new OrtCpu(graph, weights)) {
+        sessions[0]++;
+        List<Map<String, float[]>> perSet = SetRuns.map(calibration, weights.serial, set -> session.run(set.feeds()));
+        for (int index = 0; index < calibration.size(); index++) {
+          calibration.get(index).feeds().forEach((name, feed) -> {
+            if (feed.values() instanceof float[] values) {
+              ranges.computeIfAbsent(name, key -> new Range()).add(values);
+            }
+          });
+          perSet.get(index).forEach((name, values) -> ranges.computeIfAbsent(name, key -> new Range()).add(values));
+        }
+        referenceOutputs = referenceOutputs(session, verification, outputNames, weights);
+      }
+      return calibration(ranges, byValue, ownerOf, internals, referenceOutputs);
+    }
     // Only the interface stays a graph output: the reductions read the values where they are made.
     while (graph.graph().outputs().size() > interfaceOutputs) {
       graph.graph().removeOutput(graph.graph().outputs().size() - 1);
@@ -303,8 +324,6 @@ public final class MixedPrecision {
       }
     }
     RangeStatistics statistics = RangeStatistics.append(graph, List.copyOf(measuredValues.values()), counted);
-    Map<String, Range> ranges = new HashMap<>();
-    List<Map<String, float[]>> referenceOutputs;
     Set<String> nonFinite = java.util.Collections.synchronizedSet(new java.util.TreeSet<>());
     try (OrtCpu session = new OrtCpu(graph, weights)) {
       sessions[0]++;
@@ -319,16 +338,27 @@ public final class MixedPrecision {
         });
         perSet.get(index).forEach((name, range) -> ranges.computeIfAbsent(name, key -> new Range()).merge(range));
       }
-      referenceOutputs = SetRuns.map(verification, weights.serial, set -> {
-        Map<String, float[]> all = session.run(set.feeds(), new java.util.LinkedHashSet<>(outputNames));
-        Map<String, float[]> outputs = new LinkedHashMap<>();
-        outputNames.forEach(name -> outputs.put(name, all.get(name)));
-        return outputs;
-      });
+      referenceOutputs = referenceOutputs(session, verification, outputNames, weights);
     }
     if (!nonFinite.isEmpty()) {
       measureExposed(reference, nonFinite, calibration, ranges, weights, sessions);
     }
+    return calibration(ranges, byValue, ownerOf, internals, referenceOutputs);
+  }
+
+  private static List<Map<String, float[]>> referenceOutputs(OrtCpu session, List<CalibrationSets.Set> verification,
+      List<String> outputNames, SessionWeights weights) {
+    return SetRuns.map(verification, weights.serial, set -> {
+      Map<String, float[]> all = session.run(set.feeds(), new java.util.LinkedHashSet<>(outputNames));
+      Map<String, float[]> outputs = new LinkedHashMap<>();
+      outputNames.forEach(name -> outputs.put(name, all.get(name)));
+      return outputs;
+    });
+  }
+
+  private static Calibration calibration(Map<String, Range> ranges, Map<String, KeepRules.Internal> byValue,
+      Map<String, String> ownerOf, Map<String, List<KeepRules.Internal>> internals,
+      List<Map<String, float[]>> referenceOutputs) {
     byValue.forEach((name, value) -> {
       Range range = ranges.get(name);
       if (range != null) {
