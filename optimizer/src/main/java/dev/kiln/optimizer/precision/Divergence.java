@@ -17,7 +17,6 @@ import dev.kiln.graph.proto.OnnxProto.TensorShapeProto;
 import dev.kiln.graph.proto.OnnxProto.TypeProto;
 import dev.kiln.graph.proto.OnnxProto.ValueInfoProto;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
