@@ -481,8 +481,11 @@ public final class MixedPrecision {
     if (modules.size() > MAX_GROUPS) {
       modules = modules(eligible, 1);
     }
-    List<Group> groups = new ArrayList<>();
-    for (Map.Entry<String, List<Node>> module : modules.entrySet()) {
+    // The modules' candidates are independent: measured two at a time for models of at most 1 GiB of weights (see
+    // SetRuns), each counting its session on its own, the results taken in module order (so the ranking below does not
+    // depend on which finished first).
+    List<Map.Entry<String, List<Node>>> entries = List.copyOf(modules.entrySet());
+    List<Double> worst = SetRuns.candidates(entries, weights.serial, module -> {
       Set<Node> members = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
       members.addAll(module.getValue());
       Map<String, PrecisionReport.KeptNode> others = new LinkedHashMap<>(kept);
@@ -491,9 +494,13 @@ public final class MixedPrecision {
           others.put(node.name(), new PrecisionReport.KeptNode(node.opType().key(), "", null));
         }
       }
-      Verification alone = verify(candidate(reference, others, options, weights), verification, referenceOutputs,
-          outputNames, Double.POSITIVE_INFINITY, weights, sessions);
-      groups.add(new Group(module.getKey(), module.getValue(), alone.worst()));
+      return verify(candidate(reference, others, options, weights), verification, referenceOutputs, outputNames,
+          Double.POSITIVE_INFINITY, weights, new int[1]).worst();
+    });
+    sessions[0] += entries.size();
+    List<Group> groups = new ArrayList<>();
+    for (int index = 0; index < entries.size(); index++) {
+      groups.add(new Group(entries.get(index).getKey(), entries.get(index).getValue(), worst.get(index)));
     }
     // Largest contribution first; ties in graph order (the sort is stable).
     groups.sort(Comparator.comparingDouble((Group group) -> group.contribution()).reversed());

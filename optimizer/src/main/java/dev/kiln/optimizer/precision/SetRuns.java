@@ -25,20 +25,39 @@ final class SetRuns {
    */
   static final long SERIAL_ABOVE_BYTES = 1L << 30;
 
-  private static final ExecutorService POOL = Executors.newFixedThreadPool(PARALLEL, task -> {
-    Thread thread = new Thread(task, "kiln-precision-set");
-    thread.setDaemon(true);
-    return thread;
-  });
+  private static final ExecutorService POOL = pool("kiln-precision-set");
+  /** For candidates measured side by side, whose own set runs may use {@link #POOL} (one pool would deadlock). */
+  private static final ExecutorService CANDIDATES = pool("kiln-precision-candidate");
+
+  private static ExecutorService pool(String name) {
+    return Executors.newFixedThreadPool(PARALLEL, task -> {
+      Thread thread = new Thread(task, name);
+      thread.setDaemon(true);
+      return thread;
+    });
+  }
 
   /** Runs {@code run} on each set, two at a time unless {@code serial}; results in set order. */
   static <R> List<R> map(List<CalibrationSets.Set> sets, boolean serial, Function<CalibrationSets.Set, R> run) {
-    if (sets.size() < 2 || serial) {
-      return sets.stream().map(run).toList();
+    return map(sets, serial, run, POOL);
+  }
+
+  /**
+   * Measures independent candidates (the mixed search's modules) two at a time unless {@code serial}, results in item
+   * order. A candidate's session holds ORT's prepacked copies of the MatMul weights and one run's intermediates: two
+   * full-size UNet candidates at once took over 9 GB of anonymous memory, so large models measure them one by one.
+   */
+  static <T, R> List<R> candidates(List<T> items, boolean serial, Function<T, R> run) {
+    return map(items, serial, run, CANDIDATES);
+  }
+
+  private static <T, R> List<R> map(List<T> items, boolean serial, Function<T, R> run, ExecutorService pool) {
+    if (items.size() < 2 || serial) {
+      return items.stream().map(run).toList();
     }
     List<Future<R>> pending = new ArrayList<>();
-    for (CalibrationSets.Set set : sets) {
-      pending.add(POOL.submit(() -> run.apply(set)));
+    for (T item : items) {
+      pending.add(pool.submit(() -> run.apply(item)));
     }
     List<R> results = new ArrayList<>();
     RuntimeException failure = null;
