@@ -32,9 +32,17 @@ final class ProtoDecoder {
   private final Path file;
   private final ExternalData externalData;
 
+  /** Resolves external-data references itself (an in-memory copy's shared tensors); null: the data file. */
+  private final java.util.function.Function<TensorProto, Tensor> shared;
+
   ProtoDecoder(Path file) {
+    this(file, null);
+  }
+
+  ProtoDecoder(Path file, java.util.function.Function<TensorProto, Tensor> shared) {
     this.file = file;
     this.externalData = new ExternalData(file);
+    this.shared = shared;
   }
 
   /** Values visible at a point of a graph: its own so far, then the enclosing graphs' (outer scopes). */
@@ -442,7 +450,7 @@ final class ProtoDecoder {
       }
     }
     if (proto.hasDataLocation() && proto.getDataLocation() == TensorProto.DataLocation.EXTERNAL) {
-      return externalData.resolve(proto, dataType, dims);
+      return shared != null ? shared.apply(proto) : externalData.resolve(proto, dataType, dims);
     }
     if (!proto.hasSegment()) {
       checkInlineSize(proto, dataType, count, where);

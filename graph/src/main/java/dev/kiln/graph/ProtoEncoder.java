@@ -35,10 +35,17 @@ final class ProtoEncoder {
   private final List<Placement> placements = new ArrayList<>();
   private long dataEnd;
   private long inlineBytes;
+  /** Tensors of attributes stay inline whatever the options (an in-memory session replaces initializers only). */
+  private boolean attributesInline;
 
   ProtoEncoder(WriteOptions options, String dataFileName) {
     this.options = options;
     this.dataFileName = dataFileName;
+  }
+
+  ProtoEncoder attributesInline() {
+    attributesInline = true;
+    return this;
   }
 
   List<Placement> placements() {
@@ -297,7 +304,7 @@ final class ProtoEncoder {
    * {@code name} overrides the tensor's own name (initializers take their value's name).
    */
   private TensorProto encodeTensor(Tensor tensor, String name, Consumer<Tensor> repoint) {
-    boolean external = options.goesExternal(tensor);
+    boolean external = options.goesExternal(tensor) && !(attributesInline && name == null);
     TensorProto.Builder builder;
     if (tensor instanceof InlineTensor inline) {
       if (!external) {

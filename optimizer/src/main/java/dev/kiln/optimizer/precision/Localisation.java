@@ -2,15 +2,13 @@ package dev.kiln.optimizer.precision;
 
 import dev.kiln.graph.DataType;
 import dev.kiln.graph.Model;
-import dev.kiln.graph.ModelReader;
-import dev.kiln.graph.ModelWriter;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Onnx;
+import dev.kiln.graph.SharedTensors;
 import dev.kiln.graph.Value;
 import dev.kiln.graph.infer.ShapeInference;
 import dev.kiln.validator.lowering.Lowering;
 import dev.kiln.validator.parity.Fp16StorageEmulation;
-import java.nio.file.Path;
 import java.util.AbstractMap;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -20,10 +18,10 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Finds where a failing candidate's divergence is born. The candidate and the float32 graph run side by side with
- * every float value exposed — the fused graph's values and, after lowering, the values inside each fused op (a
- * GroupNorm's statistics, a packed attention's scores), so the search looks into a fused op rather than stopping at
- * its output. The first value (graph order) over the tolerance is blamed when the divergence starts there: it
+ * Finds where a failing candidate's divergence is born. The candidate and the float32 graph run side by side, in one
+ * graph that compares them value by value ({@link Divergence}), over every float value — the fused graph's values
+ * and, after lowering, the values inside each fused op (a GroupNorm's statistics, a packed attention's scores), so
+ * the search looks into a fused op rather than stopping at its output. The first value (graph order) over the tolerance is blamed when the divergence starts there: it
  * overflowed where it is stored, or its inputs carry at most {@value #INPUT_SHARE} of the tolerance (the error is not
  * inherited). A value inside a fused op blames the fused op. A divergence inherited from many small roundings has no
  * single origin: then this returns null and the search measures modules instead.
@@ -32,36 +30,32 @@ final class Localisation {
   /** The share of the tolerance an input may carry for the error to count as born at its reader. */
   static final double INPUT_SHARE = 0.1;
 
-  private final Path reference;
+  private final Model reference;
   private final Map<String, Node> modelNodes;
   private final List<CalibrationSets.Set> verification;
   private final double tolerance;
-  private final Path scratch;
+  private final SessionWeights weights;
   private final int[] sessions;
-  private final Map<Integer, Map<String, float[]>> referenceValues = new HashMap<>();
 
   /** @param modelNodes the float32 model's nodes by name (the candidates add Casts and rename graph outputs' makers) */
-  Localisation(Path reference, Map<String, Node> modelNodes, List<CalibrationSets.Set> verification, double tolerance,
-      Path scratch, int[] sessions) {
+  Localisation(Model reference, Map<String, Node> modelNodes, List<CalibrationSets.Set> verification, double tolerance,
+      SessionWeights weights, int[] sessions) {
     this.reference = reference;
     this.modelNodes = modelNodes;
     this.verification = verification;
     this.tolerance = tolerance;
-    this.scratch = scratch;
+    this.weights = weights;
     this.sessions = sessions;
   }
 
   /** The node to keep float32 next, with its reason, or null when the divergence has no single origin. */
   Map.Entry<String, PrecisionReport.KeptNode> localise(Model candidate, int failing, Map<String,
       PrecisionReport.KeptNode> kept, Map<String, MixedPrecision.Range> ranges) {
-    Map<String, float[]> expected = referenceValues(failing);
-    Path file = scratch.resolve("localise.onnx");
-    Model exposed = MixedPrecision.writeCopy(candidate, scratch, file, copy -> exposed(copy, true));
-    Map<String, float[]> actual;
-    try (OrtCpu session = new OrtCpu(file)) {
-      sessions[0]++;
-      actual = session.run(verification.get(failing).feeds());
-    }
+    // The reference and the candidate run side by side in one graph that compares their values as it goes (see
+    // Divergence): one session and one run, and only a few numbers per value come back.
+    Model exposed = exposed(SharedTensors.copy(candidate), true);
+    Map<String, Divergence.Measure> measured = Divergence.of(exposed(SharedTensors.copy(reference), false), exposed)
+        .measure(weights, verification.get(failing), sessions);
     Set<String> fused = new HashSet<>();
     candidate.graph().nodes().forEach(node -> fused.add(node.name()));
     Map<String, Node> original = new HashMap<>();
@@ -72,10 +66,11 @@ final class Localisation {
         continue;
       }
       for (Value output : node.outputs()) {
-        if (output == null || !expected.containsKey(output.name()) || !actual.containsKey(output.name())) {
+        Divergence.Measure measure = output == null ? null : measured.get(output.name());
+        if (measure == null) {
           continue;
         }
-        double error = MixedPrecision.relativeError(expected.get(output.name()), actual.get(output.name()));
+        double error = measure.error();
         if (error <= tolerance) {
           continue;
         }
@@ -87,10 +82,9 @@ final class Localisation {
         }
         double inherited = 0;
         for (Value input : origin.inputs()) {
-          inherited = Math.max(inherited, inputError(input, expected, actual));
+          inherited = Math.max(inherited, inputError(input, measured));
         }
-        boolean overflow = !allFinite(actual.get(output.name())) && allFinite(expected.get(output.name()))
-            && !(inherited > tolerance);
+        boolean overflow = !measure.actualFinite() && measure.expectedFinite() && !(inherited > tolerance);
         if (!overflow && inherited > INPUT_SHARE * tolerance) {
           return null;
         }
@@ -131,11 +125,11 @@ final class Localisation {
   }
 
   /** The error a node's input carries, through the Casts of conversion and emulation; 0 for constants and inputs. */
-  private static double inputError(Value input, Map<String, float[]> expected, Map<String, float[]> actual) {
+  private static double inputError(Value input, Map<String, Divergence.Measure> measured) {
     Value value = input;
     while (value != null) {
-      if (expected.containsKey(value.name()) && actual.containsKey(value.name())) {
-        return MixedPrecision.relativeError(expected.get(value.name()), actual.get(value.name()));
+      if (measured.containsKey(value.name())) {
+        return measured.get(value.name()).error();
       }
       Node producer = value.producer();
       if (producer == null || !producer.is(Onnx.CAST)) {
@@ -146,24 +140,8 @@ final class Localisation {
     return 0;
   }
 
-  private Map<String, float[]> referenceValues(int set) {
-    Map<String, float[]> cached = referenceValues.get(set);
-    if (cached != null) {
-      return cached;
-    }
-    Path file = scratch.resolve("localise-reference.onnx");
-    MixedPrecision.writeCopy(ModelReader.read(reference), scratch, file, copy -> exposed(copy, false));
-    try (OrtCpu session = new OrtCpu(file)) {
-      sessions[0]++;
-      // Every intermediate of one set: a full-size UNet's are gigabytes, so only the set that failed is kept.
-      cached = session.run(verification.get(set).feeds());
-    }
-    referenceValues.put(set, cached);
-    return cached;
-  }
-
   /**
-   * {@code copy} (a model's disk-backed copy, rewritten in place) with every float value exposed: the fused graph's (before lowering, which keeps graph outputs'
+   * {@code copy} (an in-memory copy, rewritten in place) with every float value exposed: the fused graph's (before lowering, which keeps graph outputs'
    * names), then the lowering's own; then, for a candidate, fp16 storage emulated, so an exposed float16 value is
    * read after its rounding.
    */
@@ -190,15 +168,6 @@ final class Localisation {
       Fp16StorageEmulation.apply(copy);
     }
     return copy;
-  }
-
-  private static boolean allFinite(float[] values) {
-    for (float value : values) {
-      if (!Float.isFinite(value)) {
-        return false;
-      }
-    }
-    return true;
   }
 
   private static String quoted(String name) {

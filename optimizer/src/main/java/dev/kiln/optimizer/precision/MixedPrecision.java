@@ -3,8 +3,7 @@ package dev.kiln.optimizer.precision;
 import dev.kiln.common.KilnException;
 import dev.kiln.graph.DataType;
 import dev.kiln.graph.Model;
-import dev.kiln.graph.ModelReader;
-import dev.kiln.graph.ModelWriter;
+import dev.kiln.graph.SharedTensors;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Onnx;
 import dev.kiln.graph.Value;
@@ -28,10 +27,16 @@ import java.util.Set;
 import java.util.stream.Stream;
 
 /**
- * Automatic mixed precision from measured ranges: calibrate the float32 graph on ORT's CPU provider with every float
- * intermediate exposed, keep float32 the nodes whose values would leave float16's range, then verify the candidate
- * under fp16-storage emulation (the validator's harness: every tensor stored as float16 is rounded through an
- * explicit Cast pair) against float32, localise the first diverging tensor, keep its producer float32, and repeat.
+ * Automatic mixed precision from measured ranges: calibrate the float32 graph on ORT's CPU provider, every float
+ * intermediate reduced to its range inside the graph, keep float32 the nodes whose values would leave float16's
+ * range, then verify the candidate under fp16-storage emulation (the validator's harness: every tensor stored as
+ * float16 is rounded through an explicit Cast pair) against float32, localise the first diverging tensor, keep its
+ * producer float32, and repeat.
+ *
+ * <p>Cost. Every graph the search runs is an in-memory copy of the model (graph copied, weights shared) that ORT gets
+ * without its weights and reads them in place ({@link SessionWeights}: the data file's maps; each float16 weight
+ * converted once for all candidates); nothing is written to disk but that float16 file, and the sets of a run go
+ * two at a time ({@link SetRuns}).
  *
  * <p>Margin: a node is kept when a value it reads or writes reaches {@code 65504 / }{@value #MARGIN}. Calibration
  * sees a handful of inputs; activation peaks of diffusion models move by tens of percent between prompts, latents
@@ -67,6 +72,7 @@ public final class MixedPrecision {
     double maxAbs;
     double minNonZero = Double.POSITIVE_INFINITY;
     long nonFinite;
+    /** Measured in the graph only where a rule reads it (see {@link RangeStatistics}); exposed values always. */
     long elements;
 
     void add(float[] values) {
@@ -82,6 +88,14 @@ public final class MixedPrecision {
           minNonZero = Math.min(minNonZero, magnitude);
         }
       }
+    }
+
+    /** Adds another set's statistics of the same value (as if its values had gone through {@link #add}). */
+    void merge(Range other) {
+      elements = Math.max(elements, other.elements);
+      maxAbs = Math.max(maxAbs, other.maxAbs);
+      minNonZero = Math.min(minNonZero, other.minNonZero);
+      nonFinite += other.nonFinite;
     }
   }
 
@@ -150,17 +164,27 @@ public final class MixedPrecision {
 
   private static PrecisionReport search(Model model, List<CalibrationSets.Set> calibration,
       List<CalibrationSets.Set> verification, Fp16Conversion.Options options, double tolerance, Path scratch) {
+    try (SessionWeights weights = new SessionWeights(model, scratch)) {
+      return search(model, calibration, verification, options, tolerance, weights);
+    }
+  }
+
+  /**
+   * The search proper. Every graph it runs is an in-memory copy of {@code model} ({@link SharedTensors#copy}: the
+   * graph copied, the weights shared), handed to ORT without its weights, which ORT reads from {@code weights}.
+   */
+  private static PrecisionReport search(Model model, List<CalibrationSets.Set> calibration,
+      List<CalibrationSets.Set> verification, Fp16Conversion.Options options, double tolerance, SessionWeights weights) {
     int[] sessions = {0};
-    Path reference = scratch.resolve("reference.onnx");
-    ModelWriter.write(model, reference);
+    Model reference = SharedTensors.copy(model);
     List<String> outputNames = model.graph().outputs().stream().map(Value::name).toList();
-    Calibration measured = calibrate(model, reference, calibration, verification, outputNames, scratch, sessions);
+    Calibration measured = calibrate(reference, calibration, verification, outputNames, weights, sessions);
     Map<String, Range> ranges = measured.ranges();
     Map<String, PrecisionReport.KeptNode> kept = KeepRules.decide(model, ranges, measured.internals());
     Map<String, PrecisionReport.KeptNode> fixedThreshold = AutoCastRule.keep(model, ranges, AutoCastRule.DATA_MAX);
     Map<String, Node> modelNodes = new HashMap<>();
     model.graph().nodes().forEach(node -> modelNodes.putIfAbsent(node.name(), node));
-    Localisation localisation = new Localisation(reference, modelNodes, verification, tolerance, scratch, sessions);
+    Localisation localisation = new Localisation(reference, modelNodes, verification, tolerance, weights, sessions);
     boolean localising = true;
     double beforeLocal = Double.POSITIVE_INFINITY;
     int unimproved = 0;
@@ -169,8 +193,8 @@ public final class MixedPrecision {
     List<Group> groups = null;
     Verification beforeGroups = null;
     for (int round = 0; round <= MAX_REFINEMENTS; round++) {
-      Model candidate = candidate(reference, kept, options);
-      verified = verify(candidate, verification, measured.referenceOutputs(), outputNames, tolerance, scratch, sessions);
+      Model candidate = candidate(reference, kept, options, weights);
+      verified = verify(candidate, verification, measured.referenceOutputs(), outputNames, tolerance, weights, sessions);
       if (verified.failing() < 0 || round == MAX_REFINEMENTS) {
         break;
       }
@@ -191,7 +215,7 @@ public final class MixedPrecision {
       localising = false;
       if (groups == null) {
         groups = contributions(reference, kept, options, verification, measured.referenceOutputs(), outputNames,
-            scratch, sessions);
+            weights, sessions);
         beforeGroups = verified;
       }
       String chosen = keepGroups(groups, kept, ranges, verified, beforeGroups, tolerance);
@@ -203,9 +227,9 @@ public final class MixedPrecision {
     Map<String, Double> parity = verified.parity();
     // The comparison: the same conversion with the fixed threshold's float32 set, verified the same way (one
     // session, not counted in the search's).
-    Model thresholdCandidate = candidate(reference, fixedThreshold, options);
+    Model thresholdCandidate = candidate(reference, fixedThreshold, options, weights);
     Map<String, Double> thresholdParity = verify(thresholdCandidate, verification, measured.referenceOutputs(),
-        outputNames, tolerance, scratch, new int[1]).parity();
+        outputNames, tolerance, weights, new int[1]).parity();
     PrecisionReport report = Fp16Conversion.convert(model, byNode(model, kept), options);
     if (parity.values().stream().anyMatch(error -> !(error <= tolerance))) {
       List<String> notes = new ArrayList<>(report.notes());
@@ -219,14 +243,17 @@ public final class MixedPrecision {
   }
 
   /**
-   * Runs the float32 graph with every float value exposed — the fused graph's values, and, after lowering (attention
-   * decomposed to MatMul/Softmax so that its scores are seen), the values inside each fused op — over the calibration
-   * sets (ranges) and the verification sets (reference outputs).
+   * Measures the float32 graph over the calibration sets (ranges) and runs it on the verification sets (reference
+   * outputs), in one session: the fused graph's float values and, after lowering (attention decomposed to
+   * MatMul/Softmax so that its scores are seen), the values inside each fused op are reduced to their ranges inside
+   * the graph ({@link RangeStatistics}), so each set is one run and only scalars leave ORT. Sets run two at a time,
+   * their results combined in set order.
    */
-  private static Calibration calibrate(Model model, Path reference, List<CalibrationSets.Set> calibration,
-      List<CalibrationSets.Set> verification, List<String> outputNames, Path scratch, int[] sessions) {
-    Path calibrating = scratch.resolve("calibrate.onnx");
-    Model graph = ModelReader.read(reference);
+  private static Calibration calibrate(Model reference, List<CalibrationSets.Set> calibration,
+      List<CalibrationSets.Set> verification, List<String> outputNames, SessionWeights weights, int[] sessions) {
+    Model graph = SharedTensors.copy(reference);
+    int interfaceOutputs = graph.graph().outputs().size();
+    // Exposed before lowering, the fused graph's values keep their names through it.
     expose(graph, Set.copyOf(floatValueNames(graph)));
     Set<String> fusedNodes = new HashSet<>();
     graph.graph().nodes().forEach(node -> fusedNodes.add(node.name()));
@@ -234,15 +261,21 @@ public final class MixedPrecision {
       Lowering.decomposingAttention().lower(graph);
     } catch (KilnException.Unsupported e) {
       // An attention form the decomposition refuses: calibrate without its internals.
-      graph = ModelReader.read(reference);
+      graph = SharedTensors.copy(reference);
       expose(graph, Set.copyOf(floatValueNames(graph)));
       Lowering.forOrtCpu().lower(graph);
     }
     Map<String, List<KeepRules.Internal>> internals = new LinkedHashMap<>();
     ShapeInference types = ShapeInference.of(graph);
-    Set<String> internalValues = new HashSet<>();
     Map<String, KeepRules.Internal> byValue = new LinkedHashMap<>();
     Map<String, String> ownerOf = new LinkedHashMap<>();
+    // The measured values: the graph's outputs and the fused graph's values (exposed above), then the internals.
+    Map<String, Value> measuredValues = new LinkedHashMap<>();
+    for (Value output : graph.graph().outputs()) {
+      if (output.producer() != null && types.dataType(output) == DataType.FLOAT) {
+        measuredValues.putIfAbsent(output.name(), output);
+      }
+    }
     for (Node node : graph.graph().nodes()) {
       String owner = owner(node.name(), fusedNodes);
       if (owner == null) {
@@ -250,37 +283,82 @@ public final class MixedPrecision {
       }
       for (Value output : node.outputs()) {
         if (output != null && types.dataType(output) == DataType.FLOAT && !output.isGraphOutput()) {
-          internalValues.add(output.name());
+          measuredValues.putIfAbsent(output.name(), output);
           String firstInput = node.inputCount() > 0 && node.input(0) != null ? node.input(0).name() : "";
           byValue.put(output.name(), new KeepRules.Internal(output.name(), node.opType().key(), firstInput, null));
           ownerOf.put(output.name(), owner);
         }
       }
     }
-    expose(graph, internalValues);
-    ModelWriter.write(graph, calibrating);
     Map<String, Range> ranges = new HashMap<>();
-    List<Map<String, float[]>> referenceOutputs = new ArrayList<>();
-    try (OrtCpu session = new OrtCpu(calibrating)) {
+    List<Map<String, float[]>> referenceOutputs;
+    if (measuredValues.size() <= CALIBRATION_CHUNK) {
+      // A small graph: its values fit one run exposed, read whole (Range.add); in-graph reductions would only add
+      // nodes to set up (the tiny pipeline's components measured slower that way).
+      expose(graph, measuredValues.keySet());
+      try (OrtCpu session = new OrtCpu(graph, weights)) {
+        sessions[0]++;
+        List<Map<String, float[]>> perSet = SetRuns.map(calibration, weights.serial, set -> session.run(set.feeds()));
+        for (int index = 0; index < calibration.size(); index++) {
+          calibration.get(index).feeds().forEach((name, feed) -> {
+            if (feed.values() instanceof float[] values) {
+              ranges.computeIfAbsent(name, key -> new Range()).add(values);
+            }
+          });
+          perSet.get(index).forEach((name, values) -> ranges.computeIfAbsent(name, key -> new Range()).add(values));
+        }
+        referenceOutputs = referenceOutputs(session, verification, outputNames, weights);
+      }
+      return calibration(ranges, byValue, ownerOf, internals, referenceOutputs);
+    }
+    // Only the interface stays a graph output: the reductions read the values where they are made.
+    while (graph.graph().outputs().size() > interfaceOutputs) {
+      graph.graph().removeOutput(graph.graph().outputs().size() - 1);
+    }
+    // The accumulation rule reads element counts of a ReduceMean's input and output only.
+    Set<String> counted = new HashSet<>();
+    for (Node node : reference.graph().nodes()) {
+      if (node.is(Onnx.REDUCE_MEAN) && node.inputCount() > 0 && node.input(0) != null && node.output(0) != null) {
+        counted.add(node.input(0).name());
+        counted.add(node.output(0).name());
+      }
+    }
+    RangeStatistics statistics = RangeStatistics.append(graph, List.copyOf(measuredValues.values()), counted);
+    Set<String> nonFinite = java.util.Collections.synchronizedSet(new java.util.TreeSet<>());
+    try (OrtCpu session = new OrtCpu(graph, weights)) {
       sessions[0]++;
-      // Each exposed tensor is reduced to its range as it arrives, a chunk of them per run: a full-size UNet exposes
-      // thousands, which together would not fit in memory (see CALIBRATION_CHUNK).
-      for (CalibrationSets.Set set : calibration) {
-        set.feeds().forEach((name, feed) -> {
+      Set<String> scalars = statistics.outputNames();
+      List<Map<String, Range>> perSet = SetRuns.map(calibration, weights.serial,
+          set -> statistics.ranges(session.runNumbers(set.feeds(), scalars), nonFinite));
+      for (int index = 0; index < calibration.size(); index++) {
+        calibration.get(index).feeds().forEach((name, feed) -> {
           if (feed.values() instanceof float[] values) {
             ranges.computeIfAbsent(name, key -> new Range()).add(values);
           }
         });
-        session.runEach(set.feeds(), CALIBRATION_CHUNK,
-            (name, values) -> ranges.computeIfAbsent(name, key -> new Range()).add(values));
+        perSet.get(index).forEach((name, range) -> ranges.computeIfAbsent(name, key -> new Range()).merge(range));
       }
-      for (CalibrationSets.Set set : verification) {
-        Map<String, float[]> all = session.run(set.feeds(), new java.util.LinkedHashSet<>(outputNames));
-        Map<String, float[]> outputs = new LinkedHashMap<>();
-        outputNames.forEach(name -> outputs.put(name, all.get(name)));
-        referenceOutputs.add(outputs);
-      }
+      referenceOutputs = referenceOutputs(session, verification, outputNames, weights);
     }
+    if (!nonFinite.isEmpty()) {
+      measureExposed(reference, nonFinite, calibration, ranges, weights, sessions);
+    }
+    return calibration(ranges, byValue, ownerOf, internals, referenceOutputs);
+  }
+
+  private static List<Map<String, float[]>> referenceOutputs(OrtCpu session, List<CalibrationSets.Set> verification,
+      List<String> outputNames, SessionWeights weights) {
+    return SetRuns.map(verification, weights.serial, set -> {
+      Map<String, float[]> all = session.run(set.feeds(), new java.util.LinkedHashSet<>(outputNames));
+      Map<String, float[]> outputs = new LinkedHashMap<>();
+      outputNames.forEach(name -> outputs.put(name, all.get(name)));
+      return outputs;
+    });
+  }
+
+  private static Calibration calibration(Map<String, Range> ranges, Map<String, KeepRules.Internal> byValue,
+      Map<String, String> ownerOf, Map<String, List<KeepRules.Internal>> internals,
+      List<Map<String, float[]>> referenceOutputs) {
     byValue.forEach((name, value) -> {
       Range range = ranges.get(name);
       if (range != null) {
@@ -289,6 +367,37 @@ public final class MixedPrecision {
       }
     });
     return new Calibration(ranges, internals, referenceOutputs);
+  }
+
+  /**
+   * The exact ranges of values with a non-finite element somewhere (Range's max and min count finite values only):
+   * the values exposed and read whole, in one more session — float32 overflow is rare, and then only those values.
+   */
+  private static void measureExposed(Model reference, Set<String> names, List<CalibrationSets.Set> calibration,
+      Map<String, Range> ranges, SessionWeights weights, int[] sessions) {
+    Model graph = SharedTensors.copy(reference);
+    expose(graph, names);
+    try {
+      Lowering.decomposingAttention().lower(graph);
+    } catch (KilnException.Unsupported e) {
+      graph = SharedTensors.copy(reference);
+      expose(graph, names);
+      Lowering.forOrtCpu().lower(graph);
+    }
+    Set<String> internal = new HashSet<>(names);
+    graph.graph().outputs().forEach(output -> internal.remove(output.name()));
+    expose(graph, internal);
+    names.forEach(ranges::remove);
+    try (OrtCpu session = new OrtCpu(graph, weights)) {
+      sessions[0]++;
+      for (CalibrationSets.Set set : calibration) {
+        session.runEach(set.feeds(), CALIBRATION_CHUNK, (name, values) -> {
+          if (names.contains(name)) {
+            ranges.computeIfAbsent(name, key -> new Range()).add(values);
+          }
+        });
+      }
+    }
   }
 
   /**
@@ -308,24 +417,35 @@ public final class MixedPrecision {
     return null;
   }
 
-  private static Model candidate(Path reference, Map<String, PrecisionReport.KeptNode> kept,
-      Fp16Conversion.Options options) {
-    Model candidate = ModelReader.read(reference);
+  /**
+   * The candidate keeping {@code kept} float32, converted as the output will be, its float16 weights the search's one
+   * converted copy of each (see {@link SessionWeights#shareHalves}).
+   */
+  private static Model candidate(Model reference, Map<String, PrecisionReport.KeptNode> kept,
+      Fp16Conversion.Options options, SessionWeights weights) {
+    Model candidate = SharedTensors.copy(reference);
+    Map<String, dev.kiln.graph.Tensor> sources = new HashMap<>();
+    for (Value initializer : candidate.graph().initializers()) {
+      if (initializer.initializer().dataType() == DataType.FLOAT) {
+        sources.put(initializer.name(), initializer.initializer());
+      }
+    }
     Fp16Conversion.convert(candidate, byNode(candidate, kept), options);
+    weights.shareHalves(candidate, sources);
     return candidate;
   }
 
   private static Verification verify(Model candidate, List<CalibrationSets.Set> verification,
-      List<Map<String, float[]>> referenceOutputs, List<String> outputNames, double tolerance, Path scratch,
+      List<Map<String, float[]>> referenceOutputs, List<String> outputNames, double tolerance, SessionWeights weights,
       int[] sessions) {
-    Path emulated = scratch.resolve("emulated.onnx");
-    emulate(candidate, Set.of(), emulated, scratch);
+    Model emulated = emulate(candidate, Set.of());
     Map<String, Double> parity = new LinkedHashMap<>();
     int failing = -1;
-    try (OrtCpu session = new OrtCpu(emulated)) {
+    try (OrtCpu session = new OrtCpu(emulated, weights)) {
       sessions[0]++;
+      List<Map<String, float[]>> results = SetRuns.map(verification, weights.serial, set -> session.run(set.feeds()));
       for (int index = 0; index < verification.size(); index++) {
-        Map<String, float[]> outputs = session.run(verification.get(index).feeds());
+        Map<String, float[]> outputs = results.get(index);
         for (String name : outputNames) {
           double error = relativeError(referenceOutputs.get(index).get(name), outputs.get(name));
           parity.merge(name, error, Math::max);
@@ -346,10 +466,10 @@ public final class MixedPrecision {
    * one session each. Rounding errors this small add up nearly linearly, so the contributions rank the modules and
    * predict what keeping each float32 buys.
    */
-  private static List<Group> contributions(Path reference, Map<String, PrecisionReport.KeptNode> kept,
+  private static List<Group> contributions(Model reference, Map<String, PrecisionReport.KeptNode> kept,
       Fp16Conversion.Options options, List<CalibrationSets.Set> verification,
-      List<Map<String, float[]>> referenceOutputs, List<String> outputNames, Path scratch, int[] sessions) {
-    Model model = ModelReader.read(reference);
+      List<Map<String, float[]>> referenceOutputs, List<String> outputNames, SessionWeights weights, int[] sessions) {
+    Model model = reference;
     ShapeInference types = ShapeInference.of(model);
     List<Node> eligible = new ArrayList<>();
     for (Node node : model.graph().nodes()) {
@@ -361,8 +481,11 @@ public final class MixedPrecision {
     if (modules.size() > MAX_GROUPS) {
       modules = modules(eligible, 1);
     }
-    List<Group> groups = new ArrayList<>();
-    for (Map.Entry<String, List<Node>> module : modules.entrySet()) {
+    // The modules' candidates are independent: measured two at a time for models of at most 1 GiB of weights (see
+    // SetRuns), each counting its session on its own, the results taken in module order (so the ranking below does not
+    // depend on which finished first).
+    List<Map.Entry<String, List<Node>>> entries = List.copyOf(modules.entrySet());
+    List<Double> worst = SetRuns.candidates(entries, weights.serial, module -> {
       Set<Node> members = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
       members.addAll(module.getValue());
       Map<String, PrecisionReport.KeptNode> others = new LinkedHashMap<>(kept);
@@ -371,9 +494,13 @@ public final class MixedPrecision {
           others.put(node.name(), new PrecisionReport.KeptNode(node.opType().key(), "", null));
         }
       }
-      Verification alone = verify(candidate(reference, others, options), verification, referenceOutputs, outputNames,
-          Double.POSITIVE_INFINITY, scratch, sessions);
-      groups.add(new Group(module.getKey(), module.getValue(), alone.worst()));
+      return verify(candidate(reference, others, options, weights), verification, referenceOutputs, outputNames,
+          Double.POSITIVE_INFINITY, weights, new int[1]).worst();
+    });
+    sessions[0] += entries.size();
+    List<Group> groups = new ArrayList<>();
+    for (int index = 0; index < entries.size(); index++) {
+      groups.add(new Group(entries.get(index).getKey(), entries.get(index).getValue(), worst.get(index)));
     }
     // Largest contribution first; ties in graph order (the sort is stable).
     groups.sort(Comparator.comparingDouble((Group group) -> group.contribution()).reversed());
@@ -473,60 +600,17 @@ public final class MixedPrecision {
   }
 
   /**
-   * Writes the CPU-runnable proof graph of a candidate to {@code target}: the named values exposed as outputs
-   * (before lowering, which keeps graph outputs' names), contrib ops lowered to their specification, then fp16
-   * storage emulated — an exposed float16 value is read after its rounding, so an overflow shows as Inf where it
-   * happens. The candidate itself is left as it is: the rewrite works on a copy whose weights stay in a data file
-   * inside {@code scratch} (a full-size UNet's float16 weights are 1.7 GB), deleted once the proof graph is written.
+   * The CPU-runnable proof graph of a candidate: the named values exposed as outputs (before lowering, which keeps
+   * graph outputs' names), contrib ops lowered to their specification, then fp16 storage emulated — an exposed
+   * float16 value is read after its rounding, so an overflow shows as Inf where it happens. The candidate itself is
+   * left as it is: the rewrite works on an in-memory copy that shares its weights.
    */
-  static void emulate(Model candidate, Set<String> exposed, Path target, Path scratch) {
-    Path folder;
-    try {
-      folder = Files.createTempDirectory(scratch, "copy-");
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-    try {
-      Model copy = copy(candidate, folder);
-      expose(copy, exposed);
-      Lowering.forOrtCpu().lower(copy);
-      Fp16StorageEmulation.apply(copy);
-      ModelWriter.write(copy, target);
-    } finally {
-      deleteTree(folder);
-    }
-  }
-
-  /**
-   * An independent copy of {@code model}, read back from {@code folder}: tensors from 1 MiB on go to a data file
-   * there and are read back mapped (lazily), so neither the write nor the copy holds the weights on the heap. The
-   * copy reads from {@code folder} until it is written elsewhere; the caller deletes the folder.
-   */
-  static Model copy(Model model, Path folder) {
-    Path file = folder.resolve("model.onnx");
-    ModelWriter.write(model, file, dev.kiln.graph.WriteOptions.externalAbove(dev.kiln.graph.WriteOptions.DEFAULT_COMPUTED_THRESHOLD));
-    return ModelReader.read(file);
-  }
-
-  /**
-   * Writes {@code build(copy)} to {@code target}, where the copy is {@code model}'s, disk-backed in a folder under
-   * {@code scratch} that is deleted once the result is written. Returns the written model for its graph only: the
-   * weights it would read lazily are gone with the folder.
-   */
-  static Model writeCopy(Model model, Path scratch, Path target, java.util.function.UnaryOperator<Model> build) {
-    Path folder;
-    try {
-      folder = Files.createTempDirectory(scratch, "copy-");
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-    try {
-      Model built = build.apply(copy(model, folder));
-      ModelWriter.write(built, target);
-      return built;
-    } finally {
-      deleteTree(folder);
-    }
+  static Model emulate(Model candidate, Set<String> exposed) {
+    Model copy = SharedTensors.copy(candidate);
+    expose(copy, exposed);
+    Lowering.forOrtCpu().lower(copy);
+    Fp16StorageEmulation.apply(copy);
+    return copy;
   }
 
   /** Names of the float values nodes make, in graph order. */
