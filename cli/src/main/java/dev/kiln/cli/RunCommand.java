@@ -7,6 +7,7 @@ import dev.kiln.common.KilnException;
 import dev.kiln.common.OutputTarget;
 import dev.kiln.common.Printable;
 import dev.kiln.common.Progress;
+import dev.kiln.common.ScratchFolder;
 import dev.kiln.exporter.Exporter;
 import dev.kiln.exporter.TorchScriptExporter;
 import dev.kiln.optimizer.OptimizationReport;
@@ -34,7 +35,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -42,7 +42,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -223,7 +222,7 @@ public final class RunCommand implements Callable<Integer> {
     Path scratch;
     try {
       Files.createDirectories(cacheRoot.resolve("work"));
-      removeDeadScratch(cacheRoot.resolve("work"));
+      ScratchFolder.removeDead(cacheRoot.resolve("work"), "run-");
       scratch = Files.createTempDirectory(cacheRoot.resolve("work"), "run-" + ProcessHandle.current().pid() + "-");
     } catch (IOException e) {
       throw new KilnException.BadInput("cache " + cacheRoot + ": cannot write (" + e.getMessage() + "); set KILN_CACHE to a writable folder");
@@ -450,26 +449,7 @@ public final class RunCommand implements Callable<Integer> {
     return (System.nanoTime() - start) / 1e6;
   }
 
-  /** Scratch folders (run-PID-...) of processes that no longer exist: a killed run's export and optimize outputs. */
-  static void removeDeadScratch(Path work) {
-    try (Stream<Path> entries = Files.list(work)) {
-      for (Path entry : entries.toList()) {
-        String[] parts = entry.getFileName().toString().split("-");
-        if (parts.length >= 3 && parts[0].equals("run") && parts[1].chars().allMatch(Character::isDigit) && !parts[1].isEmpty()
-            && ProcessHandle.of(Long.parseLong(parts[1])).isEmpty()) {
-          deleteTree(entry);
-        }
-      }
-    } catch (IOException | NumberFormatException ignored) {
-      // Only leftovers; the run itself does not depend on removing them.
-    }
-  }
-
   static void deleteTree(Path root) {
-    try (Stream<Path> paths = Files.walk(root)) {
-      paths.sorted(Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
-    } catch (IOException ignored) {
-      // Scratch under the cache's work/ folder; a leftover is harmless and the next run's temp name differs.
-    }
+    ScratchFolder.deleteTree(root);
   }
 }

@@ -11,9 +11,6 @@ import dev.kiln.graph.infer.ShapeInference;
 import dev.kiln.validator.lowering.Lowering;
 import dev.kiln.validator.parity.Fp16StorageEmulation;
 import dev.kiln.validator.parity.Metrics;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -24,7 +21,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.stream.Stream;
 
 /**
  * Automatic mixed precision from measured ranges: calibrate the float32 graph on ORT's CPU provider, every float
@@ -149,16 +145,8 @@ public final class MixedPrecision {
       throw new KilnException.BadInput("--precision mixed needs calibration inputs to measure on and held-out inputs to "
           + "verify on (got " + calibration.size() + " and " + heldOut.size() + ")");
     }
-    Path scratch;
-    try {
-      scratch = Files.createTempDirectory("kiln-precision-");
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-    try {
-      return search(model, calibration, heldOut, options, tolerance, scratch);
-    } finally {
-      deleteTree(scratch);
+    try (dev.kiln.common.ScratchFolder scratch = dev.kiln.common.ScratchFolder.create("precision")) {
+      return search(model, calibration, heldOut, options, tolerance, scratch.path());
     }
   }
 
@@ -673,13 +661,4 @@ public final class MixedPrecision {
     return dev.kiln.common.Printable.quoted(name);
   }
 
-  private static void deleteTree(Path folder) {
-    try (Stream<Path> paths = Files.walk(folder)) {
-      for (Path path : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
-        Files.deleteIfExists(path);
-      }
-    } catch (IOException e) {
-      // Scratch space in the temp folder: a leftover is harmless.
-    }
-  }
 }

@@ -15,9 +15,6 @@ import dev.kiln.graph.Value;
 import dev.kiln.optimizer.precision.CalibrationSets;
 import dev.kiln.optimizer.precision.OrtCpu;
 import dev.kiln.validator.parity.Metrics;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -28,7 +25,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.stream.Stream;
 
 /**
  * Post-training int8 quantization in QDQ form for ONNX Runtime's CPU provider: calibrate the float32 graph on real
@@ -111,16 +107,9 @@ public final class Int8Quantization {
       throw new KilnException.Unsupported("--precision int8 needs opset 13 or later (per-channel DequantizeLinear); "
           + "the model imports opset " + opset);
     }
-    Path scratch;
-    try {
-      scratch = Files.createTempDirectory("kiln-int8-");
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-    try {
-      return quantize(model, calibration, heldOut.isEmpty() ? calibration : heldOut, source, options, blockNodes, scratch);
-    } finally {
-      deleteTree(scratch);
+    try (dev.kiln.common.ScratchFolder scratch = dev.kiln.common.ScratchFolder.create("int8")) {
+      return quantize(model, calibration, heldOut.isEmpty() ? calibration : heldOut, source, options, blockNodes,
+          scratch.path());
     }
   }
 
@@ -328,13 +317,4 @@ public final class Int8Quantization {
     return bytes;
   }
 
-  private static void deleteTree(Path folder) {
-    try (Stream<Path> paths = Files.walk(folder)) {
-      for (Path path : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
-        Files.deleteIfExists(path);
-      }
-    } catch (IOException e) {
-      // Scratch space in the temp folder: a leftover is harmless.
-    }
-  }
 }

@@ -1,6 +1,5 @@
 package dev.kiln.validator.parity;
 
-import dev.kiln.common.AtomicFiles;
 import dev.kiln.common.KilnException;
 import dev.kiln.graph.Model;
 import dev.kiln.graph.ModelReader;
@@ -15,9 +14,6 @@ import dev.kiln.validator.report.ComponentReport;
 import dev.kiln.validator.report.Divergence;
 import dev.kiln.validator.shapes.InputBinding;
 import dev.kiln.validator.shapes.Size;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -276,26 +272,11 @@ public final class Parity {
     if (bytes(model) < INLINE_LIMIT) {
       return new OrtRun(CpuForm.bytes(model), label);
     }
-    Path folder = null;
-    try {
-      folder = Files.createTempDirectory("kiln-validate-");
-      Path file = folder.resolve("model.onnx");
+    try (dev.kiln.common.ScratchFolder folder = dev.kiln.common.ScratchFolder.create("validate")) {
+      Path file = folder.path().resolve("model.onnx");
       ModelWriter.write(model, file, WriteOptions.defaults());
       return new OrtRun(file.toString(), label);
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    } finally {
-      if (folder != null) {
-        deleteTree(folder);
-      }
     }
   }
 
-  private static void deleteTree(Path folder) {
-    try (var walk = Files.walk(folder)) {
-      walk.sorted(java.util.Comparator.reverseOrder()).forEach(AtomicFiles::deleteQuietly);
-    } catch (IOException e) {
-      // A temporary folder left behind is harmless.
-    }
-  }
 }

@@ -97,7 +97,7 @@ public final class QualityGate {
    */
   public static Drawing draw(Path pipeline, QualityGrid grid, Runnable onImage) {
     check(pipeline, "pipeline");
-    Path scratch = null;
+    dev.kiln.common.ScratchFolder scratch = null;
     try {
       Map<Path, Model> emulated = new LinkedHashMap<>();
       int pairs = 0;
@@ -110,8 +110,8 @@ public final class QualityGate {
       }
       Path drawn = pipeline;
       if (!emulated.isEmpty()) {
-        scratch = Files.createTempDirectory("kiln-compare-fp16-");
-        drawn = emulatedCopy(pipeline, scratch, emulated);
+        scratch = dev.kiln.common.ScratchFolder.create("compare-fp16");
+        drawn = emulatedCopy(pipeline, scratch.path(), emulated);
       }
       String drawnAs = emulated.isEmpty() ? "as is" : "fp16 storage emulated in float32 (" + emulated.size()
           + " models, float16 weights widened exactly, " + pairs + " Cast(float16)->Cast(float32) pairs after float16 activations)";
@@ -120,7 +120,7 @@ public final class QualityGate {
       throw new UncheckedIOException(e);
     } finally {
       if (scratch != null) {
-        deleteTree(scratch);
+        scratch.close();
       }
     }
   }
@@ -316,15 +316,6 @@ public final class QualityGate {
     return copy;
   }
 
-  private static void deleteTree(Path root) {
-    try (Stream<Path> files = Files.walk(root)) {
-      for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(file);
-      }
-    } catch (IOException e) {
-      // A leftover temporary folder is harmless; the report does not depend on it.
-    }
-  }
 
   private static Drawing result(Future<Drawing> drawing) {
     try {
