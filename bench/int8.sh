@@ -33,9 +33,10 @@ out="$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-int8.XXXXXX")"
 trap 'rm -rf "$out"' EXIT
 cd "$root"
 ./kiln --help >/dev/null   # builds the CLI once, outside the timed runs
-mvn -B -q -o -pl validator -am test-compile dependency:build-classpath -Dmdep.outputFile=target/bench-classpath.txt \
-  -Dmdep.includeScope=test >&2
-classpath="validator/target/test-classes:validator/target/classes:$(cat validator/target/bench-classpath.txt)"
+# The timing helper is one small test-scope class (shared with bench/static.sh); compile it against the CLI's classpath.
+mkdir -p "$out/classes"
+javac -d "$out/classes" -cp "$(cat cli/target/classpath.txt)" optimizer/src/test/java/dev/kiln/optimizer/bench/UnetStepBenchmark.java
+classpath="$out/classes:$(cat cli/target/classpath.txt)"
 
 echo "# Kiln int8 benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(java -version 2>&1 | head -1)"
 echo
@@ -96,8 +97,8 @@ for ((round = 0; round < rounds; round++)); do
   for ((k = 0; k < count; k++)); do
     index=$(( (k + round) % count ))   # rotate the order each round
     name="${names[$index]}"
-    /usr/bin/time -f "%M" -o "$out/rss.txt" java -Xmx1g -cp "$classpath" dev.kiln.validator.bench.UnetStepBenchmark \
-      "${paths[$index]}" "$threads" "$latents" "$calls" "$level" > "$out/step.json"
+    /usr/bin/time -f "%M" -o "$out/rss.txt" java -Xmx1g -cp "$classpath" dev.kiln.optimizer.bench.UnetStepBenchmark \
+      "${paths[$index]}" "$latents" "$level" "$calls" "$threads" json > "$out/step.json"
     echo "$name $(tail -1 "$out/rss.txt") $(du -sbL "$(dirname "${paths[$index]}")" | cut -f1) $(cat "$out/step.json")" >> "$out/step-rows"
     echo "round $((round + 1))/$rounds $name: $(cat "$out/step.json")" >&2
   done
